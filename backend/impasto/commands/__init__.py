@@ -1,0 +1,1 @@
+"""Sub-commands of the `impasto` CLI, one module each (discovered by impasto.cli)."""

@@ -1,0 +1,89 @@
+"""Engine registry: one entry point, ``stylize``, that every caller (CLI, daemon, benchmarks) uses.
+
+It does what is common to all engines -- validate options, split off alpha, resize the content to the output size,
+call the engine, apply colour preservation and strength, put alpha back -- and dispatches to the engine module
+named in ``ENGINE_MODULES``.  Each engine module exposes ``stylize(content, style, options, *, progress, cancel,
+device, on_tile)`` returning a (1, 3, H, W) tensor in [0, 1] of the same size as the content it was given.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+
+from impasto_protocol.options import StylizeOptions
+
+from .base import CancelCheck, Cancelled, EngineError, Progress, ProgressFn, TileFn, never_cancel, no_progress
+from .postprocess import apply_strength_and_color
+
+log = logging.getLogger(__name__)
+
+ENGINE_MODULES = {
+    "gatys": "impasto.engines.optim.gatys",
+    "strotss": "impasto.engines.optim.strotss",
+    "dst": "impasto.engines.dst.engine",
+    "mt": "impasto.engines.mt.engine",
+}
+
+__all__ = ["stylize", "output_size", "Cancelled", "EngineError", "Progress", "ENGINE_MODULES"]
+
+
+def output_size(height: int, width: int, options: StylizeOptions) -> tuple[int, int]:
+    """(H, W) of the result for a content of (height, width): long side = ``max_side`` or ``size``."""
+    long_side = options.max_side or options.size
+    scale = long_side / max(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def load_engine(name: str):
+    try:
+        module_name = ENGINE_MODULES[name]
+    except KeyError:
+        raise EngineError(f"unknown engine {name!r}; choose one of {', '.join(ENGINE_MODULES)}") from None
+    return importlib.import_module(module_name)
+
+
+def stylize(content: torch.Tensor, style: Optional[torch.Tensor], options: StylizeOptions, *,
+            progress: ProgressFn = no_progress, cancel: CancelCheck = never_cancel,
+            device: Optional[torch.device] = None, on_tile: Optional[TileFn] = None) -> torch.Tensor:
+    """Stylize ``content`` ((1,3|4,H,W) float in [0,1]) and return the result at ``output_size``.
+
+    A 4th (alpha) channel is carried through unchanged (resized with the image).  ``on_tile`` receives finished
+    tiles (already colour-preserved and strength-blended) for engines that produce tiles.
+    """
+    options.validate()
+    if content.dim() != 4 or content.shape[0] != 1 or content.shape[1] not in (3, 4):
+        raise EngineError(f"content must be a (1, 3|4, H, W) tensor, got {tuple(content.shape)}")
+    if style is not None and (style.dim() != 4 or style.shape[1] not in (3, 4)):
+        raise EngineError(f"style must be a (1, 3|4, H, W) tensor, got {tuple(style.shape)}")
+    if style is not None:
+        style = style[:, :3]
+    if options.engine != "mt" and style is None:
+        raise EngineError(f"engine {options.engine!r} needs a style image")
+    engine = load_engine(options.engine)
+
+    out_h, out_w = output_size(content.shape[2], content.shape[3], options)
+    if (out_h, out_w) != tuple(content.shape[2:]):
+        content = F.interpolate(content, size=(out_h, out_w), mode="bicubic", align_corners=False,
+                                antialias=True).clamp_(0, 1)
+    rgb, alpha = content[:, :3], (content[:, 3:] if content.shape[1] == 4 else None)
+
+    tile_cb = None
+    if on_tile is not None:
+        def tile_cb(x: int, y: int, tile: torch.Tensor) -> None:
+            h, w = tile.shape[2:]
+            src = rgb[:, :, y:y + h, x:x + w].to(tile.device, tile.dtype)
+            on_tile(x, y, apply_strength_and_color(tile, src, options))
+
+    log.info("stylize engine=%s out=%dx%d size=%d", options.engine, out_w, out_h, options.size)
+    result = engine.stylize(rgb, style, options, progress=progress, cancel=cancel, device=device, on_tile=tile_cb)
+    result = result.to(rgb.device, torch.float32)
+    if tuple(result.shape[2:]) != (out_h, out_w):
+        result = F.interpolate(result, size=(out_h, out_w), mode="bicubic", align_corners=False).clamp_(0, 1)
+    result = apply_strength_and_color(result, rgb, options)
+    if alpha is not None:
+        result = torch.cat([result, alpha], dim=1)
+    return result
