@@ -3,7 +3,9 @@
 It does what is common to all engines -- validate options, split off alpha, resize the content to the output size,
 call the engine, apply colour preservation and strength, put alpha back -- and dispatches to the engine module
 named in ``ENGINE_MODULES``.  Each engine module exposes ``stylize(content, style, options, *, progress, cancel,
-device, on_tile)`` returning a (1, 3, H, W) tensor in [0, 1] of the same size as the content it was given.
+device, on_tile, artifacts)`` returning a (1, 3, H, W) tensor in [0, 1] of the same size as the content it was
+given.  ``artifacts``, when a dict is passed, receives named side products for callers that want them, e.g.
+``"keypoints"`` (list of ``KeypointPair`` a DST run used) and ``"debug_images"`` ({name: (1,3,h,w) tensor}).
 """
 from __future__ import annotations
 
@@ -48,7 +50,8 @@ def load_engine(name: str):
 
 def stylize(content: torch.Tensor, style: Optional[torch.Tensor], options: StylizeOptions, *,
             progress: ProgressFn = no_progress, cancel: CancelCheck = never_cancel,
-            device: Optional[torch.device] = None, on_tile: Optional[TileFn] = None) -> torch.Tensor:
+            device: Optional[torch.device] = None, on_tile: Optional[TileFn] = None,
+            artifacts: Optional[dict] = None) -> torch.Tensor:
     """Stylize ``content`` ((1,3|4,H,W) float in [0,1]) and return the result at ``output_size``.
 
     A 4th (alpha) channel is carried through unchanged (resized with the image).  ``on_tile`` receives finished
@@ -79,7 +82,8 @@ def stylize(content: torch.Tensor, style: Optional[torch.Tensor], options: Styli
             on_tile(x, y, apply_strength_and_color(tile, src, options))
 
     log.info("stylize engine=%s out=%dx%d size=%d", options.engine, out_w, out_h, options.size)
-    result = engine.stylize(rgb, style, options, progress=progress, cancel=cancel, device=device, on_tile=tile_cb)
+    result = engine.stylize(rgb, style, options, progress=progress, cancel=cancel, device=device, on_tile=tile_cb,
+                            artifacts=artifacts)
     result = result.to(rgb.device, torch.float32)
     if tuple(result.shape[2:]) != (out_h, out_w):
         result = F.interpolate(result, size=(out_h, out_w), mode="bicubic", align_corners=False).clamp_(0, 1)
