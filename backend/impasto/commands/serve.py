@@ -1,0 +1,91 @@
+"""`impasto serve`: run the daemon (or stop the running one with --stop)."""
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+
+from impasto_protocol.connection import (ConnectionFileError, default_connection_file, pid_alive,
+                                         read_connection_file, remove_connection_file)
+
+from ..errors import ImpastoError
+
+NAME = "serve"
+HELP = "run the daemon the Krita/GIMP plugins and `impasto stylize --daemon` talk to (--stop stops it)"
+log = logging.getLogger(__name__)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--stop", action="store_true", help="stop the running daemon (its jobs are cancelled)")
+    p.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (default: any free port)")
+    p.add_argument("--ipc", metavar="PATH", help="listen on the Unix socket PATH (ipc://) instead of TCP")
+    p.add_argument("--connection-file", type=Path, help="where to write the connection file "
+                   "(default: the user runtime dir; IMPASTO_RUNTIME_DIR overrides)")
+    p.add_argument("--max-pixels", type=int, default=None, help="largest image accepted, in pixels (default 268M)")
+    p.add_argument("--max-message-mb", type=int, default=None, help="largest frame accepted, in MiB (default 4096)")
+    p.add_argument("--heartbeat-timeout", type=float, default=1.0,
+                   help="seconds of silence after which a pinging client's jobs are cancelled (default 1)")
+    p.add_argument("--device", action="append", dest="devices", metavar="DEVICE",
+                   help="run a worker on DEVICE (repeatable; default: every CUDA device, else the CPU)")
+    p.add_argument("--test-engines", action="store_true",
+                   help="add the weight-free identity/sleep/fail/oom engines (tests and benchmarks only)")
+
+
+def stop(path: Path, timeout: float = 20.0) -> int:
+    from impasto_protocol.client import Client, DaemonNotRunning
+    try:
+        info = read_connection_file(path)
+    except ConnectionFileError as e:
+        print(f"no daemon running ({e})")
+        return 1
+    if not info.pid_alive():
+        remove_connection_file(path, pid=info.pid)
+        print(f"removed a stale connection file (pid {info.pid} is not running)")
+        return 0
+    try:
+        client = Client(info, heartbeat=False)
+        try:
+            client.shutdown(cancel_jobs=True, timeout=5.0)
+        finally:
+            client.close(cancel_jobs=False)
+    except DaemonNotRunning as e:
+        raise ImpastoError(f"the daemon (pid {info.pid}) does not answer: {e}; kill it with `kill {info.pid}`") from None
+    deadline = time.monotonic() + timeout
+    while pid_alive(info.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if pid_alive(info.pid):
+        raise ImpastoError(f"the daemon (pid {info.pid}) is still running after {timeout:.0f} s")
+    print(f"stopped the daemon (pid {info.pid})")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    path = args.connection_file or default_connection_file()
+    if args.stop:
+        return stop(path)
+    try:
+        old = read_connection_file(path)
+        if old.pid_alive():
+            raise ImpastoError(f"a daemon is already running (pid {old.pid}, {old.endpoint}); "
+                               f"`impasto serve --stop` stops it")
+        log.warning("removing a stale connection file (pid %d is not running)", old.pid)
+        remove_connection_file(path, pid=old.pid)
+    except ConnectionFileError:
+        pass
+    if not logging.getLogger().isEnabledFor(logging.INFO):
+        logging.getLogger("impasto").setLevel(logging.INFO)
+    from ..daemon.config import DaemonConfig
+    from ..daemon.server import Daemon
+    kw = {}
+    if args.max_pixels is not None:
+        kw["max_pixels"] = args.max_pixels
+    if args.max_message_mb is not None:
+        kw["max_message_bytes"] = args.max_message_mb << 20
+    config = DaemonConfig(port=args.port, ipc_path=args.ipc, connection_file=path,
+                          heartbeat_timeout=args.heartbeat_timeout, test_engines=args.test_engines,
+                          devices=args.devices, **kw)
+    daemon = Daemon(config)
+    info = daemon.bind()
+    print(f"impasto daemon pid {info.pid} listening on {info.endpoint} (connection file {path})", flush=True)
+    return daemon.serve_forever()

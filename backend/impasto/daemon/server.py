@@ -1,0 +1,360 @@
+"""``impasto serve``: the ZeroMQ ROUTER loop that verifies, validates and queues requests and answers them.
+
+The main thread owns the ROUTER socket: it verifies signatures (dropping anything unsigned or badly signed),
+refuses replays, validates requests before anything is allocated for them, answers hello/status/list_styles/ping/
+cancel/shutdown at once (so they never wait behind a job), queues jobs, forwards what the workers send, and
+watches client liveness: a session that has pinged and falls silent for ``heartbeat_timeout`` seconds, or whose
+socket has gone (ROUTER_MANDATORY send failure), has its jobs cancelled.
+"""
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import signal
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+import zmq
+
+from impasto_protocol.connection import ConnectionInfo, new_key, remove_connection_file, write_connection_file
+from impasto_protocol.images import DTYPES
+from impasto_protocol.messages import (ACCEPTED, CANCEL_REPLY, CANCELLED, DELIVER, ERROR, HELLO_REPLY,
+                                       LIST_STYLES_REPLY, PONG, SHUTDOWN_REPLY, STATUS_REPLY)
+from impasto_protocol.wire import (PROTOCOL_VERSION, Message, ReplayGuard, Signer, WireError, deserialize,
+                                   make_header, new_id, serialize)
+
+from .. import __version__
+from . import styles as styles_mod
+from .config import DaemonConfig
+from .jobs import Job, JobQueue
+from .test_engines import TEST_ENGINES
+from .validation import (RequestError, available_engines, build_stylize_job, build_train_job, check_fields,
+                         module_available, TRAIN_MODULE)
+from .worker import OUTBOX, Worker
+
+log = logging.getLogger(__name__)
+REAP_INTERVAL = 0.1
+SHUTDOWN_GRACE = 15.0          # seconds running jobs get to notice a shutdown cancel
+
+
+@dataclass
+class Session:
+    last_seen: float
+    pinging: bool = False
+
+
+def default_devices() -> list[str]:
+    if torch.cuda.is_available():
+        return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    return ["cpu"]
+
+
+class Daemon:
+    def __init__(self, config: DaemonConfig):
+        self.config = config
+        self.key = new_key()
+        self.signer = Signer(self.key)
+        self.guard = ReplayGuard(window=config.replay_window)
+        self.session = new_id()
+        self.queue = JobQueue()
+        self.queue_closed = False
+        self.sessions: dict[str, Session] = {}
+        self.dropped: Counter = Counter()
+        self.started = time.time()
+        self.devices = config.devices or default_devices()
+        self.ctx = zmq.Context()
+        self.router: zmq.Socket | None = None
+        self.outbox: zmq.Socket | None = None
+        self.workers: list[Worker] = []
+        self.info: ConnectionInfo | None = None
+        self.stopping: str | None = None
+        self._stop_at = 0.0
+        self._signal: int | None = None
+
+    # -- setup -----------------------------------------------------------------------------------------------------
+    def bind(self) -> ConnectionInfo:
+        c = self.config
+        r = self.ctx.socket(zmq.ROUTER)
+        r.linger = 1000
+        r.router_mandatory = 1          # sends to a vanished client raise EHOSTUNREACH -> its jobs are cancelled
+        r.router_handover = 1
+        r.maxmsgsize = c.max_message_bytes
+        r.sndhwm = 0                    # never drop or block on a slow client; its queue is bounded by its jobs
+        if c.ipc_path:
+            r.bind(f"ipc://{c.ipc_path}")
+            if os.name == "posix":
+                os.chmod(c.ipc_path, 0o600)
+            transport, port, path = "ipc", 0, c.ipc_path
+        else:
+            r.bind(f"tcp://{c.ip}:{c.port or '*'}")
+            transport, path = "tcp", ""
+            port = int(r.getsockopt_string(zmq.LAST_ENDPOINT).rsplit(":", 1)[1])
+        self.router = r
+        self.outbox = self.ctx.socket(zmq.PULL)
+        self.outbox.rcvhwm = 0
+        self.outbox.bind(OUTBOX)
+        self.workers = [Worker(self, dev) for dev in self.devices]
+        for w in self.workers:
+            w.start()
+        self.info = ConnectionInfo(transport=transport, ip=c.ip if transport == "tcp" else "", port=port, path=path,
+                                   key=self.key, pid=os.getpid(), impasto_version=__version__, started=self.started)
+        write_connection_file(self.info, c.connection_file)
+        log.info("event=listening endpoint=%s pid=%d devices=%s connection_file=%s test_engines=%s",
+                 self.info.endpoint, os.getpid(), ",".join(self.devices), c.connection_file, c.test_engines)
+        return self.info
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        self._signal = signum
+
+    def serve_forever(self) -> int:
+        if self.router is None:
+            self.bind()
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._on_signal)
+            signal.signal(signal.SIGINT, self._on_signal)
+        assert self.router is not None and self.outbox is not None
+        poller = zmq.Poller()
+        poller.register(self.router, zmq.POLLIN)
+        poller.register(self.outbox, zmq.POLLIN)
+        last_reap = time.monotonic()
+        try:
+            while True:
+                events = dict(poller.poll(50))
+                if self.outbox in events:
+                    self._forward_outbox(limit=1000)
+                if self.router in events:
+                    for _ in range(200):
+                        try:
+                            frames = self.router.recv_multipart(zmq.NOBLOCK, copy=False)
+                        except zmq.Again:
+                            break
+                        self.handle(frames)
+                if self._signal is not None and not self.stopping:
+                    log.info("event=signal signum=%d", self._signal)
+                    self.begin_stop("signal", cancel_jobs=True)
+                now = time.monotonic()
+                if now - last_reap >= REAP_INTERVAL:
+                    last_reap = now
+                    self.reap(now)
+                if self.stopping and ((self.queue.idle() and not self.outbox.poll(0)) or now > self._stop_at):
+                    break
+        finally:
+            self.close()
+        return 0
+
+    def close(self) -> None:
+        self.queue_closed = True
+        self.queue.close()
+        for w in self.workers:
+            w.join(timeout=5.0)
+        if self.outbox is not None:
+            self._forward_outbox(limit=10000)
+        if self.info is not None:
+            remove_connection_file(self.config.connection_file, pid=os.getpid())
+        for s in (self.outbox, self.router):
+            if s is not None:
+                s.close()
+        self.ctx.term()
+        log.info("event=stopped reason=%s", self.stopping)
+
+    # -- sending ---------------------------------------------------------------------------------------------------
+    def _send_frames(self, frames: Sequence[Any]) -> bool:
+        assert self.router is not None
+        try:
+            self.router.send_multipart(frames, copy=False)
+            return True
+        except zmq.ZMQError as e:
+            if e.errno != errno.EHOSTUNREACH:
+                raise
+            first = frames[0]
+            ident = first.bytes if isinstance(first, zmq.Frame) else bytes(first)
+            self.client_gone(ident)
+            return False
+
+    def _forward_outbox(self, limit: int) -> None:
+        assert self.outbox is not None
+        for _ in range(limit):
+            try:
+                frames = self.outbox.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            self._send_frames(frames)
+
+    def reply(self, identities: Sequence[bytes], parent: dict, msg_type: str, content: dict,
+              buffers: Sequence[Any] = (), job_id: str | None = None) -> bool:
+        if not identities:
+            return False
+        jid = job_id if job_id is not None else (parent.get("job_id") if isinstance(parent, dict) else None)
+        frames = serialize(self.signer, make_header(msg_type, self.session, jid), content, buffers,
+                           parent=parent, identities=identities)
+        return self._send_frames(frames)
+
+    def reply_error(self, identities: Sequence[bytes], parent: dict, code: str, message: str) -> None:
+        log.info("event=refused code=%s type=%s message=%s", code, (parent or {}).get("msg_type"), message)
+        self.reply(identities, parent or {}, ERROR, {"code": code, "message": message})
+
+    # -- receiving -------------------------------------------------------------------------------------------------
+    def handle(self, frames: list) -> None:
+        try:
+            msg = deserialize(self.signer, frames, self.guard)
+        except WireError as e:
+            if not e.signed:
+                self.dropped[e.code] += 1
+                n = self.dropped[e.code]
+                if n <= 10 or n % 1000 == 0:
+                    log.warning("event=dropped code=%s count=%d detail=%s", e.code, n, e)
+                return
+            self.dropped[e.code] += 1
+            self.reply_error(e.identities, e.header or {}, e.code, str(e))
+            return
+        sess = self.sessions.get(msg.session)
+        if sess is None:
+            sess = self.sessions[msg.session] = Session(time.monotonic())
+        sess.last_seen = time.monotonic()
+        try:
+            check_fields(msg)
+            getattr(self, f"on_{msg.msg_type}")(msg)
+        except RequestError as e:
+            self.reply_error(msg.identities, msg.header, e.code, str(e))
+        except Exception as e:  # noqa: BLE001 - the loop must survive anything a request triggers
+            log.exception("event=handler_crash type=%s", msg.msg_type)
+            self.reply_error(msg.identities, msg.header, "internal", f"{e.__class__.__name__}: {e}")
+
+    def on_ping(self, msg: Message) -> None:
+        self.sessions[msg.session].pinging = True
+        self.reply(msg.identities, msg.header, PONG, {})
+
+    def limits(self) -> dict:
+        c = self.config
+        return {"max_pixels": c.max_pixels, "max_message_bytes": c.max_message_bytes,
+                "max_active_jobs": c.max_active_jobs, "heartbeat_timeout": c.heartbeat_timeout,
+                "replay_window": c.replay_window}
+
+    def on_hello(self, msg: Message) -> None:
+        self.reply(msg.identities, msg.header, HELLO_REPLY, {
+            "protocol_version": PROTOCOL_VERSION, "impasto_version": __version__, "torch_version": torch.__version__,
+            "pid": os.getpid(), "devices": self.devices, "engines": available_engines(),
+            "test_engines": list(TEST_ENGINES) if self.config.test_engines else [],
+            "training": module_available(TRAIN_MODULE), "styles": styles_mod.style_names(),
+            "limits": self.limits(), "dtypes": list(DTYPES), "deliver": list(DELIVER)})
+
+    def on_status(self, msg: Message) -> None:
+        jobs = self.queue.jobs()
+        self.reply(msg.identities, msg.header, STATUS_REPLY, {
+            "pid": os.getpid(), "uptime": round(time.time() - self.started, 3), "impasto_version": __version__,
+            "protocol_version": PROTOCOL_VERSION, "devices": self.devices,
+            "endpoint": self.info.endpoint if self.info else "", "stopping": self.stopping,
+            "queued": [j.summary() for j in jobs if j.state == "queued"],
+            "running": [j.summary() for j in jobs if j.state == "running"],
+            "recent": list(self.queue.recent)[-50:], "sessions": len(self.sessions),
+            "dropped": dict(self.dropped), "limits": self.limits()})
+
+    def on_list_styles(self, msg: Message) -> None:
+        want_thumbs = msg.content.get("thumbnails", True)
+        if not isinstance(want_thumbs, bool):
+            raise RequestError("bad_request", "thumbnails must be true or false")
+        out, buffers = [], []
+        for s in styles_mod.list_styles():
+            d = {k: s.get(k) for k in ("name", "title", "artist", "year")}
+            thumb = s.get("thumbnail") if want_thumbs else None
+            d["thumbnail"] = None
+            if thumb:
+                d["thumbnail"] = len(buffers)
+                buffers.append(thumb)
+            out.append(d)
+        self.reply(msg.identities, msg.header, LIST_STYLES_REPLY, {"styles": out}, buffers)
+
+    def _admit(self, msg: Message) -> None:
+        if self.stopping:
+            raise RequestError("shutting_down", "the daemon is shutting down and takes no new jobs")
+        if len(self.queue.active) >= self.config.max_active_jobs:
+            raise RequestError("busy", f"the daemon already holds {self.config.max_active_jobs} jobs; "
+                               f"wait for some to finish")
+        if msg.job_id and (self.queue.get_job(msg.job_id) or self.queue.find_recent(msg.job_id)):
+            raise RequestError("duplicate_job", f"job id {msg.job_id} is already in use")
+
+    def _enqueue(self, job: Job) -> None:
+        ahead = sum(1 for j in self.queue.jobs() if j.state == "running" or
+                    (j.state == "queued" and j.priority <= job.priority))
+        self.reply(job.identities, job.request_header, ACCEPTED, {"position": ahead}, job_id=job.job_id)
+        self.queue.put(job)
+        log.info("job=%s event=queued kind=%s engine=%s position=%d", job.job_id, job.kind, job.engine_name, ahead)
+
+    def on_stylize(self, msg: Message) -> None:
+        self._admit(msg)
+        self._enqueue(build_stylize_job(msg, self.config, styles=styles_mod.style_names_or_none()))
+
+    def on_train(self, msg: Message) -> None:
+        self._admit(msg)
+        self._enqueue(build_train_job(msg, self.config))
+
+    def on_cancel(self, msg: Message) -> None:
+        if not msg.job_id:
+            raise RequestError("bad_request", "cancel needs header.job_id")
+        job = self.queue.get_job(msg.job_id)
+        if job is None:
+            recent = self.queue.find_recent(msg.job_id)
+            if recent is None:
+                raise RequestError("unknown_job", f"no job {msg.job_id} in this daemon")
+            self.reply(msg.identities, msg.header, CANCEL_REPLY, {"state": recent["state"]})
+            return
+        state = self.cancel_job(job, "requested")
+        self.reply(msg.identities, msg.header, CANCEL_REPLY, {"state": state})
+
+    def on_shutdown(self, msg: Message) -> None:
+        cancel_jobs = msg.content.get("cancel_jobs", True)
+        if not isinstance(cancel_jobs, bool):
+            raise RequestError("bad_request", "cancel_jobs must be true or false")
+        n = len(self.queue.active)
+        self.reply(msg.identities, msg.header, SHUTDOWN_REPLY, {"jobs": n, "cancel_jobs": cancel_jobs,
+                                                                 "pid": os.getpid()})
+        self.begin_stop("shutdown", cancel_jobs)
+
+    # -- jobs and liveness -----------------------------------------------------------------------------------------
+    def cancel_job(self, job: Job, reason: str) -> str:
+        """Cancel a queued job at once (answering it) or ask a running one to stop.  Returns the new state."""
+        if self.queue.remove_queued(job):
+            job.request_cancel(reason)
+            self.queue.finish(job, "cancelled", reason)
+            self.reply(job.identities, job.request_header, CANCELLED,
+                       {"reason": reason, "info": {"steps_at_cancel": 0, "steps_done": 0}}, job_id=job.job_id)
+            log.info("job=%s event=cancelled reason=%s queued=1", job.job_id, reason)
+            return "cancelled"
+        if job.state == "running":
+            job.request_cancel(reason)
+            log.info("job=%s event=cancel_requested reason=%s step=%d", job.job_id, reason, job.steps)
+            return "cancelling"
+        return job.state
+
+    def client_gone(self, identity: bytes) -> None:
+        for job in self.queue.jobs():
+            if job.identities and job.identities[0] == identity and not job.cancel_event.is_set():
+                log.info("job=%s event=client_gone via=send_failure", job.job_id)
+                self.cancel_job(job, "client_gone")
+
+    def reap(self, now: float) -> None:
+        timeout = self.config.heartbeat_timeout
+        for job in self.queue.jobs():
+            sess = self.sessions.get(job.session)
+            if sess and sess.pinging and now - sess.last_seen > timeout and not job.cancel_event.is_set():
+                log.info("job=%s event=client_gone via=heartbeat silent=%.2f", job.job_id, now - sess.last_seen)
+                self.cancel_job(job, "client_gone")
+        if len(self.sessions) > 64:
+            busy = {j.session for j in self.queue.jobs()}
+            for sid in [s for s, v in self.sessions.items() if now - v.last_seen > 60 and s not in busy]:
+                del self.sessions[sid]
+
+    def begin_stop(self, reason: str, cancel_jobs: bool) -> None:
+        if self.stopping:
+            return
+        self.stopping = reason
+        self._stop_at = time.monotonic() + (SHUTDOWN_GRACE if cancel_jobs else 24 * 3600.0)
+        log.info("event=stopping reason=%s cancel_jobs=%s jobs=%d", reason, cancel_jobs, len(self.queue.active))
+        if cancel_jobs:
+            for job in self.queue.jobs():
+                self.cancel_job(job, "shutdown")

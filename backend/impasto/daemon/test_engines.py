@@ -1,0 +1,54 @@
+"""Deterministic engines that need no weights, enabled only by ``impasto serve --test-engines``.
+
+They exist so the daemon's transport, queue, cancel and liveness behaviour can be tested and benchmarked without
+VGG or trained models.  They are not in ``StylizeOptions.ENGINES``; the daemon validates their options by checking
+the rest of the options as if for a real engine.
+
+- ``identity``: returns the content at the output size (alpha kept), like the registry does before an engine runs.
+- ``sleep``: ``steps`` steps (default 20) of ``learning_rate`` seconds each (default 0.05), reporting progress and
+  checking cancel after every step, then returns like ``identity``.
+- ``fail``: raises RuntimeError (an engine bug).   ``oom``: raises MemoryError (out of memory).
+"""
+from __future__ import annotations
+
+import time
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+
+from ..engines import output_size
+from ..engines.base import CancelCheck, Progress, ProgressFn, check_cancel, never_cancel, no_progress
+
+TEST_ENGINES = ("identity", "sleep", "fail", "oom")
+
+
+def _resized(content: torch.Tensor, options) -> torch.Tensor:
+    out_h, out_w = output_size(content.shape[2], content.shape[3], options)
+    if (out_h, out_w) != tuple(content.shape[2:]):
+        content = F.interpolate(content, size=(out_h, out_w), mode="bicubic", align_corners=False,
+                                antialias=True).clamp_(0, 1)
+    return content
+
+
+def stylize(name: str, content: torch.Tensor, style: Optional[torch.Tensor], options, *,
+            progress: ProgressFn = no_progress, cancel: CancelCheck = never_cancel, **_: object) -> torch.Tensor:
+    if name == "identity":
+        check_cancel(cancel)
+        out = _resized(content, options)
+        progress(Progress(1.0, "identity"))
+        return out
+    if name == "sleep":
+        steps = options.steps or 20
+        dt = options.learning_rate if options.learning_rate is not None else 0.05
+        for i in range(steps):
+            check_cancel(cancel)
+            time.sleep(dt)
+            progress(Progress((i + 1) / steps, f"step {i + 1}/{steps}"))
+        check_cancel(cancel)
+        return _resized(content, options)
+    if name == "fail":
+        raise RuntimeError("the 'fail' test engine always fails")
+    if name == "oom":
+        raise MemoryError("the 'oom' test engine pretends to run out of memory")
+    raise KeyError(name)

@@ -1,0 +1,157 @@
+"""Checking requests before anything is allocated for them; every refusal is a ``RequestError`` with a code."""
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+from typing import Any, Sequence
+
+from impasto_protocol.images import ImageBuffer, ImageBufferError
+from impasto_protocol.messages import DELIVER, REQUEST_FIELDS
+from impasto_protocol.options import OptionsError, StylizeOptions
+from impasto_protocol.wire import Message
+
+from ..engines import ENGINE_MODULES, output_size
+from .config import DaemonConfig
+from .jobs import PRIORITY_INTERACTIVE, PRIORITY_TRAINING, Job
+from .test_engines import TEST_ENGINES
+
+TRAIN_MODULE = "impasto.engines.mt.train"
+
+
+class RequestError(Exception):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+def module_available(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def available_engines() -> list[str]:
+    return [name for name, mod in ENGINE_MODULES.items() if module_available(mod)]
+
+
+def check_fields(msg: Message) -> None:
+    allowed = REQUEST_FIELDS.get(msg.msg_type)
+    if allowed is None:
+        raise RequestError("unknown_type", f"unknown message type {msg.msg_type!r}; known: "
+                           f"{', '.join(sorted(REQUEST_FIELDS))}")
+    unknown = sorted(set(msg.content) - allowed)
+    if unknown:
+        raise RequestError("unknown_field", f"{msg.msg_type}: unknown field(s) {', '.join(unknown)}")
+
+
+def _image(content: dict, name: str, buffers: Sequence[Any], used: set, config: DaemonConfig,
+           required: bool) -> ImageBuffer | None:
+    desc = content.get(name)
+    if desc is None:
+        if required:
+            raise RequestError("bad_request", f"the {name} image is missing")
+        return None
+    try:
+        img = ImageBuffer.from_description(desc, buffers, max_pixels=config.max_pixels, what=name)
+    except ImageBufferError as e:
+        raise RequestError(e.code, str(e)) from None
+    idx = desc["buffer"]
+    if idx in used:
+        raise RequestError("bad_image", f"{name}: buffer {idx} is already used by another image")
+    used.add(idx)
+    return img
+
+
+def parse_options(raw: Any, config: DaemonConfig) -> tuple[StylizeOptions, str | None]:
+    """Options and the test engine they name (None for a real engine)."""
+    if not isinstance(raw, dict):
+        raise RequestError("bad_request", "options must be a JSON object")
+    engine = raw.get("engine")
+    test_engine = None
+    try:
+        if config.test_engines and engine in TEST_ENGINES:
+            test_engine = engine
+            opts = StylizeOptions.from_dict({**raw, "engine": "gatys"})
+            opts = dataclasses.replace(opts, engine=engine)
+        else:
+            opts = StylizeOptions.from_dict(raw)
+    except OptionsError as e:
+        raise RequestError("bad_options", str(e)) from None
+    except TypeError as e:      # a field of the wrong JSON type the dataclass could not take
+        raise RequestError("bad_options", f"options: {e}") from None
+    return opts, test_engine
+
+
+def build_stylize_job(msg: Message, config: DaemonConfig, styles: Sequence[str] | None = None) -> Job:
+    c = msg.content
+    if not msg.job_id:
+        raise RequestError("bad_request", "stylize needs header.job_id (chosen by the client)")
+    if "options" not in c:
+        raise RequestError("bad_request", "stylize needs options")
+    opts, test_engine = parse_options(c["options"], config)
+    deliver = c.get("deliver", "result")
+    if deliver not in DELIVER:
+        raise RequestError("bad_request", f"deliver must be one of {', '.join(DELIVER)}, got {deliver!r}")
+    tile_size = c.get("tile_size", 1024)
+    if not isinstance(tile_size, int) or isinstance(tile_size, bool) or not 64 <= tile_size <= 16384:
+        raise RequestError("bad_request", f"tile_size must be an integer 64..16384, got {tile_size!r}")
+    used: set = set()
+    content = _image(c, "content", msg.buffers, used, config, required=True)
+    style = _image(c, "style", msg.buffers, used, config, required=False)
+    mask = _image(c, "mask", msg.buffers, used, config, required=False)
+    assert content is not None
+    if len(used) != len(msg.buffers):
+        raise RequestError("extra_buffers", f"{len(msg.buffers) - len(used)} buffer frame(s) are not referred to "
+                           f"by any image")
+    if mask is not None:
+        if mask.channels != 1:
+            raise RequestError("bad_image", f"mask must have 1 channel, got {mask.channels}")
+        if (mask.width, mask.height) != (content.width, content.height):
+            raise RequestError("bad_image", f"mask is {mask.width}×{mask.height} but the content is "
+                               f"{content.width}×{content.height}")
+    oh, ow = output_size(content.height, content.width, opts)
+    if oh * ow > config.max_pixels:
+        raise RequestError("too_large", f"the output {ow}×{oh} = {ow * oh / 1e6:.1f} MP is larger than the daemon's "
+                           f"limit of {config.max_pixels / 1e6:.1f} MP")
+    if test_engine is None:
+        if opts.engine not in available_engines():
+            raise RequestError("engine_unavailable", f"engine {opts.engine!r} is not installed in this daemon "
+                               f"(available: {', '.join(available_engines()) or 'none'})")
+        if opts.engine == "mt":
+            if styles is not None and opts.style_name not in styles:
+                raise RequestError("unknown_style", f"no MT style named {opts.style_name!r}; installed: "
+                                   f"{', '.join(styles) or 'none'}")
+        elif style is None:
+            raise RequestError("bad_request", f"engine {opts.engine!r} needs a style image")
+    return Job(job_id=msg.job_id, kind="stylize", session=msg.session, identities=msg.identities,
+               request_header=msg.header, priority=PRIORITY_INTERACTIVE, options=opts, test_engine=test_engine,
+               content=content, style=style, mask=mask, deliver=deliver, tile_size=tile_size)
+
+
+def build_train_job(msg: Message, config: DaemonConfig) -> Job:
+    c = msg.content
+    if not msg.job_id:
+        raise RequestError("bad_request", "train needs header.job_id (chosen by the client)")
+    name = c.get("name")
+    if not isinstance(name, str) or not name.strip() or len(name) > 100:
+        raise RequestError("bad_request", "train needs a style name (1..100 characters)")
+    if any(ch in name for ch in "/\\\0") or name.startswith("."):
+        raise RequestError("bad_request", f"style name {name!r} may not contain '/', '\\' or start with '.'")
+    steps = c.get("steps")
+    if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= 10_000_000):
+        raise RequestError("bad_request", f"steps must be an integer 1..10000000, got {steps!r}")
+    params = c.get("params", {})
+    if not isinstance(params, dict):
+        raise RequestError("bad_request", "params must be a JSON object")
+    used: set = set()
+    style = _image(c, "style", msg.buffers, used, config, required=True)
+    if len(used) != len(msg.buffers):
+        raise RequestError("extra_buffers", f"{len(msg.buffers) - len(used)} buffer frame(s) are not referred to "
+                           f"by any image")
+    if not module_available(TRAIN_MODULE):
+        raise RequestError("engine_unavailable", "MT training is not installed in this daemon "
+                           f"({TRAIN_MODULE} is missing)")
+    return Job(job_id=msg.job_id, kind="train", session=msg.session, identities=msg.identities,
+               request_header=msg.header, priority=PRIORITY_TRAINING, style=style, train_name=name,
+               train_steps=steps, train_params=params)

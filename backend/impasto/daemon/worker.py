@@ -1,0 +1,225 @@
+"""One worker thread per device: takes jobs from the queue, runs the engine, streams progress/tiles/result back.
+
+Workers never touch the ROUTER socket (ZeroMQ sockets are not thread-safe): they sign their messages here -- the
+heavy hashing of result buffers stays off the daemon's main loop -- and push the frames over an inproc PUSH socket;
+the main loop forwards them unchanged (zero-copy).
+"""
+from __future__ import annotations
+
+import gc
+import importlib
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Optional
+
+import torch
+import torch.nn.functional as F
+import zmq
+
+from impasto_protocol.messages import CANCELLED, ERROR, PROGRESS, RESULT, TILE
+from impasto_protocol.options import OptionsError
+from impasto_protocol.wire import make_header, serialize
+
+from .. import engines
+from ..engines.base import Cancelled, Progress
+from ..errors import ImpastoError
+from . import test_engines
+from .convert import PixelFormat, array_tile, buffer_to_tensor, preview_buffer, tensor_to_array, tensor_to_buffer
+from .jobs import Job
+from .validation import TRAIN_MODULE
+
+if TYPE_CHECKING:
+    from .server import Daemon
+
+log = logging.getLogger(__name__)
+OUTBOX = "inproc://impasto-outbox"
+COPY_THRESHOLD = 1 << 16
+
+
+def is_oom(e: BaseException) -> bool:
+    if isinstance(e, MemoryError):
+        return True
+    oom_type = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)
+    if oom_type is not None and isinstance(e, oom_type):
+        return True
+    msg = str(e).lower()
+    return isinstance(e, RuntimeError) and ("out of memory" in msg or "can't allocate memory" in msg)
+
+
+def apply_mask(result: torch.Tensor, content: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Stylized where the mask is 1, the (resized) content where it is 0."""
+    h, w = result.shape[2:]
+    if tuple(content.shape[2:]) != (h, w):
+        content = F.interpolate(content, size=(h, w), mode="bicubic", align_corners=False,
+                                antialias=True).clamp_(0, 1)
+    if tuple(mask.shape[2:]) != (h, w):
+        mask = F.interpolate(mask, size=(h, w), mode="bilinear", align_corners=False).clamp_(0, 1)
+    c = min(result.shape[1], content.shape[1])
+    out = result.clone()
+    out[:, :c] = torch.lerp(content[:, :c].to(result.dtype), result[:, :c], mask.to(result.dtype))
+    return out
+
+
+def run_stylize(job: Job, *, device: torch.device, progress, cancel, on_tile=None,
+                artifacts: Optional[dict] = None) -> torch.Tensor:
+    """The result tensor of a stylize job, exactly as an in-process caller of the engine registry would get it."""
+    assert job.content is not None and job.options is not None
+    content = buffer_to_tensor(job.content)
+    style = buffer_to_tensor(job.style) if job.style is not None else None
+    if job.test_engine:
+        result = test_engines.stylize(job.test_engine, content, style, job.options, progress=progress, cancel=cancel)
+    else:
+        result = engines.stylize(content, style, job.options, progress=progress, cancel=cancel, device=device,
+                                 on_tile=on_tile, artifacts=artifacts)
+    if job.mask is not None:
+        result = apply_mask(result, content, buffer_to_tensor(job.mask, color=False))
+    return result
+
+
+class Worker(threading.Thread):
+    def __init__(self, daemon: "Daemon", device: str):
+        super().__init__(name=f"impasto-worker-{device}", daemon=True)
+        self.daemon_ref = daemon
+        self.device = torch.device(device)
+        self.current: Optional[Job] = None
+        self._push: Optional[zmq.Socket] = None
+
+    # -- messaging -------------------------------------------------------------------------------------------------
+    def send(self, job: Job, msg_type: str, content: dict, buffers: list | tuple = ()) -> None:
+        d = self.daemon_ref
+        frames = serialize(d.signer, make_header(msg_type, d.session, job.job_id), content, buffers,
+                           parent=job.request_header, identities=job.identities)
+        big = any(memoryview(b).nbytes >= COPY_THRESHOLD for b in buffers)
+        assert self._push is not None
+        self._push.send_multipart(frames, copy=not big)
+
+    # -- loop ------------------------------------------------------------------------------------------------------
+    def run(self) -> None:
+        d = self.daemon_ref
+        self._push = d.ctx.socket(zmq.PUSH)
+        self._push.sndhwm = 0
+        self._push.linger = 2000
+        self._push.connect(OUTBOX)
+        try:
+            while True:
+                job = d.queue.get(timeout=0.2)
+                if job is None:
+                    if d.queue_closed:
+                        break
+                    continue
+                self.current = job
+                try:
+                    self.run_job(job)
+                finally:
+                    self.current = None
+        finally:
+            self._push.close()
+
+    def run_job(self, job: Job) -> None:
+        d = self.daemon_ref
+        job.device = str(self.device)
+        t0 = time.perf_counter()
+        log.info("job=%s event=start kind=%s engine=%s device=%s", job.job_id, job.kind, job.engine_name, job.device)
+        state, reason = "done", ""
+        try:
+            if job.cancel_event.is_set():
+                raise Cancelled()
+            if job.kind == "stylize":
+                self._stylize(job, t0)
+            else:
+                self._train(job, t0)
+        except Cancelled:
+            state, reason = "cancelled", job.cancel_reason or "requested"
+            self.send(job, CANCELLED, {"reason": reason, "info": {"steps_at_cancel": job.steps_at_cancel,
+                                                                  "steps_done": job.steps}})
+        except Exception as e:  # noqa: BLE001 - any failure of a job must become an error reply
+            state = "error"
+            if is_oom(e):
+                reason, text = "out_of_memory", (f"out of memory on {job.device} ({e.__class__.__name__}); try a "
+                                                 f"smaller size or tile size")
+            elif isinstance(e, (ImpastoError, OptionsError)):
+                reason, text = "engine_error", str(e)
+            else:
+                reason, text = "internal", f"{e.__class__.__name__}: {e}"
+                log.exception("job=%s event=crash", job.job_id)
+            self.send(job, ERROR, {"code": reason, "message": text})
+        finally:
+            d.queue.finish(job, state, reason)
+            if state == "error":
+                gc.collect()
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+        log.info("job=%s event=%s reason=%s seconds=%.3f steps=%d", job.job_id, state, reason,
+                 time.perf_counter() - t0, job.steps)
+
+    def _progress_fn(self, job: Job):
+        interval = self.daemon_ref.config.progress_interval
+        last = [0.0]
+
+        def progress(p: Progress) -> None:
+            job.steps += 1
+            now = time.monotonic()
+            if p.preview is None and p.fraction < 1.0 and now - last[0] < interval:
+                return
+            last[0] = now
+            content: dict[str, Any] = {"fraction": float(p.fraction), "stage": str(p.stage), "step": job.steps}
+            if p.losses:
+                content["losses"] = {str(k): float(v) for k, v in p.losses.items()}
+            buffers = []
+            if p.preview is not None:
+                pv = preview_buffer(p.preview)
+                content["preview"] = pv.describe(0)
+                buffers.append(pv.data)
+            self.send(job, PROGRESS, content, buffers)
+
+        return progress
+
+    def _stylize(self, job: Job, t0: float) -> None:
+        assert job.content is not None
+        fmt = PixelFormat.of(job.content)
+        tile_fmt = PixelFormat(3, fmt.dtype, fmt.colorspace, fmt.bgr)
+
+        def on_tile(x: int, y: int, tile: torch.Tensor) -> None:
+            img = tensor_to_buffer(tile, tile_fmt)
+            self.send(job, TILE, {"x": x, "y": y, "final": False, "image": img.describe(0)}, [img.data])
+
+        artifacts: dict = {}
+        result = run_stylize(job, device=self.device, progress=self._progress_fn(job),
+                             cancel=job.cancel_event.is_set, on_tile=on_tile, artifacts=artifacts)
+        arr = tensor_to_array(result, fmt)
+        h, w = arr.shape[:2]
+        info: dict[str, Any] = {"width": w, "height": h, "engine": job.engine_name, "device": job.device,
+                                "seconds": round(time.perf_counter() - t0, 4), "steps": job.steps}
+        kps = artifacts.get("keypoints")
+        if kps:
+            info["keypoints"] = [kp.to_dict() if hasattr(kp, "to_dict") else kp for kp in kps]
+        if job.deliver == "tiles":
+            ts, n = job.tile_size, 0
+            for y in range(0, h, ts):
+                for x in range(0, w, ts):
+                    img = array_tile(arr, x, y, ts, ts, fmt)
+                    self.send(job, TILE, {"x": x, "y": y, "final": True, "image": img.describe(0)}, [img.data])
+                    n += 1
+            info["tiles"] = n
+            self.send(job, RESULT, {"image": None, "info": info})
+        else:
+            from impasto_protocol.images import ImageBuffer
+            img = ImageBuffer(width=w, height=h, channels=arr.shape[2], dtype=fmt.dtype,
+                              data=memoryview(arr).cast("B"), colorspace=fmt.colorspace, bgr=fmt.bgr)
+            self.send(job, RESULT, {"image": img.describe(0), "info": info}, [img.data])
+
+    def _train(self, job: Job, t0: float) -> None:
+        assert job.style is not None
+        mod = importlib.import_module(TRAIN_MODULE)
+        style = buffer_to_tensor(job.style)
+        kwargs: dict[str, Any] = dict(job.train_params)
+        if job.train_steps is not None:
+            kwargs["steps"] = job.train_steps
+        out = mod.train(style, job.train_name, progress=self._progress_fn(job), cancel=job.cancel_event.is_set,
+                        device=self.device, **kwargs)
+        info = {"name": job.train_name, "device": job.device, "seconds": round(time.perf_counter() - t0, 2),
+                "steps": job.steps}
+        if out is not None:
+            info["model"] = str(out)
+        self.send(job, RESULT, {"image": None, "info": info})

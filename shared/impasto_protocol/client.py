@@ -1,0 +1,483 @@
+"""The client the editor plugins and the CLI use to talk to ``impasto serve``.
+
+Blocking use::
+
+    client = Client.connect(autostart=True)
+    job = client.stylize(content, StylizeOptions(engine="gatys", size=512), style=style)
+    for ev in job.events():
+        ...                       # Accepted, ProgressEvent, TileEvent, then ResultEvent | ErrorEvent | CancelledEvent
+    client.close()
+
+Qt event loop (no thread of your own): either call ``job.poll()`` from a QTimer, or watch ``client.fileno()`` with a
+QSocketNotifier(Read) and call ``client.poll_all()`` when it fires *and* once after every request you send (the
+ZeroMQ descriptor is edge-triggered: it only tells that something changed).
+
+A small heartbeat thread (its own socket) pings the daemon every 0.25 s while the client is open, so when the
+editor process dies -- GIMP kills a plug-in on cancel -- the daemon cancels its jobs within about a second.
+
+Do not modify an ``ImageBuffer``'s data until its job is accepted: buffers are sent without copying.
+Stdlib + pyzmq only.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any, Iterator, Optional, Sequence
+
+import zmq
+
+from .connection import (ConnectionFileError, ConnectionInfo, default_connection_file, read_connection_file,
+                         remove_connection_file, runtime_dir)
+from .images import ImageBuffer, ImageBufferError
+from .messages import (ACCEPTED, CANCELLED, DELIVER, ERROR, PROGRESS, RESULT, TERMINAL, TILE, Accepted,
+                       CancelledEvent, ErrorEvent, ProgressEvent, ResultEvent, TileEvent)
+from .options import ENGINES, StylizeOptions
+from .wire import Message, ReplayGuard, Signer, WireError, deserialize, make_header, new_id, serialize
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_INTERVAL = 0.25      # seconds between pings
+DEAD_AFTER = 10.0              # no pong for this long while waiting on a job -> DaemonNotRunning
+COPY_THRESHOLD = 1 << 16       # frames at least this large are sent without copying
+
+
+class DaemonNotRunning(Exception):
+    """No daemon answers at the address in the connection file (or there is no file, or it is stale)."""
+
+
+class ProtocolError(Exception):
+    """The daemon answered a request with an error.  ``code`` is the protocol error code."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class _Heartbeat(threading.Thread):
+    """Pings the daemon from its own socket so liveness does not depend on the editor polling."""
+
+    def __init__(self, ctx: zmq.Context, info: ConnectionInfo, signer: Signer, session: str):
+        super().__init__(name="impasto-heartbeat", daemon=True)
+        self._ctx, self._info, self._signer, self._session = ctx, info, signer, session
+        self._stop_event = threading.Event()
+        self.last_pong = time.monotonic()
+
+    def run(self) -> None:
+        sock = self._ctx.socket(zmq.DEALER)
+        sock.linger = 0
+        sock.routing_id = (self._session + ".hb").encode()
+        sock.connect(self._info.endpoint)
+        guard = ReplayGuard()
+        try:
+            while not self._stop_event.is_set():
+                sock.send_multipart(serialize(self._signer, make_header("ping", self._session), {}))
+                deadline = time.monotonic() + HEARTBEAT_INTERVAL
+                while (left := deadline - time.monotonic()) > 0 and not self._stop_event.is_set():
+                    if sock.poll(int(left * 1000) + 1):
+                        try:
+                            msg = deserialize(self._signer, sock.recv_multipart(), guard)
+                            if msg.msg_type == "pong":
+                                self.last_pong = time.monotonic()
+                        except WireError as e:
+                            log.debug("heartbeat: dropped a message: %s", e)
+        except zmq.ZMQError as e:   # context terminated
+            log.debug("heartbeat stopped: %s", e)
+        finally:
+            sock.close(0)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+
+class Job:
+    """One stylize or training job.  Events arrive through the client's socket; see ``events`` and ``poll``."""
+
+    def __init__(self, client: "Client", job_id: str, kind: str):
+        self.client = client
+        self.id = job_id
+        self.kind = kind
+        self.done = False
+        self.accepted = False
+        self.position: int | None = None
+        self.fraction = 0.0
+        self.stage = ""
+        self.result: Optional[ImageBuffer] = None
+        self.info: dict = {}
+        self.error: Optional[tuple[str, str]] = None
+        self.cancelled = False
+        self._queue: deque = deque()
+
+    def __repr__(self) -> str:
+        return f"<Job {self.kind} {self.id[:8]} done={self.done} fraction={self.fraction:.2f}>"
+
+    def _push(self, ev: Any) -> None:
+        if isinstance(ev, Accepted):
+            self.accepted, self.position = True, ev.position
+        elif isinstance(ev, ProgressEvent):
+            self.fraction, self.stage = ev.fraction, ev.stage
+        elif isinstance(ev, ResultEvent):
+            self.done, self.result, self.info, self.fraction = True, ev.image, ev.info, 1.0
+        elif isinstance(ev, ErrorEvent):
+            self.done, self.error = True, (ev.code, ev.message)
+        elif isinstance(ev, CancelledEvent):
+            self.done, self.cancelled, self.info = True, True, ev.info
+        self._queue.append(ev)
+
+    def poll(self) -> list:
+        """New events, without blocking (reads whatever the socket holds first)."""
+        self.client.poll_all()
+        out = list(self._queue)
+        self._queue.clear()
+        return out
+
+    def events(self, timeout: float | None = None) -> Iterator[Any]:
+        """Yield events until (and including) the result, error or cancellation.
+
+        ``timeout``: longest wait for the next event (TimeoutError); None waits as long as the daemon lives."""
+        while True:
+            while self._queue:
+                ev = self._queue.popleft()
+                yield ev
+                if isinstance(ev, (ResultEvent, ErrorEvent, CancelledEvent)):
+                    return
+            if self.done:
+                return
+            if not self.client._wait_for(lambda: bool(self._queue), timeout):
+                raise TimeoutError(f"no event from job {self.id} within {timeout} s")
+
+    def wait(self, timeout: float | None = None) -> "Job":
+        """Consume events until the job ends; returns self (check ``result``/``error``/``cancelled``)."""
+        for _ in self.events(timeout):
+            pass
+        return self
+
+    def cancel(self) -> None:
+        """Ask the daemon to cancel; a CancelledEvent follows (or the result, if it was already finishing)."""
+        if not self.done:
+            self.client._send("cancel", {}, job_id=self.id)
+
+
+class Client:
+    def __init__(self, info: ConnectionInfo, *, timeout: float = 5.0, heartbeat: bool = True,
+                 context: zmq.Context | None = None):
+        self.info = info
+        self.timeout = timeout
+        self.session = new_id()
+        self._signer = Signer(info.key)
+        self._guard = ReplayGuard()
+        self._ctx = context or zmq.Context.instance()
+        self._sock = self._ctx.socket(zmq.DEALER)
+        self._sock.linger = 0
+        self._sock.routing_id = self.session.encode()
+        self._sock.rcvhwm = 0
+        self._sock.connect(info.endpoint)
+        self._jobs: dict[str, Job] = {}
+        self._waiting: dict[str, Optional[Message]] = {}
+        self._closed = False
+        self._hb: _Heartbeat | None = None
+        if heartbeat:
+            self._hb = _Heartbeat(self._ctx, info, self._signer, self.session)
+            self._hb.start()
+
+    # -- connecting ------------------------------------------------------------------------------------------------
+    @classmethod
+    def connect(cls, connection_file: str | os.PathLike | None = None, autostart: bool = False,
+                timeout: float = 5.0, *, serve_command: Sequence[str] | None = None,
+                autostart_timeout: float = 90.0) -> "Client":
+        """Connect to the daemon named in the connection file and check that it answers ``hello``.
+
+        With ``autostart`` a missing, stale or silent daemon is replaced by a new ``impasto serve`` started in the
+        background (``serve_command`` or ``$IMPASTO_SERVE_COMMAND`` or ``impasto`` on PATH)."""
+        path = Path(connection_file) if connection_file else default_connection_file()
+        problem = ""
+        try:
+            info = read_connection_file(path)
+            if not info.pid_alive():
+                problem = f"stale connection file {path}: daemon pid {info.pid} is not running"
+            else:
+                client = cls(info, timeout=timeout)
+                try:
+                    client.hello(timeout=timeout)
+                    return client
+                except DaemonNotRunning as e:
+                    client.close()
+                    problem = str(e)
+        except ConnectionFileError as e:
+            problem = str(e)
+        if not autostart:
+            raise DaemonNotRunning(problem)
+        log.info("starting the daemon (%s)", problem)
+        return cls._autostart(path, timeout, serve_command, autostart_timeout)
+
+    @classmethod
+    def _autostart(cls, path: Path, timeout: float, serve_command: Sequence[str] | None,
+                   autostart_timeout: float) -> "Client":
+        try:
+            old = read_connection_file(path)
+            if not old.pid_alive():
+                remove_connection_file(path, pid=old.pid)
+        except ConnectionFileError:
+            pass
+        proc = spawn_daemon(serve_command, connection_file=path)
+        deadline = time.monotonic() + autostart_timeout
+        last = ""
+        while time.monotonic() < deadline:
+            if proc.poll() is not None and proc.returncode != 0:
+                # another client may have won the race; a live file is still fine
+                last = f"`impasto serve` exited with status {proc.returncode} (see {path.parent / 'daemon.log'})"
+            try:
+                info = read_connection_file(path)
+                if info.pid_alive():
+                    client = cls(info, timeout=timeout)
+                    try:
+                        client.hello(timeout=min(timeout, 2.0))
+                        return client
+                    except DaemonNotRunning as e:
+                        client.close()
+                        last = str(e)
+            except ConnectionFileError as e:
+                last = last or str(e)
+            if proc.poll() is not None and proc.returncode != 0 and not path.exists():
+                break
+            time.sleep(0.1)
+        raise DaemonNotRunning(f"could not start the daemon: {last}")
+
+    # -- requests --------------------------------------------------------------------------------------------------
+    def hello(self, timeout: float | None = None) -> dict:
+        """Versions, device, engines, installed styles and limits of the daemon."""
+        return self._request("hello", {}, timeout=timeout).content
+
+    def status(self, timeout: float | None = None) -> dict:
+        """Queue, running and recent jobs, clients, uptime."""
+        return self._request("status", {}, timeout=timeout).content
+
+    def list_styles(self, thumbnails: bool = True, timeout: float | None = None) -> list[dict]:
+        msg = self._request("list_styles", {"thumbnails": thumbnails}, timeout=timeout)
+        styles = []
+        for s in msg.content.get("styles", []):
+            s = dict(s)
+            idx = s.get("thumbnail")
+            s["thumbnail"] = bytes(msg.buffers[idx]) if isinstance(idx, int) and 0 <= idx < len(msg.buffers) else None
+            styles.append(s)
+        return styles
+
+    def shutdown(self, cancel_jobs: bool = True, timeout: float | None = None) -> dict:
+        """Ask the daemon to stop (it cancels, or with ``cancel_jobs=False`` finishes, its jobs first)."""
+        return self._request("shutdown", {"cancel_jobs": cancel_jobs}, timeout=timeout).content
+
+    def stylize(self, content: ImageBuffer, options: StylizeOptions, style: ImageBuffer | None = None,
+                mask: ImageBuffer | None = None, *, deliver: str = "result", tile_size: int | None = None,
+                job_id: str | None = None) -> Job:
+        """Submit a stylize job (non-blocking).  ``mask``: 1-channel selection the size of ``content`` -- the result
+        is the stylized image where the mask is 1 and the content where it is 0.  ``deliver="tiles"`` streams the
+        result as final TileEvents (``tile_size`` px, default 1024) instead of one big result frame."""
+        if options.engine in ENGINES:
+            options.validate()
+        if deliver not in DELIVER:
+            raise ValueError(f"deliver must be one of {', '.join(DELIVER)}")
+        buffers: list = []
+        body: dict[str, Any] = {"options": options.to_dict(), "deliver": deliver}
+        for name, img in (("content", content), ("style", style), ("mask", mask)):
+            if img is None:
+                continue
+            img.validate(max_pixels=None)
+            body[name] = img.describe(len(buffers))
+            buffers.append(img.data)
+        if tile_size is not None:
+            body["tile_size"] = tile_size
+        return self._submit("stylize", body, buffers, job_id)
+
+    def train(self, style: ImageBuffer, name: str, steps: int | None = None, *, job_id: str | None = None,
+              **params: Any) -> Job:
+        """Train a Multimodal Transfer style model from ``style`` under ``name`` (runs after interactive jobs)."""
+        style.validate(max_pixels=None)
+        body: dict[str, Any] = {"style": style.describe(0), "name": name, "params": params}
+        if steps is not None:
+            body["steps"] = steps
+        return self._submit("train", body, [style.data], job_id)
+
+    def jobs(self) -> list[Job]:
+        return list(self._jobs.values())
+
+    # -- event loop integration ------------------------------------------------------------------------------------
+    def fileno(self) -> int:
+        """The socket's file descriptor, for QSocketNotifier / select (edge-triggered: call ``poll_all``)."""
+        return self._sock.getsockopt(zmq.FD)
+
+    def poll_all(self, timeout: float = 0.0) -> int:
+        """Read and dispatch every message waiting (waiting up to ``timeout`` s for the first).  Returns the count."""
+        n = 0
+        if timeout > 0 and not self._sock.poll(int(timeout * 1000)):
+            return 0
+        while self._sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            try:
+                frames = self._sock.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                break
+            self._dispatch(frames)
+            n += 1
+        return n
+
+    @property
+    def daemon_alive(self) -> bool:
+        if not self.info.pid_alive():
+            return False
+        return self._hb is None or time.monotonic() - self._hb.last_pong < DEAD_AFTER
+
+    def close(self, cancel_jobs: bool = True) -> None:
+        """Cancel this client's unfinished jobs (unless told not to) and close the sockets."""
+        if self._closed:
+            return
+        self._closed = True
+        if cancel_jobs:
+            for job in self._jobs.values():
+                if not job.done:
+                    try:
+                        self._send("cancel", {}, job_id=job.id)
+                    except zmq.ZMQError:
+                        pass
+        if self._hb is not None:
+            self._hb.stop()
+            self._hb.join(timeout=1.0)
+        self._sock.close(linger=100 if cancel_jobs else 0)
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- internals -------------------------------------------------------------------------------------------------
+    def _send(self, msg_type: str, content: dict, buffers: Sequence[Any] = (), job_id: str | None = None) -> dict:
+        if self._closed:
+            raise DaemonNotRunning("the client is closed")
+        header = make_header(msg_type, self.session, job_id)
+        frames = serialize(self._signer, header, content, buffers)
+        big = any((len(f) if isinstance(f, (bytes, bytearray)) else memoryview(f).nbytes) >= COPY_THRESHOLD
+                  for f in buffers)
+        self._sock.send_multipart(frames, copy=not big)
+        return header
+
+    def _submit(self, msg_type: str, body: dict, buffers: list, job_id: str | None) -> Job:
+        job = Job(self, job_id or new_id(), msg_type)
+        self._jobs[job.id] = job
+        self._send(msg_type, body, buffers, job_id=job.id)
+        return job
+
+    def _request(self, msg_type: str, content: dict, timeout: float | None = None) -> Message:
+        header = self._send(msg_type, content)
+        mid = header["msg_id"]
+        self._waiting[mid] = None
+        try:
+            t = self.timeout if timeout is None else timeout
+            if not self._wait_for(lambda: self._waiting[mid] is not None, t, check_daemon=False):
+                raise DaemonNotRunning(f"the daemon at {self.info.endpoint} did not answer {msg_type!r} within {t} s")
+            reply = self._waiting[mid]
+        finally:
+            self._waiting.pop(mid, None)
+        assert reply is not None
+        if reply.msg_type == ERROR:
+            raise ProtocolError(str(reply.content.get("code")), str(reply.content.get("message")))
+        return reply
+
+    def _wait_for(self, cond, timeout: float | None, check_daemon: bool = True) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not cond():
+            left = 0.5 if deadline is None else min(0.5, deadline - time.monotonic())
+            if left <= 0:
+                return False
+            self.poll_all(timeout=left)
+            if check_daemon and not cond() and not self.daemon_alive:
+                raise DaemonNotRunning(f"the daemon (pid {self.info.pid}) stopped answering")
+        return True
+
+    def _dispatch(self, frames: list) -> None:
+        try:
+            msg = deserialize(self._signer, frames, self._guard)
+        except WireError as e:
+            log.warning("dropped a message from the daemon: %s: %s", e.code, e)
+            return
+        pid = msg.parent.get("msg_id")
+        if pid in self._waiting:
+            self._waiting[pid] = msg
+            return
+        if msg.parent.get("msg_type") == "cancel":
+            if msg.msg_type == ERROR:
+                log.info("cancel of job %s: %s", msg.job_id, msg.content.get("message"))
+            return
+        job = self._jobs.get(msg.job_id or "")
+        if job is None:
+            log.debug("message %s for unknown job %s ignored", msg.msg_type, msg.job_id)
+            return
+        try:
+            ev = decode_event(msg)
+        except (ImageBufferError, KeyError, TypeError, ValueError) as e:
+            ev = ErrorEvent("bad_reply", f"the daemon sent an unreadable {msg.msg_type!r}: {e}")
+        if ev is not None:
+            job._push(ev)
+        if job.done:
+            self._jobs.pop(job.id, None)
+
+
+def decode_event(msg: Message) -> Any:
+    c, t = msg.content, msg.msg_type
+    if t == ACCEPTED:
+        return Accepted(job_id=msg.job_id or "", position=int(c.get("position", 0)))
+    if t == PROGRESS:
+        preview = ImageBuffer.from_description(c["preview"], msg.buffers, max_pixels=None) if c.get("preview") else None
+        return ProgressEvent(fraction=float(c.get("fraction", 0.0)), stage=str(c.get("stage", "")), preview=preview,
+                             losses=c.get("losses"))
+    if t == TILE:
+        return TileEvent(x=int(c["x"]), y=int(c["y"]), final=bool(c.get("final", False)),
+                         image=ImageBuffer.from_description(c["image"], msg.buffers, max_pixels=None))
+    if t == RESULT:
+        img = ImageBuffer.from_description(c["image"], msg.buffers, max_pixels=None) if c.get("image") else None
+        return ResultEvent(image=img, info=c.get("info", {}))
+    if t == ERROR:
+        return ErrorEvent(code=str(c.get("code", "internal")), message=str(c.get("message", "")))
+    if t == CANCELLED:
+        return CancelledEvent(reason=str(c.get("reason", "requested")), info=c.get("info", {}))
+    return None
+
+
+def serve_command_line(serve_command: Sequence[str] | None = None) -> list[str]:
+    if serve_command:
+        return list(serve_command)
+    env = os.environ.get("IMPASTO_SERVE_COMMAND")
+    if env:
+        return shlex.split(env)
+    exe = shutil.which("impasto")
+    if exe:
+        return [exe, "serve"]
+    import importlib.util
+    if importlib.util.find_spec("impasto") is not None and "python" in Path(sys.executable).name.lower():
+        return [sys.executable, "-m", "impasto.cli", "serve"]
+    raise DaemonNotRunning("cannot find the `impasto` command to start the daemon; set IMPASTO_SERVE_COMMAND")
+
+
+def spawn_daemon(serve_command: Sequence[str] | None = None,
+                 connection_file: str | os.PathLike | None = None) -> subprocess.Popen:
+    """Start ``impasto serve`` detached from this process (own session, output to daemon.log)."""
+    cmd = serve_command_line(serve_command)
+    if connection_file is not None:
+        cmd = [*cmd, "--connection-file", str(connection_file)]
+    logdir = Path(connection_file).parent if connection_file else runtime_dir(create=True)
+    logdir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    kw: dict[str, Any] = {}
+    if sys.platform == "win32":   # pragma: no cover
+        kw["creationflags"] = 0x00000008 | 0x00000200   # DETACHED_PROCESS | CREATE_NEW_PROCESS_GROUP
+    else:
+        kw["start_new_session"] = True
+    with open(logdir / "daemon.log", "ab") as logf:
+        return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT, env=env,
+                                close_fds=True, **kw)

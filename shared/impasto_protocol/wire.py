@@ -1,0 +1,282 @@
+"""The signed multipart envelope (see PROTOCOL.md, "Envelope").
+
+    [identity ...]            routing frames (added/removed by ZeroMQ ROUTER sockets)
+    b"<IMPASTO|MSG>"          delimiter
+    signature                 hex HMAC-SHA256 (below)
+    header                    JSON: v, msg_id, msg_type, session, job_id, date
+    parent                    JSON: the header of the request this replies to, or {}
+    content                   JSON object
+    buffer ...                raw binary frames (pixels), described in content
+
+The signature covers header, parent, content *and every buffer frame*: the MAC input is, for each of those frames
+in order, its length as 8 bytes big-endian followed by its digest-or-bytes: the three JSON frames go in as they
+are, each buffer goes in as SHA-256 over the concatenated SHA-256 digests of its consecutive 4 MiB chunks (a
+two-level hash, so large buffers are hashed on several cores at once; hashlib releases the GIL).  Messages with
+a missing or wrong signature are dropped before any JSON is parsed.  Replays are refused by remembering message
+ids inside a time window and refusing dates outside it.
+
+Stdlib + pyzmq-free: frames are any bytes-like objects (``zmq.Frame.buffer`` memoryviews on the receive side).
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+DELIMITER = b"<IMPASTO|MSG>"
+PROTOCOL_VERSION = "1.0"            # "major.minor": peers must agree on the major number
+SIGNATURE_SCHEME = "hmac-sha256"
+CHUNK = 4 << 20                     # bytes per leaf of the buffer hash
+PARALLEL_MIN = 16 << 20             # buffers at least this large are hashed on a thread pool
+MAX_HEADER_BYTES = 16 << 10
+MAX_CONTENT_BYTES = 4 << 20
+HEADER_FIELDS = ("v", "msg_id", "msg_type", "session", "job_id", "date")
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+class WireError(Exception):
+    """A message could not be accepted.  ``code`` is the protocol error code; ``signed`` tells whether the
+    signature was valid (only then may the sender be answered); ``header`` is the parsed header when known."""
+
+    def __init__(self, code: str, message: str, *, signed: bool = False, header: dict | None = None,
+                 identities: Sequence[Any] = ()):
+        super().__init__(message)
+        self.code = code
+        self.signed = signed
+        self.header = header
+        self.identities = list(identities)
+
+
+@dataclass
+class Message:
+    header: dict
+    content: dict
+    buffers: list = field(default_factory=list)
+    parent: dict = field(default_factory=dict)
+    identities: list = field(default_factory=list)
+
+    @property
+    def msg_type(self) -> str:
+        return self.header["msg_type"]
+
+    @property
+    def msg_id(self) -> str:
+        return self.header["msg_id"]
+
+    @property
+    def job_id(self) -> str | None:
+        return self.header.get("job_id")
+
+    @property
+    def session(self) -> str:
+        return self.header["session"]
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def make_header(msg_type: str, session: str, job_id: str | None = None) -> dict:
+    return {"v": PROTOCOL_VERSION, "msg_id": new_id(), "msg_type": msg_type, "session": session,
+            "job_id": job_id, "date": time.time()}
+
+
+def _thread_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=max(2, min(8, os.cpu_count() or 2)),
+                                       thread_name_prefix="impasto-hash")
+        return _pool
+
+
+def _sha256(mv: memoryview) -> bytes:
+    return hashlib.sha256(mv).digest()
+
+
+def buffer_digest(buf: Any) -> bytes:
+    """SHA-256 over the SHA-256 digests of the buffer's 4 MiB chunks (the empty buffer: SHA-256 of nothing)."""
+    mv = memoryview(buf)
+    if mv.format != "B" or mv.ndim != 1:
+        mv = mv.cast("B")
+    n = mv.nbytes
+    chunks = [mv[i:i + CHUNK] for i in range(0, n, CHUNK)] or [mv]
+    if n >= PARALLEL_MIN:
+        leaves = list(_thread_pool().map(_sha256, chunks))
+    else:
+        leaves = [_sha256(c) for c in chunks]
+    return hashlib.sha256(b"".join(leaves)).digest()
+
+
+def _nbytes(f: Any) -> int:
+    return len(f) if isinstance(f, (bytes, bytearray)) else memoryview(f).nbytes
+
+
+class Signer:
+    """HMAC-SHA256 signing/verification with the key from the connection file (the key's ASCII bytes)."""
+
+    def __init__(self, key: bytes | str):
+        if isinstance(key, str):
+            key = key.encode("ascii")
+        if not key:
+            raise ValueError("an empty signing key would make every message valid")
+        self._key = key
+
+    def signature(self, header: bytes, parent: bytes, content: bytes, buffers: Iterable[Any] = ()) -> bytes:
+        mac = hmac.new(self._key, digestmod=hashlib.sha256)
+        for f in (header, parent, content):
+            mac.update(len(f).to_bytes(8, "big"))
+            mac.update(f)
+        for b in buffers:
+            mac.update(_nbytes(b).to_bytes(8, "big"))
+            mac.update(buffer_digest(b))
+        return mac.hexdigest().encode("ascii")
+
+    def verify(self, sig: bytes, header: bytes, parent: bytes, content: bytes, buffers: Sequence[Any]) -> bool:
+        if not sig:
+            return False
+        return hmac.compare_digest(sig, self.signature(header, parent, content, buffers))
+
+
+class ReplayGuard:
+    """Refuses a message id seen before and dates outside ``window`` seconds of now.
+
+    At most ``max_ids`` ids are remembered; when older ones are forgotten, dates up to the newest forgotten one are
+    refused too, so a forgotten id can never be replayed."""
+
+    def __init__(self, window: float = 300.0, max_ids: int = 1 << 17):
+        self.window = window
+        self.max_ids = max_ids
+        self._seen: OrderedDict[str, float] = OrderedDict()
+        self._floor = 0.0
+
+    def check(self, msg_id: str, date: float, now: float | None = None) -> str | None:
+        """None when fresh (and remember it), else the error code: "replay" or "stale"."""
+        now = time.time() if now is None else now
+        if not (now - self.window <= date <= now + self.window) or date <= self._floor:
+            return "stale"
+        if msg_id in self._seen:
+            return "replay"
+        self._seen[msg_id] = date
+        while self._seen:
+            first_id, first_date = next(iter(self._seen.items()))
+            if len(self._seen) > self.max_ids or first_date < now - self.window:
+                self._seen.popitem(last=False)
+                self._floor = max(self._floor, first_date)
+            else:
+                break
+        return None
+
+
+def _dumps(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
+def serialize(signer: Signer, header: dict, content: dict, buffers: Sequence[Any] = (), parent: dict | None = None,
+              identities: Sequence[Any] = ()) -> list:
+    """The frames of one message (identities first when given).  Buffers are passed through uncopied."""
+    h, p, c = _dumps(header), _dumps(parent or {}), _dumps(content)
+    bufs = list(buffers)
+    return [*identities, DELIMITER, signer.signature(h, p, c, bufs), h, p, c, *bufs]
+
+
+def _frame_bytes(f: Any) -> bytes:
+    if isinstance(f, bytes):
+        return f
+    b = getattr(f, "bytes", None)          # zmq.Frame
+    if isinstance(b, bytes):
+        return b
+    return bytes(f)
+
+
+def _frame_buffer(f: Any) -> Any:
+    buf = getattr(f, "buffer", None)        # zmq.Frame -> memoryview, no copy
+    return f if buf is None else buf
+
+
+def _loads(raw: bytes, what: str) -> Any:
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise ValueError(f"{what} frame is not valid UTF-8 JSON ({e.__class__.__name__})") from None
+
+
+def _check_header(h: Any) -> dict:
+    if not isinstance(h, dict):
+        raise ValueError("header must be a JSON object")
+    missing = [k for k in HEADER_FIELDS if k not in h]
+    if missing:
+        raise ValueError(f"header lacks field(s) {', '.join(missing)}")
+    unknown = sorted(set(h) - set(HEADER_FIELDS))
+    if unknown:
+        raise ValueError(f"header has unknown field(s) {', '.join(unknown)}")
+    for k in ("v", "msg_id", "msg_type", "session"):
+        if not isinstance(h[k], str) or not h[k] or len(h[k]) > 128:
+            raise ValueError(f"header field {k!r} must be a non-empty string of at most 128 characters")
+    if h["job_id"] is not None and (not isinstance(h["job_id"], str) or not h["job_id"] or len(h["job_id"]) > 128):
+        raise ValueError("header field 'job_id' must be null or a non-empty string of at most 128 characters")
+    if isinstance(h["date"], bool) or not isinstance(h["date"], (int, float)) or h["date"] != h["date"]:
+        raise ValueError("header field 'date' must be a number (seconds since the epoch)")
+    return h
+
+
+def deserialize(signer: Signer, frames: Sequence[Any], guard: ReplayGuard | None = None,
+                *, max_header: int = MAX_HEADER_BYTES, max_content: int = MAX_CONTENT_BYTES) -> Message:
+    """Split, verify, then parse ``frames``.  Raises ``WireError``; ``signed`` is False for anything that must be
+    dropped unanswered (no delimiter, missing frames, no or bad signature)."""
+    idx = -1
+    for i, f in enumerate(frames):
+        if _nbytes(f) == len(DELIMITER) and _frame_bytes(f) == DELIMITER:
+            idx = i
+            break
+    if idx < 0:
+        raise WireError("bad_frames", "no delimiter frame")
+    identities = [_frame_bytes(f) for f in frames[:idx]]
+    rest = frames[idx + 1:]
+    if len(rest) < 4:
+        raise WireError("bad_frames", f"{len(rest)} frame(s) after the delimiter, need at least 4",
+                        identities=identities)
+    sig = _frame_bytes(rest[0])
+    if _nbytes(rest[1]) > max_header or _nbytes(rest[2]) > max_header or _nbytes(rest[3]) > max_content:
+        raise WireError("bad_frames", "header/parent/content frame too large", identities=identities)
+    h_raw, p_raw, c_raw = (_frame_bytes(f) for f in rest[1:4])
+    buffers = [_frame_buffer(f) for f in rest[4:]]
+    if not signer.verify(sig, h_raw, p_raw, c_raw, buffers):
+        raise WireError("bad_signature", "missing or invalid signature", identities=identities)
+    # From here on the sender holds the key: errors are answered.
+    try:
+        header = _check_header(_loads(h_raw, "header"))
+    except ValueError as e:
+        raise WireError("bad_header", str(e), signed=True, identities=identities) from None
+    major = header["v"].split(".", 1)[0]
+    if major != PROTOCOL_VERSION.split(".", 1)[0]:
+        raise WireError("version", f"protocol version {header['v']!r} is not supported; this side speaks "
+                        f"{PROTOCOL_VERSION}", signed=True, header=header, identities=identities)
+    if guard is not None:
+        verdict = guard.check(header["msg_id"], float(header["date"]))
+        if verdict == "replay":
+            raise WireError("replay", f"message {header['msg_id']} was already received (replay refused)",
+                            signed=True, header=header, identities=identities)
+        if verdict == "stale":
+            raise WireError("stale", "message date is outside the accepted window (clock skew or replay)",
+                            signed=True, header=header, identities=identities)
+    try:
+        parent = _loads(p_raw, "parent")
+        if not isinstance(parent, dict):
+            raise ValueError("parent must be a JSON object")
+        content = _loads(c_raw, "content")
+        if not isinstance(content, dict):
+            raise ValueError("content must be a JSON object")
+    except ValueError as e:
+        raise WireError("bad_content", str(e), signed=True, header=header, identities=identities) from None
+    return Message(header=header, content=content, buffers=buffers, parent=parent, identities=identities)
