@@ -1,0 +1,102 @@
+"""A real daemon subprocess for tests and benchmarks (isolated runtime dir, test engines on)."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+from impasto_protocol.client import Client, DaemonNotRunning
+from impasto_protocol.connection import ConnectionFileError, ConnectionInfo, read_connection_file
+
+
+class DaemonProcess:
+    """``with DaemonProcess(tmp_path) as d: client = d.client()`` -- starts ``impasto serve --test-engines``."""
+
+    def __init__(self, runtime_dir: str | os.PathLike, *extra_args: str, test_engines: bool = True,
+                 start_timeout: float = 120.0):
+        self.runtime_dir = Path(runtime_dir)
+        self.connection_file = self.runtime_dir / "daemon.json"
+        self.log_file = self.runtime_dir / "daemon.log"
+        self.args = list(extra_args) + (["--test-engines"] if test_engines else [])
+        self.start_timeout = start_timeout
+        self.proc: Optional[subprocess.Popen] = None
+        self.info: Optional[ConnectionInfo] = None
+        self._clients: list[Client] = []
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["IMPASTO_RUNTIME_DIR"] = str(self.runtime_dir)
+        env.setdefault("OMP_NUM_THREADS", "2")
+        return env
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "impasto.cli", "serve", "--connection-file", str(self.connection_file),
+                *self.args]
+
+    def start(self) -> "DaemonProcess":
+        self.runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with open(self.log_file, "ab") as log:
+            self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=log,
+                                         stderr=subprocess.STDOUT, env=self.env)
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"daemon exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                info = read_connection_file(self.connection_file)
+                if info.pid == self.proc.pid:
+                    c = Client(info, heartbeat=False)
+                    try:
+                        c.hello(timeout=2.0)
+                        self.info = info
+                        return self
+                    except DaemonNotRunning:
+                        pass
+                    finally:
+                        c.close(cancel_jobs=False)
+            except ConnectionFileError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"daemon did not start within {self.start_timeout} s:\n{self.log()}")
+
+    def log(self) -> str:
+        try:
+            return self.log_file.read_text(errors="replace")[-8000:]
+        except OSError:
+            return ""
+
+    def client(self, **kw: Any) -> Client:
+        assert self.info is not None
+        c = Client(self.info, **kw)
+        self._clients.append(c)
+        return c
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float = 20.0) -> Optional[int]:
+        for c in self._clients:
+            c.close()
+        self._clients.clear()
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def __enter__(self) -> "DaemonProcess":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
