@@ -230,7 +230,7 @@ def check_vendor_import(vendor_dir: Path, target: PythonTarget, python: str | No
         return None
     code = ("import sys; sys.path.insert(0, sys.argv[1]); import zmq, impasto_protocol; "
             "print('zmq', zmq.__version__, 'libzmq', zmq.zmq_version(), 'from', zmq.__file__)")
-    r = subprocess.run([exe, "-I", "-c", code, str(vendor_dir)], capture_output=True, text=True)
+    r = subprocess.run([exe, "-I", "-B", "-c", code, str(vendor_dir)], capture_output=True, text=True)
     if r.returncode != 0:
         raise InstallError(f"the vendored pyzmq does not import with {exe}: {r.stderr.strip().splitlines()[-1:]}")
     return r.stdout.strip()

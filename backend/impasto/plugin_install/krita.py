@@ -6,7 +6,7 @@ Layout written (``RES`` = Krita's resource folder, ``pykrita`` inside it):
   RES/pykrita/impasto_krita/vendor/        impasto_protocol + pyzmq for Krita's Python
   RES/pykrita/impasto_krita/install.json   how to start the daemon (this venv's Python)
   RES/actions/impasto.action               menu texts/shortcuts of the actions
-and, unless ``--no-enable``, ``enable_impasto=true`` in the ``[python]`` section of kritarc.
+and, unless ``--no-enable``, ``enable_impasto_krita=true`` in the ``[python]`` section of kritarc.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from .common import InstallError, PythonTarget
 
 NAME = "krita"
 HELP = "install the Krita plugin (docker + actions) into Krita's pykrita folder"
-PLUGIN = "impasto"
+PLUGIN = "impasto"          # file names: impasto.desktop, impasto.action
 PACKAGE = "impasto_krita"
 
 # Where Krita's Python plugin library lives when installed from distribution packages.
@@ -81,8 +81,8 @@ def detect_python_version() -> tuple[tuple[int, int], str]:
                        "(Krita shows it in Settings > Configure Krita > Python Plugin Manager)")
 
 
-def enable_in_kritarc(kritarc: Path, plugin: str = PLUGIN) -> None:
-    """Set ``enable_<plugin>=true`` in kritarc's ``[python]`` section; a text edit, the rest is left as it is."""
+def enable_in_kritarc(kritarc: Path, plugin: str = PACKAGE) -> None:
+    """Set ``enable_<module>=true`` (Krita keys it by the desktop file's X-KDE-Library) in kritarc's ``[python]`` section; a text edit, the rest is left as it is."""
     key = f"enable_{plugin}"
     lines = kritarc.read_text().splitlines() if kritarc.exists() else []
     out: list[str] = []

@@ -1,0 +1,415 @@
+"""The Impasto docker: a view of the shared ``Controller`` (PyQt5 widgets only; all logic is elsewhere)."""
+from __future__ import annotations
+
+import logging
+import os
+
+from krita import DockWidget
+from PyQt5.QtCore import QSize, Qt
+from PyQt5.QtGui import QColor, QIcon, QImage, QPalette, QPixmap
+from PyQt5.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QFileDialog, QFormLayout, QFrame, QGroupBox,
+                             QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QProgressBar,
+                             QPushButton, QRadioButton, QScrollArea, QSizePolicy, QSlider, QSpinBox, QToolButton,
+                             QVBoxLayout, QWidget)
+
+from . import krita_api, pixels
+from .extension import controller
+from .jobs import State
+from .settings import ENGINE_TITLES, KEYPOINT_MODES
+
+log = logging.getLogger(__name__)
+
+ENGINE_ORDER = ("mt", "gatys", "strotss", "dst")
+STATUS_COLORS = {"connected": "#3cb44b", "starting": "#f5a623", "disconnected": "#9b9b9b", "error": "#e6194b"}
+ENGINE_HINTS = {
+    "mt": "Instant: a trained style in one pass.",
+    "gatys": "Classic optimisation: any painting as style; slower.",
+    "strotss": "Optimisation with better structure (STROTSS); slower.",
+    "dst": "Deformable: aligns shapes with keypoints (markers or automatic).",
+}
+
+
+def qimage_from_buffer(img) -> QImage:
+    rgba = pixels.buffer_to_rgba(img)
+    rgba = pixels.convert_depth(rgba, img.itemsize, 1)
+    return QImage(bytes(rgba), img.width, img.height, img.width * 4, QImage.Format_RGBA8888).copy()
+
+
+class LayerCombo(QComboBox):
+    """Lists the active document's layers; refreshed each time it opens."""
+
+    def showPopup(self) -> None:
+        self.refresh()
+        super().showPopup()
+
+    def refresh(self, keep: str | None = None) -> None:
+        keep = keep if keep is not None else self.currentText()
+        doc = krita_api.active_document()
+        names = [n.name() for n in krita_api.pixel_layers(doc)] if doc is not None else []
+        self.blockSignals(True)
+        self.clear()
+        self.addItems(names)
+        if keep in names:
+            self.setCurrentText(keep)
+        elif keep:
+            self.insertItem(0, keep)
+            self.setCurrentIndex(0)
+        self.blockSignals(False)
+
+
+class ImpastoDocker(DockWidget):
+    def __init__(self):
+        super().__init__()
+        self.setWindowTitle("Impasto")
+        self.c = controller()
+        self._building = True
+        self._build()
+        self._load_settings()
+        self._building = False
+        self.c.subscribe(self.refresh)
+        self.refresh()
+        if self.c.conn.state == "disconnected" and self.c.client is None:
+            self.c.connect(autostart=False)
+
+    # ----------------------------------------------------------------------------------------------- layout
+    def _build(self) -> None:
+        root = QWidget()
+        lay = QVBoxLayout(root)
+        lay.setContentsMargins(6, 6, 6, 6)
+        lay.setSpacing(6)
+
+        # daemon status
+        row = QHBoxLayout()
+        self.dot = QLabel("●")
+        self.status = QLabel("Not connected")
+        self.status.setWordWrap(True)
+        self.start_btn = QPushButton("Start daemon")
+        self.start_btn.setToolTip("Connect to the Impasto daemon, starting it if it is not running")
+        self.start_btn.clicked.connect(lambda: self.c.connect(autostart=True))
+        row.addWidget(self.dot)
+        row.addWidget(self.status, 1)
+        row.addWidget(self.start_btn)
+        lay.addLayout(row)
+
+        # engine
+        form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
+        self.engine = QComboBox()
+        for e in ENGINE_ORDER:
+            self.engine.addItem(ENGINE_TITLES[e], e)
+        self.engine.currentIndexChanged.connect(self._changed)
+        form.addRow("Engine", self.engine)
+        self.engine_hint = QLabel()
+        self.engine_hint.setWordWrap(True)
+        self.engine_hint.setStyleSheet("color: palette(mid); font-size: small;")
+        form.addRow("", self.engine_hint)
+        lay.addLayout(form)
+
+        # MT styles
+        self.styles = QListWidget()
+        self.styles.setViewMode(QListWidget.IconMode)
+        self.styles.setIconSize(QSize(64, 64))
+        self.styles.setGridSize(QSize(84, 96))
+        self.styles.setResizeMode(QListWidget.Adjust)
+        self.styles.setMovement(QListWidget.Static)
+        self.styles.setMinimumHeight(110)
+        self.styles.setWordWrap(True)
+        self.styles.itemSelectionChanged.connect(self._changed)
+        self.styles_box = QGroupBox("Style")
+        QVBoxLayout(self.styles_box).addWidget(self.styles)
+        lay.addWidget(self.styles_box)
+
+        # style source
+        self.source_box = QGroupBox("Style")
+        sl = QFormLayout(self.source_box)
+        self.src_file = QRadioButton("Image file")
+        self.src_layer = QRadioButton("Layer")
+        grp = QButtonGroup(self)
+        grp.addButton(self.src_file)
+        grp.addButton(self.src_layer)
+        self.src_file.toggled.connect(self._changed)
+        file_row = QHBoxLayout()
+        self.style_file = QLineEdit()
+        self.style_file.setPlaceholderText("a painting: PNG, JPEG…")
+        self.style_file.editingFinished.connect(self._changed)
+        browse = QToolButton()
+        browse.setText("…")
+        browse.setToolTip("Choose the style image")
+        browse.clicked.connect(self._browse)
+        file_row.addWidget(self.style_file, 1)
+        file_row.addWidget(browse)
+        sl.addRow(self.src_file, file_row)
+        self.style_layer = LayerCombo()
+        self.style_layer.setToolTip("Any layer of this image can be the style (e.g. an imported painting)")
+        self.style_layer.currentIndexChanged.connect(self._changed)
+        sl.addRow(self.src_layer, self.style_layer)
+        lay.addWidget(self.source_box)
+
+        # options
+        opts = QGroupBox("Options")
+        of = QFormLayout(opts)
+        of.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
+        srow = QHBoxLayout()
+        self.strength = QSlider(Qt.Horizontal)
+        self.strength.setRange(0, 100)
+        self.strength_label = QLabel("100%")
+        self.strength_label.setMinimumWidth(36)
+        self.strength.valueChanged.connect(lambda v: (self.strength_label.setText(f"{v}%"), self._changed()))
+        srow.addWidget(self.strength, 1)
+        srow.addWidget(self.strength_label)
+        of.addRow("Strength", srow)
+        self.preserve = QCheckBox("Keep the original colours")
+        self.preserve.toggled.connect(self._changed)
+        of.addRow("", self.preserve)
+        orow = QHBoxLayout()
+        self.output_mode = QComboBox()
+        self.output_mode.addItem("Full size", "canvas")
+        self.output_mode.addItem("Long side at most", "max_side")
+        self.output_mode.currentIndexChanged.connect(self._changed)
+        self.max_side = QSpinBox()
+        self.max_side.setRange(64, 16384)
+        self.max_side.setSuffix(" px")
+        self.max_side.valueChanged.connect(self._changed)
+        orow.addWidget(self.output_mode, 1)
+        orow.addWidget(self.max_side)
+        of.addRow("Output", orow)
+        self.size = QSpinBox()
+        self.size.setRange(64, 4096)
+        self.size.setSingleStep(64)
+        self.size.setSuffix(" px")
+        self.size.setToolTip("Resolution the style is worked out at: larger = finer brush strokes, slower")
+        self.size.valueChanged.connect(self._changed)
+        of.addRow("Detail", self.size)
+        krow = QHBoxLayout()
+        self.keypoints = QComboBox()
+        for k, title in KEYPOINT_MODES.items():
+            self.keypoints.addItem(title, k)
+        self.keypoints.currentIndexChanged.connect(self._changed)
+        self.markers_btn = QPushButton("Add markers")
+        self.markers_btn.setToolTip("Add numbered rings over the content and the style layer; drag each pair onto "
+                                    "matching features (same number = same feature)")
+        self.markers_btn.clicked.connect(self.c.add_markers)
+        krow.addWidget(self.keypoints, 1)
+        krow.addWidget(self.markers_btn)
+        self.keypoints_label = QLabel("Keypoints")
+        of.addRow(self.keypoints_label, krow)
+        lay.addWidget(opts)
+
+        # run
+        brow = QHBoxLayout()
+        self.preview_btn = QPushButton("Preview")
+        self.preview_btn.setToolTip("Try the settings quickly at a small size; shown below, nothing is inserted")
+        self.preview_btn.clicked.connect(lambda: self.c.stylize(preview=True))
+        self.stylize_btn = QPushButton("Stylize")
+        self.stylize_btn.setToolTip("Stylize the active layer (or the selection) into a new layer above it")
+        f = self.stylize_btn.font()
+        f.setBold(True)
+        self.stylize_btn.setFont(f)
+        self.stylize_btn.clicked.connect(lambda: self.c.stylize())
+        self.cancel_btn = QPushButton("Cancel")
+        self.cancel_btn.clicked.connect(self.c.cancel)
+        brow.addWidget(self.preview_btn)
+        brow.addWidget(self.stylize_btn, 1)
+        brow.addWidget(self.cancel_btn)
+        lay.addLayout(brow)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setTextVisible(False)
+        self.progress.setMaximumHeight(8)
+        lay.addWidget(self.progress)
+        self.job_label = QLabel("")
+        self.job_label.setWordWrap(True)
+        lay.addWidget(self.job_label)
+        self.error = QLabel("")
+        self.error.setWordWrap(True)
+        self.error.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.error.setStyleSheet("color: #e6194b;")
+        lay.addWidget(self.error)
+        self.notice = QLabel("")
+        self.notice.setWordWrap(True)
+        self.notice.setStyleSheet("color: palette(mid);")
+        lay.addWidget(self.notice)
+        self.preview = QLabel()
+        self.preview.setAlignment(Qt.AlignCenter)
+        self.preview.setFrameShape(QFrame.StyledPanel)
+        self.preview.setMinimumHeight(0)
+        lay.addWidget(self.preview)
+
+        # training
+        self.train_box = QGroupBox("Learn a style (Fast engine)")
+        self.train_box.setCheckable(True)
+        self.train_box.setChecked(False)
+        tl = QFormLayout(self.train_box)
+        self.train_name = QLineEdit()
+        self.train_name.setPlaceholderText("name of the new style")
+        tl.addRow("Name", self.train_name)
+        self.train_steps = QSpinBox()
+        self.train_steps.setRange(0, 200000)
+        self.train_steps.setSpecialValueText("default")
+        tl.addRow("Steps", self.train_steps)
+        trow = QHBoxLayout()
+        self.train_btn = QPushButton("Train from the style above")
+        self.train_btn.setToolTip("Send the style image or layer to the daemon to train a Fast style; it appears "
+                                  "in the style list when done")
+        self.train_btn.clicked.connect(lambda: self.c.train(self.train_name.text(), self.train_steps.value() or None))
+        self.train_cancel = QPushButton("Stop")
+        self.train_cancel.clicked.connect(self.c.cancel_training)
+        trow.addWidget(self.train_btn, 1)
+        trow.addWidget(self.train_cancel)
+        tl.addRow(trow)
+        self.train_progress = QProgressBar()
+        self.train_progress.setRange(0, 1000)
+        self.train_progress.setTextVisible(False)
+        self.train_progress.setMaximumHeight(8)
+        tl.addRow(self.train_progress)
+        self.train_label = QLabel("")
+        self.train_label.setWordWrap(True)
+        tl.addRow(self.train_label)
+        self.train_box.toggled.connect(self._train_toggled)
+        lay.addWidget(self.train_box)
+        lay.addStretch(1)
+
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.NoFrame)
+        scroll.setWidget(root)
+        self.setWidget(scroll)
+
+    def _train_toggled(self, on: bool) -> None:
+        for w in self.train_box.findChildren(QWidget):
+            w.setVisible(on)
+
+    # ----------------------------------------------------------------------------------------------- settings
+    def _load_settings(self) -> None:
+        s = self.c.settings
+        self.engine.setCurrentIndex(max(0, ENGINE_ORDER.index(s.engine) if s.engine in ENGINE_ORDER else 1))
+        (self.src_layer if s.style_source == "layer" else self.src_file).setChecked(True)
+        self.style_file.setText(s.style_file)
+        self.style_layer.refresh(keep=s.style_layer)
+        self.strength.setValue(int(round(s.strength * 100)))
+        self.strength_label.setText(f"{self.strength.value()}%")
+        self.preserve.setChecked(s.preserve_color)
+        self.output_mode.setCurrentIndex(1 if s.output_mode == "max_side" else 0)
+        self.max_side.setValue(s.max_side)
+        self.size.setValue(s.size)
+        self.keypoints.setCurrentIndex(max(0, list(KEYPOINT_MODES).index(s.keypoint_mode)
+                                           if s.keypoint_mode in KEYPOINT_MODES else 0))
+        self._train_toggled(False)
+
+    def _changed(self, *_: object) -> None:
+        if self._building:
+            return
+        s = self.c.settings
+        engine = self.engine.currentData()
+        if engine in ENGINE_ORDER:
+            s.engine = engine
+        item = self.styles.currentItem()
+        if item is not None:
+            s.style_name = item.data(Qt.UserRole)
+        s.style_source = "layer" if self.src_layer.isChecked() else "file"
+        s.style_file = self.style_file.text().strip()
+        s.style_layer = self.style_layer.currentText()
+        s.strength = self.strength.value() / 100.0
+        s.preserve_color = self.preserve.isChecked()
+        s.output_mode = self.output_mode.currentData()
+        s.max_side = self.max_side.value()
+        s.size = self.size.value()
+        s.keypoint_mode = self.keypoints.currentData()
+        self.c.save_settings()
+        self._update_visibility()
+
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Style image", os.path.dirname(self.style_file.text()),
+                                              "Images (*.png *.jpg *.jpeg *.webp *.tif *.tiff *.bmp)")
+        if path:
+            self.style_file.setText(path)
+            self.src_file.setChecked(True)
+            self._changed()
+
+    def _update_visibility(self) -> None:
+        s = self.c.settings
+        self.engine_hint.setText(ENGINE_HINTS.get(s.engine, ""))
+        mt = s.engine == "mt"
+        self.styles_box.setVisible(mt)
+        self.source_box.setVisible(not mt)
+        dst = s.engine == "dst"
+        for w in (self.keypoints, self.markers_btn, self.keypoints_label):
+            w.setVisible(dst)
+        self.max_side.setEnabled(s.output_mode == "max_side")
+        self.style_file.setEnabled(s.style_source == "file")
+        self.style_layer.setEnabled(s.style_source == "layer")
+
+    # ----------------------------------------------------------------------------------------------- refresh
+    def _fill_styles(self) -> None:
+        styles = self.c.conn.styles
+        names = [s.get("name") for s in styles]
+        current = [self.styles.item(i).data(Qt.UserRole) for i in range(self.styles.count())]
+        if names == current:
+            return
+        self.styles.blockSignals(True)
+        self.styles.clear()
+        for s in styles:
+            title = s.get("title") or s.get("name")
+            item = QListWidgetItem(title)
+            item.setData(Qt.UserRole, s.get("name"))
+            tip = " · ".join(str(v) for v in (s.get("artist"), s.get("year")) if v)
+            item.setToolTip(f"{title}\n{tip}" if tip else title)
+            thumb = s.get("thumbnail")
+            if thumb:
+                pm = QPixmap()
+                if pm.loadFromData(thumb):
+                    item.setIcon(QIcon(pm))
+            self.styles.addItem(item)
+            if s.get("name") == self.c.settings.style_name:
+                item.setSelected(True)
+        if not styles:
+            self.styles.addItem(QListWidgetItem("(no trained styles yet)"))
+        self.styles.blockSignals(False)
+
+    def refresh(self) -> None:
+        c = self.c
+        color = STATUS_COLORS.get(c.conn.state, "#9b9b9b")
+        self.dot.setStyleSheet(f"color: {color}; font-size: 14px;")
+        self.status.setText(c.conn.message)
+        self.status.setToolTip(c.conn.message)
+        self.start_btn.setVisible(c.conn.state != "connected")
+        self.start_btn.setEnabled(c.conn.state != "starting")
+        self._fill_styles()
+        self._update_visibility()
+        job = c.job
+        running = job is not None and job.active
+        self.stylize_btn.setEnabled(not running and c.conn.state == "connected")
+        self.preview_btn.setEnabled(not running and c.conn.state == "connected")
+        self.cancel_btn.setEnabled(running)
+        if job is not None:
+            self.progress.setValue(int(job.fraction * 1000) if job.state is not State.QUEUED else 0)
+            self.job_label.setText(job.status_text())
+            preview_img = c.preview.image if (c.preview is not None and job.kind == "preview") else job.preview
+            if preview_img is not None:
+                pm = QPixmap.fromImage(qimage_from_buffer(preview_img))
+                self.preview.setPixmap(pm.scaled(QSize(260, 200), Qt.KeepAspectRatio, Qt.SmoothTransformation))
+                self.preview.setVisible(True)
+        else:
+            self.progress.setValue(0)
+            self.job_label.setText("Ready. The result goes into a new layer above the active one.")
+        if self.preview.pixmap() is None or self.preview.pixmap().isNull():
+            self.preview.setVisible(False)
+        self.error.setText(c.error)
+        self.error.setVisible(bool(c.error))
+        self.notice.setText(c.notice)
+        self.notice.setVisible(bool(c.notice))
+        t = c.train_job
+        if t is not None:
+            self.train_progress.setValue(int(t.fraction * 1000))
+            self.train_label.setText(t.status_text())
+            if t.active and not self.train_box.isChecked():
+                self.train_box.setChecked(True)
+        self.train_btn.setEnabled(c.conn.state == "connected" and not (t is not None and t.active))
+        self.train_cancel.setEnabled(t is not None and t.active)
+
+    def canvasChanged(self, canvas) -> None:
+        self.style_layer.refresh()
+
+    def closeEvent(self, event) -> None:  # the controller (and its jobs) live on
+        self.c.unsubscribe(self.refresh)
+        super().closeEvent(event)

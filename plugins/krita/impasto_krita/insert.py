@@ -1,0 +1,118 @@
+"""Turning a finished job into a layer (the ``jobs.Sink`` for stylize jobs), and keeping previews for the docker.
+
+Rules: the result goes into a *new* paint layer just above the source layer, covering the selection's bounds (or the
+whole layer/canvas), with the selection mask multiplied into its alpha; large results are painted progressively into
+that layer as engine tiles arrive; if the job fails or is cancelled the layer is removed again, so nothing is left.
+Without tiles the layer is inserted once, fully painted: one undo step.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from impasto_protocol.messages import ResultEvent, TileEvent
+
+from . import krita_api, pixels
+from .pixels import ITEMSIZE, Rect
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Target:
+    """Where and how a result lands: computed when the job is sent, used when pixels come back."""
+
+    doc: Any
+    source: Any                      # the layer that was stylized (never written to)
+    crop: Rect                       # document pixels the content came from
+    mask: Optional[bytes]            # selection mask over ``crop`` (None = everything)
+    depth: str                       # "U8" | "U16": the depth the content was sent at
+    name: str                        # new layer's name
+    content: Optional[bytes] = None  # the BGRA content sent (to undo the daemon's blend at feathered edges)
+
+
+@dataclass
+class LayerSink:
+    target: Target
+    api: Any = krita_api
+    layer: Any = None                # the new layer once it exists
+    inserted: bool = False
+    tiles_painted: int = 0
+    result_size: tuple[int, int] = (0, 0)
+    _tmp_name: str = field(default="", init=False)
+
+    def on_tile(self, ev: TileEvent) -> None:
+        t = self.target
+        img = ev.image
+        if img is None or ev.final:
+            return
+        # Engine tiles are in output pixels; paint them only when the output is the crop's size.
+        if ev.x + img.width > t.crop.width or ev.y + img.height > t.crop.height:
+            return
+        rgba = pixels.buffer_to_rgba(img)
+        rgba = pixels.convert_depth(rgba, img.itemsize, ITEMSIZE[t.depth])
+        self._ensure_layer(progressive=True)
+        self.api.write_rgba(t.doc, self.layer, Rect(t.crop.x + ev.x, t.crop.y + ev.y, img.width, img.height),
+                            rgba, ITEMSIZE[t.depth])
+        self.tiles_painted += 1
+        self.api.refresh(t.doc)
+
+    def on_result(self, ev: ResultEvent) -> None:
+        t = self.target
+        img = ev.image
+        if img is None:
+            raise RuntimeError("the daemon finished without sending an image")
+        self.result_size = (img.width, img.height)
+        rgba = pixels.buffer_to_rgba(img)
+        size = ITEMSIZE[t.depth]
+        rgba = pixels.convert_depth(rgba, img.itemsize, size)
+        if (img.width, img.height) != (t.crop.width, t.crop.height):
+            rgba = self.api.scale_rgba(rgba, img.width, img.height, size, t.crop.width, t.crop.height)
+        elif t.mask is not None and t.content is not None:
+            rgba = pixels.unmix_partial(rgba, pixels.swap_rb(t.content, size), t.mask, size)
+        if t.mask is not None:
+            rgba = pixels.apply_mask(rgba, t.mask, size)
+        self._ensure_layer(progressive=False)
+        self.api.write_rgba(t.doc, self.layer, t.crop, bytes(rgba), size)
+        if not self.inserted:
+            self.api.insert_above(t.source, self.layer)
+            self.inserted = True
+        else:
+            self.layer.setName(t.name)
+        self.api.refresh(t.doc)
+
+    def on_abort(self, reason: str) -> None:
+        if self.inserted and self.layer is not None:
+            self.api.remove_node(self.layer)
+            self.api.refresh(self.target.doc)
+        self.layer, self.inserted = None, False
+
+    def _ensure_layer(self, progressive: bool) -> None:
+        if self.layer is not None:
+            return
+        t = self.target
+        name = f"{t.name} (painting…)" if progressive else t.name
+        self.layer = self.api.make_paint_layer(t.doc, name)
+        if progressive:                 # show tiles as they come: the layer must be in the document
+            self.api.insert_above(t.source, self.layer)
+            self.inserted = True
+
+
+@dataclass
+class PreviewSink:
+    """Keeps the preview result for the docker; touches no document."""
+
+    image: Any = None
+    info: dict = field(default_factory=dict)
+
+    def on_tile(self, ev: TileEvent) -> None:
+        pass
+
+    def on_result(self, ev: ResultEvent) -> None:
+        if ev.image is None:
+            raise RuntimeError("the daemon finished without sending an image")
+        self.image, self.info = ev.image, dict(ev.info or {})
+
+    def on_abort(self, reason: str) -> None:
+        self.image = None

@@ -1,0 +1,1 @@
+"""Fake Krita for the plugin's logic tests (see krita.py)."""

@@ -1,0 +1,202 @@
+"""Krita plugin: the stylize / cancel / markers flows through krita_api against a fake Krita and a fake daemon."""
+import struct
+
+import pytest
+from krita_plugin_support import install_fake
+
+from impasto_krita import krita_api, markers
+from impasto_krita.controller import Controller
+from impasto_krita.jobs import State
+from impasto_protocol.images import ImageBuffer
+from impasto_protocol.messages import CancelledEvent, ErrorEvent, ProgressEvent, ResultEvent, TileEvent
+
+
+class FakeJob:
+    def __init__(self):
+        self.pending = []
+        self.cancelled = False
+
+    def poll(self):
+        out, self.pending = self.pending, []
+        return out
+
+    def cancel(self):
+        self.cancelled = True
+
+
+class FakeClient:
+    def __init__(self):
+        self.calls = []
+
+    def stylize(self, content, options, style=None, mask=None):
+        job = FakeJob()
+        self.calls.append({"content": content, "options": options, "style": style, "mask": mask, "job": job})
+        return job
+
+
+@pytest.fixture
+def app(monkeypatch):
+    return install_fake(monkeypatch)
+
+
+def make_doc(app, w=20, h=8, depth="U8", profile="sRGB-elle-V2-srgbtrc.icc", resolution=72):
+    from krita_fake.krita import Document
+    doc = Document(w, h, "RGBA", depth, profile, resolution)
+    bg = doc.rootNode().childNodes()[0]
+    size = 1 if depth == "U8" else 2
+    px = []
+    for y in range(h):
+        for x in range(w):
+            px += [(x * 10) % 256, (y * 20) % 256, 100, 255]                      # B, G, R, A
+    data = bytes(px) if size == 1 else struct.pack(f"<{len(px)}H", *(v * 257 for v in px))
+    bg.setPixelData(data, 0, 0, w, h)
+    app.openWindow().addView(doc)
+    return doc, bg
+
+
+def controller(style_file):
+    c = Controller(api=krita_api)
+    c.client = FakeClient()
+    c.settings.engine = "gatys"
+    c.settings.style_source = "file"
+    c.settings.style_file = str(style_file)
+    return c
+
+
+@pytest.fixture
+def style_png(tmp_path, monkeypatch):
+    p = tmp_path / "Starry.png"
+    p.write_bytes(b"not read: read_image_file is replaced")
+    monkeypatch.setattr(krita_api, "read_image_file", lambda path: ImageBuffer(4, 4, 4, "u8", bytes(64)))
+    return p
+
+
+def blended_result(call, value=(0, 0, 255)):
+    """What the daemon would send: the content's format (BGR), stylized = a flat colour, mask-blended."""
+    content, mask = call["content"], call["mask"]
+    out = bytearray(content.data)
+    n = content.width * content.height
+    for i in range(n):
+        m = (mask.data[i] / 255) if mask is not None else 1.0
+        for c in range(3):
+            out[4 * i + c] = round(m * value[c] + (1 - m) * content.data[4 * i + c])
+    return ImageBuffer(content.width, content.height, 4, content.dtype, bytes(out), bgr=True)
+
+
+def test_stylize_selection_makes_a_new_layer_with_transparency(app, style_png):
+    from krita_fake.krita import Selection
+    doc, bg = make_doc(app, w=30, h=12)
+    before = bg.pixelData(0, 0, 30, 12)
+    sel = Selection(30, 12)
+    sel.select(2, 1, 20, 4, 255)
+    sel.select(2, 1, 1, 4, 128)                 # a feathered column
+    doc.setSelection(sel)
+    c = controller(style_png)
+    tracker = c.stylize()
+    assert tracker is not None, c.error
+    call = c.client.calls[0]
+    assert (call["content"].width, call["content"].height, call["content"].bgr) == (20, 4, True)
+    assert call["mask"].channels == 1 and call["mask"].data[0] == 128 and call["mask"].data[1] == 255
+    assert call["options"].max_side == 20 and call["style"].width == 4
+    call["job"].pending += [ProgressEvent(0.5, "step 1"), ResultEvent(blended_result(call))]
+    c.pump()
+    assert tracker.state is State.DONE, tracker.message
+    layers = [n.name() for n in doc.rootNode().childNodes()]
+    assert layers == ["Background", "Starry · Gatys"]
+    new = doc.rootNode().childNodes()[1]
+    b = new.bounds()
+    assert (b.x(), b.y(), b.width(), b.height()) == (2, 1, 20, 4)
+    assert bg.pixelData(0, 0, 30, 12) == before                      # source untouched
+    inside = new.pixelData(4, 2, 1, 1)
+    assert inside == bytes([0, 0, 255, 255])
+    edge = new.pixelData(2, 2, 1, 1)
+    assert edge[3] == 128 and abs(edge[2] - 255) <= 2             # feathered: stylized colour, half alpha
+    assert new.pixelData(0, 0, 1, 1)[3] == 0 and new.pixelData(25, 6, 1, 1)[3] == 0
+
+
+def test_cancel_after_tiles_leaves_nothing(app, style_png):
+    doc, bg = make_doc(app)
+    c = controller(style_png)
+    tracker = c.stylize()
+    call = c.client.calls[0]
+    assert call["mask"] is None and call["content"].width == 20
+    tile = ImageBuffer(4, 4, 3, "u8", bytes([9, 9, 9] * 16))
+    call["job"].pending += [TileEvent(0, 0, tile)]
+    c.pump()
+    assert [n.name() for n in doc.rootNode().childNodes()] == ["Background", "Starry · Gatys (painting…)"]
+    c.cancel()
+    assert call["job"].cancelled
+    call["job"].pending += [CancelledEvent()]
+    c.pump()
+    assert tracker.state is State.CANCELLED
+    assert [n.name() for n in doc.rootNode().childNodes()] == ["Background"]
+
+
+def test_failed_job_inserts_nothing_and_shows_the_message(app, style_png):
+    doc, _ = make_doc(app)
+    c = controller(style_png)
+    c.stylize()
+    c.client.calls[0]["job"].pending += [ErrorEvent("out_of_memory", "the job ran out of memory")]
+    c.pump()
+    assert [n.name() for n in doc.rootNode().childNodes()] == ["Background"]
+    assert "ran out of memory" in c.error
+
+
+def test_16bit_linear_document_travels_as_16bit_srgb(app, style_png):
+    doc, bg = make_doc(app, depth="U16", profile="sRGB-elle-V2-g10.icc")
+    before = bg.pixelData(0, 0, 20, 8)
+    c = controller(style_png)
+    tracker = c.stylize()
+    call = c.client.calls[0]
+    assert call["content"].dtype == "u16" and call["content"].nbytes == 20 * 8 * 8
+    result = ImageBuffer(20, 8, 4, "u16", struct.pack("<4H", 0, 0, 65535, 65535) * 160, bgr=True)
+    call["job"].pending += [ResultEvent(result)]
+    c.pump()
+    assert tracker.state is State.DONE, tracker.message
+    new = doc.rootNode().childNodes()[1]
+    assert new.colorDepth() == "U16" and new.colorProfile() == "sRGB-elle-V2-g10.icc"
+    assert struct.unpack("<4H", new.pixelData(3, 3, 1, 1)) == (0, 0, 65535, 65535)
+    assert bg.pixelData(0, 0, 20, 8) == before and bg.colorProfile() == "sRGB-elle-V2-g10.icc"
+
+
+def test_add_markers_then_read_pairs_at_pixel_positions(app, style_png):
+    doc, bg = make_doc(app, w=40, h=20, resolution=144)
+    style = doc.createNode("Painting", "paintlayer")
+    style.setPixelData(bytes([1, 2, 3, 255]) * (10 * 10), 30, 10, 10, 10)
+    doc.rootNode().addChildNode(style, bg)
+    doc.setActiveNode(bg)
+    c = controller(style_png)
+    c.settings.style_source, c.settings.style_layer = "layer", "Painting"
+    assert c.add_markers() == [1, 2, 3, 4], c.error
+    names = [n.name() for n in doc.rootNode().childNodes()]
+    assert names == ["Background", markers.CONTENT_LAYER, "Painting", markers.STYLE_LAYER]
+    pairing = c.marker_pairs(doc, krita_api.Rect(0, 0, 40, 20), krita_api.Rect(30, 10, 10, 10))
+    assert pairing.numbers == [1, 2, 3, 4]
+    assert pairing.pairs[0].content == pytest.approx((10.0, 5.0))     # 1/4 of the 40x20 content
+    assert pairing.pairs[3].style == pytest.approx((7.5, 7.5))        # 3/4 of the 10x10 style, style-relative
+    assert c.add_markers() == [5]                                     # a second press adds one more pair
+    # DST from markers sends them
+    c.settings.engine, c.settings.keypoint_mode = "dst", "markers"
+    doc.setActiveNode(bg)
+    assert c.stylize() is not None, c.error
+    opts = c.client.calls[-1]["options"]
+    assert opts.keypoint_mode == "markers" and len(opts.keypoints) == 5
+    assert c.client.calls[-1]["style"].width == 10
+
+
+def test_problems_become_messages(app, style_png):
+    from krita_fake.krita import Selection
+    c = controller(style_png)
+    assert c.stylize() is None and c.error == "open an image first"
+    doc, bg = make_doc(app)
+    sel = Selection(20, 8)
+    sel.select(0, 0, 10, 5, 255)
+    doc.setSelection(sel)
+    assert c.stylize() is None and "too small" in c.error
+    doc.setSelection(None)
+    c.settings.style_file = "/nonexistent/style.png"
+    assert c.stylize() is None and "does not exist" in c.error
+    c.settings.style_source = "file"
+    assert c.add_markers() is None and "style as a layer" in c.error
+    c.settings.engine = "mt"
+    assert c.stylize() is None and "style name" in c.error
