@@ -1,0 +1,91 @@
+"""MT inference: the ``mt`` engine behind ``impasto.engines.stylize``.
+
+The content arrives already at the output size; the style model is named by ``options.style_name`` (a shipped or
+user-trained style, see ``styles``).  One pass runs the three levels at output/4, output/2 and output size.
+``--strength`` and ``--preserve-color`` are applied by the registry, as for every engine.  Very large outputs are
+the tiling module's job (it reuses ``load_style_model`` and the subnets).
+
+Speed (measured on the 2-core CPU here, see bench/bench_mt_speed.py and docs/mt.md): the net runs with bf16
+autocast + channels_last on CPUs with native bf16, fp16 autocast on CUDA, fp32 otherwise (``IMPASTO_PRECISION=fp32``
+forces fp32).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from ...device import autocast_dtype, default_device
+from ..base import EngineError, Progress, check_cancel, never_cancel, no_progress
+from .model_file import ModelFileError, StyleMetadata, load_model
+from .network import MultimodalTransferNet, resize
+from .styles import find_style, style_names
+
+log = logging.getLogger(__name__)
+
+_cache: dict[tuple, tuple[MultimodalTransferNet, StyleMetadata]] = {}
+_cache_lock = threading.Lock()
+
+
+def load_style_model(name: str, device: torch.device) -> tuple[MultimodalTransferNet, StyleMetadata]:
+    """The network for style ``name`` on ``device`` (cached per file, modification time and device)."""
+    info = find_style(name)
+    if info is None:
+        known = ", ".join(style_names()) or "none installed"
+        raise EngineError(f"no MT style called {name!r}; available styles: {known} (see `impasto styles`)")
+    if not info.ok:
+        raise ModelFileError(info.error)
+    path = Path(info.path)
+    key = (str(path.resolve()), path.stat().st_mtime_ns, str(device))
+    with _cache_lock:
+        if key not in _cache:
+            net, meta = load_model(path, device)
+            if autocast_dtype(device) is not None:
+                net = net.to(memory_format=torch.channels_last)
+            _cache.clear()                      # keep one model resident
+            _cache[key] = (net, meta)
+        return _cache[key]
+
+
+@torch.inference_mode()
+def run_levels(net: MultimodalTransferNet, content: torch.Tensor, device: torch.device, *,
+               progress=no_progress, cancel=never_cancel) -> list[torch.Tensor]:
+    """The three level outputs for ``content`` (1,3,H,W) [0,1] at output size, fp32 on ``device``."""
+    dtype = autocast_dtype(device)
+    x = content.to(device, torch.float32)
+    if dtype is not None:
+        x = x.contiguous(memory_format=torch.channels_last)
+    sizes = net.level_sizes(x.shape[-2], x.shape[-1])
+    subnets = (net.style, net.enhance, net.refine)
+    outs: list[torch.Tensor] = []
+    with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+        y = resize(x, sizes[0])
+        for k, (sub, size) in enumerate(zip(subnets, sizes)):
+            check_cancel(cancel)
+            y = sub(resize(y, size))
+            outs.append(y.float())
+            progress(Progress((k + 1) / 3, f"level {k + 1}/3"))
+    return outs
+
+
+def stylize(content: torch.Tensor, style: Optional[torch.Tensor], options, *, progress=no_progress,
+            cancel=never_cancel, device: Optional[torch.device] = None, on_tile=None,
+            artifacts: Optional[dict] = None) -> torch.Tensor:
+    if style is not None:
+        log.info("mt: ignoring the style image; the style is the trained model %r", options.style_name)
+    if not options.style_name:
+        raise EngineError("engine 'mt' needs a style name (see `impasto styles`)")
+    device = device or default_device()
+    net, meta = load_style_model(options.style_name, device)
+    outs = run_levels(net, content, device, progress=progress, cancel=cancel)
+    result = outs[-1].clamp(0, 1)
+    if artifacts is not None:
+        artifacts["debug_images"] = {f"mt_{name}": o.clamp(0, 1).cpu()
+                                     for name, o in zip(("style", "enhance", "refine"), outs)}
+        artifacts["style"] = meta.name
+    if on_tile is not None:
+        on_tile(0, 0, result)
+    return result

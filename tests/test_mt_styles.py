@@ -1,0 +1,61 @@
+"""Style discovery (shipped + user dir) and the mt engine through the registry."""
+import pytest
+import torch
+
+from impasto.engines import stylize
+from impasto.engines.mt.model_file import ModelFileError, StyleMetadata, save_model
+from impasto.engines.mt.network import MTConfig, MultimodalTransferNet
+from impasto.engines.mt.styles import find_style, list_styles
+from impasto_protocol.options import StylizeOptions
+
+
+@pytest.fixture
+def style_dirs(tmp_path, monkeypatch):
+    shipped, data = tmp_path / "shipped", tmp_path / "data"
+    shipped.mkdir()
+    (data / "styles").mkdir(parents=True)
+    monkeypatch.setenv("IMPASTO_STYLES_DIR", str(shipped))
+    monkeypatch.setenv("IMPASTO_DATA_DIR", str(data))
+    return shipped, data / "styles"
+
+
+def _save(directory, name, title):
+    torch.manual_seed(0)
+    return save_model(directory / f"{name}.safetensors", MultimodalTransferNet(MTConfig.tiny()),
+                      StyleMetadata(name=name, title=title, artist="A", year="1900"))
+
+
+def test_lists_shipped_and_user_styles_user_shadows(style_dirs):
+    shipped, user = style_dirs
+    _save(shipped, "wave", "shipped wave")
+    _save(shipped, "scream", "shipped scream")
+    _save(user, "wave", "my wave")
+    (user / "broken.safetensors").write_bytes(b"not a model")
+    styles = {s.name: s for s in list_styles()}
+    assert set(styles) == {"wave", "scream", "broken"}
+    assert styles["wave"].source == "user" and styles["wave"].metadata.title == "my wave"
+    assert styles["scream"].source == "shipped"
+    assert not styles["broken"].ok and "not a readable safetensors" in styles["broken"].error
+    assert find_style("wave").source == "user"
+    assert find_style("nope") is None
+
+
+def test_mt_engine_via_registry_and_errors(style_dirs):
+    shipped, user = style_dirs
+    _save(shipped, "tinystyle", "t")
+    content = torch.rand(1, 4, 50, 70)
+    opts = StylizeOptions(engine="mt", style_name="tinystyle", size=64, strength=0.5, preserve_color=True)
+    out = stylize(content, None, opts)
+    assert out.shape == (1, 4, 46, 64) and 0 <= out.min() and out.max() <= 1
+    with pytest.raises(Exception, match="no MT style called 'missing'.*tinystyle"):
+        stylize(content, None, StylizeOptions(engine="mt", style_name="missing", size=64))
+    (user / "bad.safetensors").write_bytes(b"\x00" * 64)
+    with pytest.raises(ModelFileError, match="bad.safetensors"):
+        stylize(content, None, StylizeOptions(engine="mt", style_name="bad", size=64))
+
+
+def test_styles_command_lists(style_dirs, capsys):
+    from impasto.cli import main
+    _save(style_dirs[0], "wave", "The Great Wave")
+    assert main(["styles"]) == 0
+    assert "wave" in capsys.readouterr().out
