@@ -373,8 +373,9 @@ class Client:
         self._send(msg_type, body, buffers, job_id=job.id)
         return job
 
-    def _request(self, msg_type: str, content: dict, timeout: float | None = None) -> Message:
-        header = self._send(msg_type, content)
+    def _request(self, msg_type: str, content: dict, timeout: float | None = None,
+                 job_id: str | None = None) -> Message:
+        header = self._send(msg_type, content, job_id=job_id)
         mid = header["msg_id"]
         self._waiting[mid] = None
         try:
