@@ -112,7 +112,12 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:   # Linux: an exited child not yet reaped by its parent (a zombie) is not a running daemon
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0]
+        return state not in (b"Z", b"X")
+    except (OSError, IndexError):
+        return True
 
 
 def write_connection_file(info: ConnectionInfo, path: str | os.PathLike | None = None) -> Path:
