@@ -138,10 +138,9 @@ class Controller:
             styles = client.list_styles(thumbnails=True)
         except Exception as e:   # an old daemon without MT: the list stays empty
             log.info("no styles: %s", e)
-        device = info.get("device")
-        if isinstance(device, dict):
-            device = device.get("name") or device.get("type") or ""
-        self.conn = Connection("connected", f"Connected · {device or 'daemon'}", info, styles)
+        devices = info.get("devices") or []
+        where = ", ".join(str(d).upper() if str(d) == "cpu" else str(d) for d in devices) or "daemon"
+        self.conn = Connection("connected", f"Connected · {where}", info, styles)
         self.error = "" if self.error.startswith("Daemon") else self.error
         self.notify()
 

@@ -1,0 +1,258 @@
+"""Tests that run INSIDE real Krita (5.1.5, kritarunner under Xvfb) with the plugin installed by
+``impasto install-plugin krita`` and a real ``impasto serve --test-engines`` daemon (started by
+run_krita_tests.sh; IMPASTO_RUNTIME_DIR points at it).  Not collected by the normal suite (the file name does not
+match test_*.py); run with tests/editors/run_krita_tests.sh.
+"""
+from __future__ import annotations
+
+import os
+import struct
+import time
+
+import pytest
+from krita import Krita, Selection
+from PyQt5.QtCore import QByteArray, QPointF
+from PyQt5.QtGui import QColor, QImage
+from PyQt5.QtWidgets import QApplication
+
+import impasto_krita
+from impasto_krita import krita_api, markers
+from impasto_krita.controller import Controller
+from impasto_krita.extension import ImpastoExtension
+from impasto_krita.jobs import State
+
+W, H = 96, 64
+PYKRITA = os.path.dirname(os.path.dirname(os.path.abspath(impasto_krita.__file__)))
+
+
+def pump(secs: float = 0.2) -> None:
+    end = time.time() + secs
+    while time.time() < end:
+        QApplication.processEvents()
+        time.sleep(0.01)
+
+
+def wait(ctrl: Controller, cond, timeout: float = 120.0) -> None:
+    end = time.time() + timeout
+    while time.time() < end:
+        ctrl.pump()
+        QApplication.processEvents()
+        if cond():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out; job: {ctrl.job and ctrl.job.status_text()}; error: {ctrl.error}")
+
+
+@pytest.fixture(scope="session")
+def window():
+    app = Krita.instance()
+    return app.activeWindow() or app.openWindow()
+
+
+@pytest.fixture
+def png(tmp_path):
+    """A 96x64 picture: horizontal gradient, a red square at (10, 12)."""
+    img = QImage(W, H, QImage.Format_RGBA8888)
+    for y in range(H):
+        for x in range(W):
+            img.setPixelColor(x, y, QColor(40 + x, 80 + y, 200, 255))
+    for y in range(12, 32):
+        for x in range(10, 30):
+            img.setPixelColor(x, y, QColor(255, 0, 0, 255))
+    path = str(tmp_path / "content.png")
+    assert img.save(path)
+    return path
+
+
+def open_doc(window, path):
+    doc = Krita.instance().openDocument(path)
+    doc.setBatchmode(True)
+    window.addView(doc)
+    doc.waitForDone()
+    return doc
+
+
+@pytest.fixture
+def ctrl():
+    c = Controller()
+    assert c.connect(), c.conn.message
+    engines = c.conn.info.get("engines", []) + c.conn.info.get("test_engines", [])
+    c.settings.engine = "gatys" if "gatys" in engines else "identity"
+    c.settings.style_source = "file"
+    c.settings.size, c.settings.steps = 32, 2
+    c.settings.output_mode = "canvas"
+    yield c
+    c.disconnect()
+
+
+@pytest.fixture
+def style_png(tmp_path, ctrl):
+    img = QImage(40, 40, QImage.Format_RGBA8888)
+    for y in range(40):
+        for x in range(40):
+            img.setPixelColor(x, y, QColor((x * 37) % 256, (y * 53) % 256, ((x + y) * 11) % 256, 255))
+    path = str(tmp_path / "Test pattern.png")
+    img.save(path)
+    ctrl.settings.style_file = path
+    return path
+
+
+def layer_names(doc):
+    """Layers, bottom-up, without Krita's global selection mask."""
+    return [n.name() for n in doc.rootNode().childNodes() if n.type() != "selectionmask"]
+
+
+def test_plugin_runs_on_vendored_pyzmq():
+    import zmq
+    assert impasto_krita.deps.zmq_problem() is None
+    assert os.path.join("impasto_krita", "vendor") in zmq.__file__, zmq.__file__
+    assert impasto_krita.__file__.startswith(PYKRITA) and "pykrita" in PYKRITA
+
+
+def test_stylize_selection_into_new_layer(window, png, ctrl, style_png):
+    doc = open_doc(window, png)
+    src = doc.rootNode().childNodes()[0]
+    doc.setActiveNode(src)
+    before = bytes(src.pixelData(0, 0, W, H))
+    sel = Selection()
+    sel.select(20, 10, 50, 40, 255)
+    sel.select(20, 10, 4, 40, 128)           # a feathered strip at the left edge
+    doc.setSelection(sel)
+    tracker = ctrl.stylize()
+    assert tracker is not None, ctrl.error
+    wait(ctrl, lambda: not tracker.active)
+    assert tracker.state is State.DONE, tracker.status_text()
+    doc.waitForDone()
+    expected = f"Test pattern · {'Gatys' if ctrl.settings.engine == 'gatys' else ctrl.settings.engine}"
+    assert layer_names(doc) == ["Background", expected]
+    new = doc.rootNode().childNodes()[1]
+    b = new.bounds()
+    assert (b.x(), b.y(), b.width(), b.height()) == (20, 10, 50, 40)
+    assert bytes(src.pixelData(0, 0, W, H)) == before                  # source byte-identical
+    outside = bytes(new.pixelData(0, 0, W, H))
+    alphas = outside[3::4]
+    for (x, y) in [(0, 0), (19, 30), (70, 30), (40, 9), (40, 50), (95, 63)]:
+        assert alphas[y * W + x] == 0, (x, y)                         # outside the selection: transparent
+    assert alphas[30 * W + 40] == 255 and alphas[30 * W + 21] == 128  # inside / feathered
+    doc.setModified(False)
+    doc.close()
+
+
+def test_result_is_one_undo_step(window, png, ctrl, style_png):
+    doc = open_doc(window, png)
+    doc.setActiveNode(doc.rootNode().childNodes()[0])
+    tracker = ctrl.stylize()
+    assert tracker is not None, ctrl.error
+    wait(ctrl, lambda: not tracker.active)
+    assert tracker.state is State.DONE, tracker.status_text()
+    assert len(layer_names(doc)) == 2
+    Krita.instance().action("edit_undo").trigger()
+    pump(0.3)
+    doc.waitForDone()
+    assert layer_names(doc) == ["Background"]
+    doc.setModified(False)
+    doc.close()
+
+
+def test_markers_added_by_the_action_are_read_in_pixels(window, png, ctrl):
+    doc = open_doc(window, png)
+    doc.setResolution(144)                    # markers are in points: 1 pt = 2 px here
+    root = doc.rootNode()
+    src = root.childNodes()[0]
+    style = doc.createNode("Painting", "paintlayer")
+    style.setPixelData(QByteArray(bytes([0, 128, 255, 255]) * (40 * 24)), 50, 30, 40, 24)
+    root.addChildNode(style, src)
+    pump(0.2)                                 # Krita makes the inserted layer active a moment later
+    doc.setActiveNode(src)
+    pump(0.2)
+    assert doc.activeNode().name() == "Background"
+    ctrl.settings.style_source, ctrl.settings.style_layer = "layer", "Painting"
+    ext = ImpastoExtension(Krita.instance())
+    ext.controller = ctrl                     # the extension's actions drive this controller
+    ext.createActions(window)
+    ext.actions["impasto_add_markers"].trigger()
+    assert not ctrl.error, ctrl.error
+    assert layer_names(doc) == ["Background", markers.CONTENT_LAYER, "Painting", markers.STYLE_LAYER], layer_names(doc)
+    c_layer = krita_api.find_layer(doc, markers.CONTENT_LAYER)
+    assert sorted(s.name() for s in c_layer.shapes()) == ["kp1", "kp1 label", "kp2", "kp2 label", "kp3",
+                                                          "kp3 label", "kp4", "kp4 label"]
+    pairing = ctrl.marker_pairs(doc, krita_api.Rect(0, 0, W, H), krita_api.Rect(50, 30, 40, 24))
+    assert pairing.numbers == [1, 2, 3, 4]
+    assert pairing.pairs[0].content == pytest.approx((24.0, 16.0), abs=0.01)   # 1/4 of 96x64
+    assert pairing.pairs[3].content == pytest.approx((72.0, 48.0), abs=0.01)
+    assert pairing.pairs[1].style == pytest.approx((30.0, 6.0), abs=0.01)      # (3/4, 1/4) of the 40x24 style
+    # the artist drags ring 2 on the content: its centre moves to (60 px, 10 px) = (30 pt, 5 pt)
+    ring = [s for s in c_layer.shapes() if s.name() == "kp2"][0]
+    centre = ring.boundingBox().center()
+    ring.setPosition(ring.position() + QPointF(30 - centre.x(), 5 - centre.y()))
+    pump(0.2)
+    pairing = ctrl.marker_pairs(doc, krita_api.Rect(0, 0, W, H), krita_api.Rect(50, 30, 40, 24))
+    assert pairing.pairs[1].content == pytest.approx((60.0, 10.0), abs=0.05)
+    doc.setModified(False)
+    doc.close()
+
+
+def test_cancelled_job_inserts_nothing(window, png, ctrl):
+    doc = open_doc(window, png)
+    doc.setActiveNode(doc.rootNode().childNodes()[0])
+    ctrl.settings.engine, ctrl.settings.steps, ctrl.settings.learning_rate = "sleep", 400, 0.05   # ~20 s
+    tracker = ctrl.stylize()
+    assert tracker is not None, ctrl.error
+    wait(ctrl, lambda: tracker.fraction > 0.02 or not tracker.active, timeout=60)
+    assert tracker.state is State.RUNNING, tracker.status_text()
+    ctrl.cancel()
+    wait(ctrl, lambda: not tracker.active, timeout=30)
+    assert tracker.state is State.CANCELLED, tracker.status_text()
+    assert layer_names(doc) == ["Background"]
+    assert "nothing was changed" in tracker.status_text()
+    doc.setModified(False)
+    doc.close()
+
+
+def test_16bit_document(window, ctrl):
+    app = Krita.instance()
+    doc = app.createDocument(64, 48, "deep", "RGBA", "U16", "", 72.0)
+    doc.setBatchmode(True)
+    window.addView(doc)
+    src = doc.rootNode().childNodes()[0]
+    assert src.colorDepth() == "U16"
+    px = b"".join(struct.pack("<4H", 1000 * (x % 8), 30000, 60000, 65535) for _ in range(48) for x in range(64))
+    src.setPixelData(QByteArray(px), 0, 0, 64, 48)
+    doc.setActiveNode(src)
+    before = bytes(src.pixelData(0, 0, 64, 48))
+    ctrl.settings.engine = "identity"
+    tracker = ctrl.stylize()
+    assert tracker is not None, ctrl.error
+    wait(ctrl, lambda: not tracker.active)
+    assert tracker.state is State.DONE, tracker.status_text()
+    new = doc.rootNode().childNodes()[1]
+    assert new.colorDepth() == "U16" and new.colorProfile() == doc.colorProfile()
+    assert bytes(src.pixelData(0, 0, 64, 48)) == before
+    out = struct.unpack("<4H", bytes(new.pixelData(10, 10, 1, 1)))
+    ref = struct.unpack("<4H", before[(10 * 64 + 10) * 8:(10 * 64 + 11) * 8])
+    # identity engine through 16-bit sRGB and back to the document's linear profile
+    assert all(abs(a - b) <= 700 for a, b in zip(out, ref)), (out, ref)
+    doc.setModified(False)
+    doc.close()
+
+
+def test_errors_show_in_the_docker_not_as_tracebacks(window, png, ctrl):
+    from impasto_krita.docker import ImpastoDocker
+    doc = open_doc(window, png)
+    doc.setActiveNode(doc.rootNode().childNodes()[0])
+    ctrl.settings.engine = "gatys"
+    ctrl.settings.style_file = "/no/such/painting.png"
+    import impasto_krita.extension as ext_mod
+    old = ext_mod._controller
+    ext_mod._controller = ctrl
+    try:
+        docker = ImpastoDocker()
+        assert docker.status.text().startswith("Connected"), docker.status.text()
+        docker.stylize_btn.click()
+        pump(0.1)
+        assert "does not exist" in docker.error.text() and not docker.error.isHidden()
+        assert layer_names(doc) == ["Background"]
+    finally:
+        ext_mod._controller = old
+    doc.setModified(False)
+    doc.close()
