@@ -92,7 +92,7 @@ def tensor_to_array(t: torch.Tensor, fmt: PixelFormat) -> np.ndarray:
     if fmt.dtype == "u8":
         y = x.mul(255.0).add_(0.5).to(torch.uint8)
     elif fmt.dtype == "u16":
-        return x.mul(65535.0).add_(0.5).to(torch.int32).numpy().astype("<u2")
+        return np.ascontiguousarray(x.mul(65535.0).add_(0.5).to(torch.int32).numpy().astype("<u2"))
     elif fmt.dtype == "f16":
         y = x.to(torch.float16)
     else:
