@@ -200,3 +200,44 @@ def test_problems_become_messages(app, style_png):
     assert c.add_markers() is None and "style as a layer" in c.error
     c.settings.engine = "mt"
     assert c.stylize() is None and "style name" in c.error
+
+
+def test_preview_runs_small_and_inserts_nothing(app, style_png):
+    doc, _ = make_doc(app, w=600, h=20)
+    c = controller(style_png)
+    tracker = c.stylize(preview=True)
+    assert tracker is not None, c.error
+    call = c.client.calls[0]
+    assert call["options"].max_side == 256 and call["content"].width == 600
+    small = ImageBuffer(256, 9, 4, "u8", bytes(256 * 9 * 4), bgr=True)
+    call["job"].pending += [ResultEvent(small)]
+    c.pump()
+    assert tracker.state is State.DONE and c.preview.image is small
+    assert [n.name() for n in doc.rootNode().childNodes()] == ["Background"]
+
+
+def test_training_job_survives_and_refreshes_the_style_list(app, style_png):
+    doc, _ = make_doc(app)
+    c = controller(style_png)
+    trained = []
+
+    def train(style, name, steps=None):
+        trained.append((style.width, name, steps))
+        job = FakeJob()
+        c.client.train_job = job
+        return job
+
+    c.client.train = train
+    c.client.list_styles = lambda thumbnails=True: [{"name": "my-style", "title": "My style", "thumbnail": None}]
+    assert c.train("  ") is None and "name" in c.error
+    tracker = c.train("my-style", 500)
+    assert tracker is not None, c.error
+    assert trained == [(4, "my-style", 500)]
+    assert c.busy and c.train("again") is None and "already" in c.error
+    c.client.train_job.pending += [ProgressEvent(0.5, "step 250/500")]
+    c.pump()
+    assert "50%" in tracker.status_text()
+    c.client.train_job.pending += [ResultEvent(None, {"name": "my-style"})]
+    c.pump()
+    assert tracker.state is State.DONE and not c.busy
+    assert [s["name"] for s in c.conn.styles] == ["my-style"] and "my-style" in c.notice

@@ -186,7 +186,7 @@ class Controller:
     def _log_tail(self) -> str:
         from impasto_protocol.connection import default_connection_file
         try:
-            with open(default_connection_file().parent / "daemon.log", errors="replace") as f:
+            with open(default_connection_file().parent / "daemon.log", encoding="utf-8", errors="replace") as f:
                 lines = [line.strip() for line in f.read().splitlines() if line.strip()]
             return lines[-1] if lines else "no output"
         except OSError:

@@ -101,7 +101,7 @@ class ImpastoDocker(DockWidget):
         form.addRow("Engine", self.engine)
         self.engine_hint = QLabel()
         self.engine_hint.setWordWrap(True)
-        self.engine_hint.setStyleSheet("color: palette(mid); font-size: small;")
+        self.engine_hint.setStyleSheet("color: #9a9a9a;")
         form.addRow("", self.engine_hint)
         lay.addLayout(form)
 
@@ -132,6 +132,7 @@ class ImpastoDocker(DockWidget):
         self.style_file = QLineEdit()
         self.style_file.setPlaceholderText("a painting: PNG, JPEG…")
         self.style_file.editingFinished.connect(self._changed)
+        self.style_file.textChanged.connect(lambda t: self.style_file.setToolTip(t))
         browse = QToolButton()
         browse.setText("…")
         browse.setToolTip("Choose the style image")
@@ -227,7 +228,7 @@ class ImpastoDocker(DockWidget):
         lay.addWidget(self.error)
         self.notice = QLabel("")
         self.notice.setWordWrap(True)
-        self.notice.setStyleSheet("color: palette(mid);")
+        self.notice.setStyleSheet("color: #9a9a9a;")
         lay.addWidget(self.notice)
         self.preview = QLabel()
         self.preview.setAlignment(Qt.AlignCenter)
@@ -235,11 +236,18 @@ class ImpastoDocker(DockWidget):
         self.preview.setMinimumHeight(0)
         lay.addWidget(self.preview)
 
-        # training
-        self.train_box = QGroupBox("Learn a style (Fast engine)")
-        self.train_box.setCheckable(True)
-        self.train_box.setChecked(False)
+        # training: a collapsible section
+        self.train_toggle = QToolButton()
+        self.train_toggle.setText("Learn a new style (Fast engine)")
+        self.train_toggle.setCheckable(True)
+        self.train_toggle.setToolButtonStyle(Qt.ToolButtonTextBesideIcon)
+        self.train_toggle.setArrowType(Qt.RightArrow)
+        self.train_toggle.setAutoRaise(True)
+        self.train_toggle.toggled.connect(self._train_toggled)
+        lay.addWidget(self.train_toggle)
+        self.train_box = QWidget()
         tl = QFormLayout(self.train_box)
+        tl.setContentsMargins(12, 0, 0, 0)
         self.train_name = QLineEdit()
         self.train_name.setPlaceholderText("name of the new style")
         tl.addRow("Name", self.train_name)
@@ -250,7 +258,7 @@ class ImpastoDocker(DockWidget):
         trow = QHBoxLayout()
         self.train_btn = QPushButton("Train from the style above")
         self.train_btn.setToolTip("Send the style image or layer to the daemon to train a Fast style; it appears "
-                                  "in the style list when done")
+                                  "in the style list when done (training runs in the background)")
         self.train_btn.clicked.connect(lambda: self.c.train(self.train_name.text(), self.train_steps.value() or None))
         self.train_cancel = QPushButton("Stop")
         self.train_cancel.clicked.connect(self.c.cancel_training)
@@ -265,7 +273,7 @@ class ImpastoDocker(DockWidget):
         self.train_label = QLabel("")
         self.train_label.setWordWrap(True)
         tl.addRow(self.train_label)
-        self.train_box.toggled.connect(self._train_toggled)
+        self.train_box.setVisible(False)
         lay.addWidget(self.train_box)
         lay.addStretch(1)
 
@@ -276,8 +284,8 @@ class ImpastoDocker(DockWidget):
         self.setWidget(scroll)
 
     def _train_toggled(self, on: bool) -> None:
-        for w in self.train_box.findChildren(QWidget):
-            w.setVisible(on)
+        self.train_toggle.setArrowType(Qt.DownArrow if on else Qt.RightArrow)
+        self.train_box.setVisible(on)
 
     # ----------------------------------------------------------------------------------------------- settings
     def _load_settings(self) -> None:
@@ -384,6 +392,7 @@ class ImpastoDocker(DockWidget):
         if job is not None:
             self.progress.setValue(int(job.fraction * 1000) if job.state is not State.QUEUED else 0)
             self.job_label.setText(job.status_text())
+            self.job_label.setVisible(job.state is not State.FAILED)     # a failure shows as the error below
             preview_img = c.preview.image if (c.preview is not None and job.kind == "preview") else job.preview
             if preview_img is not None:
                 pm = QPixmap.fromImage(qimage_from_buffer(preview_img))
@@ -392,6 +401,7 @@ class ImpastoDocker(DockWidget):
         else:
             self.progress.setValue(0)
             self.job_label.setText("Ready. The result goes into a new layer above the active one.")
+            self.job_label.setVisible(True)
         if self.preview.pixmap() is None or self.preview.pixmap().isNull():
             self.preview.setVisible(False)
         self.error.setText(c.error)
@@ -402,8 +412,8 @@ class ImpastoDocker(DockWidget):
         if t is not None:
             self.train_progress.setValue(int(t.fraction * 1000))
             self.train_label.setText(t.status_text())
-            if t.active and not self.train_box.isChecked():
-                self.train_box.setChecked(True)
+            if t.active and not self.train_toggle.isChecked():
+                self.train_toggle.setChecked(True)
         self.train_btn.setEnabled(c.conn.state == "connected" and not (t is not None and t.active))
         self.train_cancel.setEnabled(t is not None and t.active)
 

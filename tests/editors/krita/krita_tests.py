@@ -256,3 +256,27 @@ def test_errors_show_in_the_docker_not_as_tracebacks(window, png, ctrl):
         ext_mod._controller = old
     doc.setModified(False)
     doc.close()
+
+
+def test_preview_shows_in_the_docker_and_inserts_nothing(window, png, ctrl, style_png):
+    from impasto_krita.docker import ImpastoDocker
+    import impasto_krita.extension as ext_mod
+    doc = open_doc(window, png)
+    doc.setActiveNode(doc.rootNode().childNodes()[0])
+    old = ext_mod._controller
+    ext_mod._controller = ctrl
+    try:
+        docker = ImpastoDocker()
+        docker.preview_btn.click()
+        assert ctrl.job is not None and ctrl.job.kind == "preview", ctrl.error
+        wait(ctrl, lambda: not ctrl.job.active)
+        assert ctrl.job.state is State.DONE, ctrl.job.status_text()
+        docker.refresh()
+        pm = docker.preview.pixmap()
+        assert pm is not None and not pm.isNull() and not docker.preview.isHidden()
+        assert layer_names(doc) == ["Background"]
+        docker.close()
+    finally:
+        ext_mod._controller = old
+    doc.setModified(False)
+    doc.close()

@@ -1,0 +1,94 @@
+"""Scene for docs/krita.png (run by screenshot.sh inside the real Krita GUI through the impasto_ci driver):
+open a photo, stylize it with the docker's settings against the running daemon, show the docker, grab the window."""
+import os
+import time
+
+from krita import Krita
+from PyQt5.QtWidgets import QApplication
+
+OUT = os.environ["KRITA_CI_OUT"]
+
+
+def log(*a):
+    with open(os.environ["KRITA_CI_RESULT"], "a", encoding="utf-8") as f:
+        f.write(" ".join(str(x) for x in a) + "\n")
+
+
+def pump(secs):
+    end = time.time() + secs
+    while time.time() < end:
+        QApplication.processEvents()
+        time.sleep(0.02)
+
+
+def arrange_dockers(qwin):
+    """Leave only the toolbox, the Layers docker and ours; ours tall and wide enough to read."""
+    from PyQt5.QtCore import Qt
+    from PyQt5.QtWidgets import QDockWidget
+    docks = {d.objectName(): d for d in qwin.findChildren(QDockWidget)}
+    imp, layers = docks.get("impastoDocker"), docks.get("KisLayerBox")
+    for name, d in docks.items():
+        if name not in ("impastoDocker", "KisLayerBox", "ToolBox"):
+            qwin.removeDockWidget(d)
+            d.hide()
+    for d in (layers, imp):
+        if d is not None:
+            qwin.removeDockWidget(d)
+            qwin.addDockWidget(Qt.RightDockWidgetArea, d)
+            d.setFloating(False)
+            d.show()
+    pump(0.3)
+    if imp is not None and layers is not None:
+        qwin.resizeDocks([layers, imp], [190, 760], Qt.Vertical)
+    if imp is not None:
+        qwin.resizeDocks([imp], [390], Qt.Horizontal)
+    pump(0.5)
+    log("dockers", {n: (d.isVisible(), d.geometry().getRect()) for n, d in docks.items() if d.isVisible()})
+
+
+def run():
+    import impasto_krita.extension as ext
+    from impasto_krita.docker import ImpastoDocker
+    app = Krita.instance()
+    win = app.activeWindow()
+    qwin = win.qwindow()
+    qwin.setGeometry(0, 0, 1600, 1000)
+    doc = app.openDocument(os.environ["SHOT_CONTENT"])
+    win.addView(doc)
+    pump(1.0)
+    c = ext.controller()
+    if c.client is None:
+        c.connect()
+    log("connection", c.conn.state, c.conn.message)
+    engines = c.conn.info.get("engines", [])
+    s = c.settings
+    s.engine = os.environ.get("SHOT_ENGINE") or ("gatys" if "gatys" in engines else "identity")
+    s.style_source, s.style_file = "file", os.environ["SHOT_STYLE"]
+    s.size, s.steps = int(os.environ.get("SHOT_SIZE", "256")), int(os.environ.get("SHOT_STEPS", "30"))
+    s.strength, s.output_mode = 1.0, "canvas"
+    dockers = [d for d in QApplication.allWidgets() if isinstance(d, ImpastoDocker)]
+    log("dockers", len(dockers))
+    for d in dockers:
+        d._building = True
+        d._load_settings()
+        d._building = False
+        d.show()
+        d.raise_()
+    arrange_dockers(qwin)
+    doc.setActiveNode(doc.rootNode().childNodes()[0])
+    pump(0.5)
+    tracker = c.stylize()
+    log("stylize", tracker is not None, c.error)
+    end = time.time() + float(os.environ.get("SHOT_TIMEOUT", "300"))
+    while tracker is not None and tracker.active and time.time() < end:
+        pump(0.1)
+    if tracker is not None:
+        log("job", tracker.status_text())
+    for d in dockers:
+        d.refresh()
+    pump(2.0)
+    ok = qwin.grab().save(os.path.join(OUT, "krita.png"))
+    log("saved window", ok)
+    if dockers:
+        dockers[0].grab().save(os.path.join(OUT, "krita-docker.png"))
+    return 0 if tracker is not None and not tracker.active and tracker.state.value == "done" else 1
