@@ -25,7 +25,7 @@ pytestmark = pytest.mark.timeout(120)
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory):
-    with DaemonProcess(tmp_path_factory.mktemp("daemon"), "--max-pixels", "4000000") as d:
+    with DaemonProcess(tmp_path_factory.mktemp("daemon"), "--max-pixels", "5000000") as d:
         yield d
         assert d.alive(), d.log()
 
@@ -55,7 +55,7 @@ def test_hello_reports_engines_limits_and_versions(client, daemon):
     info = client.hello()
     assert info["protocol_version"] == "1.0" and info["pid"] == daemon.proc.pid
     assert {"identity", "sleep"} <= set(info["test_engines"])
-    assert info["limits"]["max_pixels"] == 4_000_000
+    assert info["limits"]["max_pixels"] == 5_000_000
     assert info["devices"] == ["cpu"]
     assert isinstance(client.list_styles(), list)
 
@@ -140,7 +140,7 @@ def test_bad_requests_get_specific_errors(client, case, code):
     elif case == "no_style":
         body["options"]["engine"] = "strotss"       # real engine: not installed yet, or needs a style image
     elif case == "duplicate":
-        first = client._submit("stylize", body, bufs, job_id)
+        first = client._submit("stylize", dict(body), bufs, job_id)
         first.wait(timeout=30)
     elif case == "cancel_unknown":
         with pytest.raises(ProtocolError) as e:
@@ -270,3 +270,22 @@ def test_a_refused_request_raises_protocol_error_with_its_code(client):
     with pytest.raises(ProtocolError) as e:
         client._request("list_styles", {"thumbnails": "yes"})
     assert e.value.code == "bad_request" and "thumbnails" in e.value.message
+
+
+def test_large_images_stream_both_ways_exactly(client):
+    # 2048×2048 RGBA8 = 16 MiB: uploaded and returned in row-band chunk messages
+    img, arr = rand_image(2048, 2048, 4, seed=9)
+    job = client.stylize(img, opts(size=2048))
+    job.wait(timeout=60)
+    assert job.result is not None, job.error
+    assert (job.result.width, job.result.height) == (2048, 2048) and bytes(job.result.data) == arr.tobytes()
+    assert "encode_send" in job.info["timings"]          # the result came as chunks
+
+
+def test_a_chunk_that_does_not_continue_the_upload_fails_the_job(client):
+    img, arr = rand_image(2048, 2048, 4, seed=10)
+    body = {"options": opts(size=2048).to_dict(), "content": {**img.describe(0), "buffer": "chunks"}}
+    job = client._submit("stylize", body, [], None)
+    client._send("chunk", {"image": "content", "offset": 5}, [b"abc"], job_id=job.id)
+    ev = list(job.events(timeout=30))[-1]
+    assert isinstance(ev, ErrorEvent) and ev.code == "bad_chunk", ev

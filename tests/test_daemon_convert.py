@@ -73,3 +73,24 @@ def test_queue_runs_interactive_jobs_before_training_and_skips_cancelled():
         q.finish(j, "done")
     assert order == ["1", "0", "2"]
     assert q.idle() and not q.remove_queued(jobs[1])
+
+
+@pytest.mark.parametrize("channels,dtype,bgr", [(4, "u8", True), (1, "u16", False), (3, "f32", False)])
+def test_streamed_upload_decodes_band_by_band_exactly(channels, dtype, bgr):
+    from impasto.daemon.jobs import Upload
+    rng = np.random.default_rng(7)
+    h, w = 37, 29
+    np_dt = {"u8": np.uint8, "u16": "<u2", "f32": "<f4"}[dtype]
+    arr = (rng.random((h, w, channels)) * (255 if dtype == "u8" else 65535 if dtype == "u16" else 1)).astype(np_dt)
+    raw = arr.tobytes()
+    img = ImageBuffer(w, h, channels, dtype, None, bgr=bgr, colorspace="linear" if dtype == "f32" else "srgb")
+    up = Upload(img)
+    up.allocate()
+    off = 0
+    while off < len(raw):                       # chunk sizes that do not respect row boundaries
+        n = int(rng.integers(1, 700))
+        up.feed(raw[off:off + n])
+        off += n
+    assert up.complete and up.rows_done == h and not up.carry
+    whole = buffer_to_tensor(ImageBuffer(w, h, channels, dtype, raw, bgr=bgr, colorspace=img.colorspace))
+    assert torch.equal(up.tensor, whole)

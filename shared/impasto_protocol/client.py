@@ -36,9 +36,9 @@ import zmq
 
 from .connection import (ConnectionFileError, ConnectionInfo, default_connection_file, read_connection_file,
                          remove_connection_file, runtime_dir)
-from .images import ImageBuffer, ImageBufferError
-from .messages import (ACCEPTED, CANCELLED, DELIVER, ERROR, PROGRESS, RESULT, TERMINAL, TILE, Accepted,
-                       CancelledEvent, ErrorEvent, ProgressEvent, ResultEvent, TileEvent)
+from .images import ImageBuffer, ImageBufferError, as_bytes_view
+from .messages import (ACCEPTED, CANCELLED, CHUNKS, DELIVER, ERROR, PROGRESS, RESULT, RESULT_CHUNK, STREAM_CHUNK,
+                       STREAM_MIN, TILE, Accepted, CancelledEvent, ErrorEvent, ProgressEvent, ResultEvent, TileEvent)
 from .options import ENGINES, StylizeOptions
 from .wire import Message, ReplayGuard, Signer, WireError, deserialize, make_header, new_id, serialize
 
@@ -115,6 +115,19 @@ class Job:
         self.error: Optional[tuple[str, str]] = None
         self.cancelled = False
         self._queue: deque = deque()
+        self._chunk_buf: bytearray | None = None     # a streamed result being assembled
+        self._chunk_received = 0
+
+    def _add_result_chunk(self, offset: Any, total: Any, buf: Any) -> None:
+        n = memoryview(buf).nbytes
+        if self._chunk_buf is None:
+            if not isinstance(total, int) or total <= 0:
+                raise ValueError(f"bad result size {total!r}")
+            self._chunk_buf = bytearray(total)
+        if offset != self._chunk_received or offset + n > len(self._chunk_buf):
+            raise ValueError(f"result chunk at {offset} (+{n}) does not continue at {self._chunk_received}")
+        self._chunk_buf[offset:offset + n] = buf
+        self._chunk_received += n
 
     def __repr__(self) -> str:
         return f"<Job {self.kind} {self.id[:8]} done={self.done} fraction={self.fraction:.2f}>"
@@ -284,26 +297,18 @@ class Client:
             options.validate()
         if deliver not in DELIVER:
             raise ValueError(f"deliver must be one of {', '.join(DELIVER)}")
-        buffers: list = []
         body: dict[str, Any] = {"options": options.to_dict(), "deliver": deliver}
-        for name, img in (("content", content), ("style", style), ("mask", mask)):
-            if img is None:
-                continue
-            img.validate(max_pixels=None)
-            body[name] = img.describe(len(buffers))
-            buffers.append(img.data)
         if tile_size is not None:
             body["tile_size"] = tile_size
-        return self._submit("stylize", body, buffers, job_id)
+        return self._submit("stylize", body, [("content", content), ("style", style), ("mask", mask)], job_id)
 
     def train(self, style: ImageBuffer, name: str, steps: int | None = None, *, job_id: str | None = None,
               **params: Any) -> Job:
         """Train a Multimodal Transfer style model from ``style`` under ``name`` (runs after interactive jobs)."""
-        style.validate(max_pixels=None)
-        body: dict[str, Any] = {"style": style.describe(0), "name": name, "params": params}
+        body: dict[str, Any] = {"name": name, "params": params}
         if steps is not None:
             body["steps"] = steps
-        return self._submit("train", body, [style.data], job_id)
+        return self._submit("train", body, [("style", style)], job_id)
 
     def jobs(self) -> list[Job]:
         return list(self._jobs.values())
@@ -367,10 +372,33 @@ class Client:
         self._sock.send_multipart(frames, copy=not big)
         return header
 
-    def _submit(self, msg_type: str, body: dict, buffers: list, job_id: str | None) -> Job:
+    def _submit(self, msg_type: str, body: dict, images: list, job_id: str | None) -> Job:
+        """Send a job request; images of STREAM_MIN bytes or more follow it as chunk messages (pipelined:
+        each chunk is signed while the previous one is on its way and being verified)."""
+        buffers: list = []
+        streamed: list[tuple[str, ImageBuffer]] = []
+        for item in images:
+            if not isinstance(item, tuple):    # a raw buffer frame (tests of the wire format)
+                buffers.append(item)
+                continue
+            name, img = item
+            if img is None:
+                continue
+            img.validate(max_pixels=None)
+            if img.nbytes >= STREAM_MIN:
+                body[name] = {**img.describe(0), "buffer": CHUNKS}
+                streamed.append((name, img))
+                continue
+            body[name] = img.describe(len(buffers))
+            buffers.append(img.data)
         job = Job(self, job_id or new_id(), msg_type)
         self._jobs[job.id] = job
         self._send(msg_type, body, buffers, job_id=job.id)
+        for name, img in streamed:
+            mv = as_bytes_view(img.data)
+            step = max(1, STREAM_CHUNK // img.stride) * img.stride     # whole rows: the daemon decodes per chunk
+            for off in range(0, mv.nbytes, step):
+                self._send("chunk", {"image": name, "offset": off}, [mv[off:off + step]], job_id=job.id)
         return job
 
     def _request(self, msg_type: str, content: dict, timeout: float | None = None,
@@ -420,7 +448,12 @@ class Client:
             log.debug("message %s for unknown job %s ignored", msg.msg_type, msg.job_id)
             return
         try:
-            ev = decode_event(msg)
+            if msg.msg_type == RESULT_CHUNK:
+                if len(msg.buffers) != 1:
+                    raise ValueError("a result chunk carries exactly one buffer")
+                job._add_result_chunk(msg.content.get("offset"), msg.content.get("total"), msg.buffers[0])
+                return
+            ev = decode_event(msg, job)
         except (ImageBufferError, KeyError, TypeError, ValueError) as e:
             ev = ErrorEvent("bad_reply", f"the daemon sent an unreadable {msg.msg_type!r}: {e}")
         if ev is not None:
@@ -429,7 +462,7 @@ class Client:
             self._jobs.pop(job.id, None)
 
 
-def decode_event(msg: Message) -> Any:
+def decode_event(msg: Message, job: Optional[Job] = None) -> Any:
     c, t = msg.content, msg.msg_type
     if t == ACCEPTED:
         return Accepted(job_id=msg.job_id or "", position=int(c.get("position", 0)))
@@ -441,7 +474,14 @@ def decode_event(msg: Message) -> Any:
         return TileEvent(x=int(c["x"]), y=int(c["y"]), final=bool(c.get("final", False)),
                          image=ImageBuffer.from_description(c["image"], msg.buffers, max_pixels=None))
     if t == RESULT:
-        img = ImageBuffer.from_description(c["image"], msg.buffers, max_pixels=None) if c.get("image") else None
+        desc = c.get("image")
+        if isinstance(desc, dict) and desc.get("buffer") == CHUNKS:
+            if job is None or job._chunk_buf is None or job._chunk_received != len(job._chunk_buf):
+                raise ValueError("the streamed result is incomplete")
+            img = ImageBuffer.from_description({**desc, "buffer": 0}, [job._chunk_buf], max_pixels=None)
+            job._chunk_buf = None
+        else:
+            img = ImageBuffer.from_description(desc, msg.buffers, max_pixels=None) if desc else None
         return ResultEvent(image=img, info=c.get("info", {}))
     if t == ERROR:
         return ErrorEvent(code=str(c.get("code", "internal")), message=str(c.get("message", "")))

@@ -132,8 +132,11 @@ class ImageBuffer:
 
     @classmethod
     def from_description(cls, desc: Any, buffers: Sequence[Any], *, max_pixels: int | None = DEFAULT_MAX_PIXELS,
-                         what: str = "image") -> "ImageBuffer":
-        """Build from a JSON description and the message's buffer frames, validating everything (no copies)."""
+                         what: str = "image", allow_chunks: bool = False) -> "ImageBuffer":
+        """Build from a JSON description and the message's buffer frames, validating everything (no copies).
+
+        With ``allow_chunks`` a description whose ``buffer`` is ``"chunks"`` (a streamed image) is validated
+        and returned with ``data=None``; the caller fills it from the chunk messages."""
         if not isinstance(desc, dict):
             raise ImageBufferError(f"{what} must be a JSON object describing the image")
         unknown = sorted(set(desc) - set(DESCRIPTION_FIELDS))
@@ -149,6 +152,9 @@ class ImageBuffer:
             img.validate_description(max_pixels)
         except ImageBufferError as e:
             raise ImageBufferError(f"{what}: {e}", e.code) from None
+        if allow_chunks and idx == "chunks":
+            img.data = None
+            return img
         if not _is_int(idx) or not 0 <= idx < len(buffers):
             raise ImageBufferError(f"{what}: buffer index {idx!r} does not name one of the {len(buffers)} "
                                    f"buffer frame(s) sent")

@@ -16,6 +16,7 @@ REQUEST_FIELDS: dict[str, frozenset[str]] = {
     "list_styles": frozenset({"thumbnails"}),
     "stylize": frozenset({"options", "content", "style", "mask", "deliver", "tile_size"}),
     "train": frozenset({"style", "name", "steps", "params"}),
+    "chunk": frozenset({"image", "offset"}),   # one piece of a streamed image of header.job_id (1 buffer)
     "cancel": frozenset(),                 # the job to cancel is header.job_id
     "ping": frozenset(),
     "shutdown": frozenset({"cancel_jobs"}),
@@ -32,12 +33,19 @@ PONG = "pong"
 ACCEPTED = "accepted"
 PROGRESS = "progress"
 TILE = "tile"
+RESULT_CHUNK = "result_chunk"
 RESULT = "result"
 ERROR = "error"
 CANCELLED = "cancelled"
 TERMINAL = (RESULT, ERROR, CANCELLED)
 
 DELIVER = ("result", "tiles")
+
+# Images of at least STREAM_MIN bytes travel as separate "chunk" / "result_chunk" messages of STREAM_CHUNK bytes
+# (description "buffer": "chunks"), so signing, sending and verifying overlap and no single frame gets huge.
+STREAM_MIN = 16 << 20
+STREAM_CHUNK = 4 << 20
+CHUNKS = "chunks"
 
 # -- error codes (content.code of an "error" reply) ---------------------------------------------------------------
 ERROR_CODES: dict[str, str] = {
@@ -54,7 +62,9 @@ ERROR_CODES: dict[str, str] = {
     "too_large": "an image or the output exceeds the daemon's pixel limit",
     "extra_buffers": "buffer frames were sent that no image refers to",
     "duplicate_job": "header.job_id is already in use",
-    "unknown_job": "cancel names a job the daemon does not know",
+    "unknown_job": "cancel/chunk names a job the daemon does not know (or, for chunk, not uploading)",
+    "bad_chunk": "a chunk does not continue its image's upload (offset or length wrong)",
+    "upload_timeout": "a streamed upload stalled",
     "engine_unavailable": "the engine (or MT training) is not installed in this daemon",
     "unknown_style": "the MT style name is not installed",
     "engine_error": "the engine refused the input",

@@ -20,6 +20,8 @@ class DaemonConfig:
     heartbeat_timeout: float = 1.0          # a pinging session silent this long has its jobs cancelled
     replay_window: float = 300.0            # seconds a message date may differ from the daemon's clock
     max_active_jobs: int = 512              # queued + running
+    max_upload_bytes: int = 8 << 30         # pixels of streamed images being received, all jobs together
+    upload_timeout: float = 60.0            # a streamed upload with no chunk for this long fails
     test_engines: bool = False              # add the identity/sleep/fail/oom engines
     devices: Optional[list[str]] = None     # None = every CUDA device, else the CPU
     progress_interval: float = 0.05         # at most one progress message per job per interval (previews aside)

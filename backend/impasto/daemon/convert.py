@@ -39,34 +39,54 @@ def buffer_to_array(img: ImageBuffer) -> np.ndarray:
     return rows.view(dt).reshape(img.height, img.width, img.channels)
 
 
+# The transfer functions run in float64 and round to float32: vectorised and scalar pow() may differ in the last
+# float64 bits, which the rounding hides, so converting an image in row bands equals converting it whole.
 def srgb_encode(x: torch.Tensor) -> torch.Tensor:
-    return torch.where(x <= 0.0031308, x * 12.92, 1.055 * x.clamp_min(0.0031308).pow(1 / 2.4) - 0.055)
+    d = x.double()
+    return torch.where(d <= 0.0031308, d * 12.92, 1.055 * d.clamp_min(0.0031308).pow(1 / 2.4) - 0.055).to(x.dtype)
 
 
 def srgb_decode(x: torch.Tensor) -> torch.Tensor:
-    return torch.where(x <= 0.04045, x / 12.92, ((x.clamp_min(0.04045) + 0.055) / 1.055).pow(2.4))
+    d = x.double()
+    return torch.where(d <= 0.04045, d / 12.92, ((d.clamp_min(0.04045) + 0.055) / 1.055).pow(2.4)).to(x.dtype)
+
+
+def decoded_channels(channels: int, color: bool = True) -> int:
+    return channels + 2 if color and channels in (1, 2) else channels
+
+
+def decode_into(img: ImageBuffer, out: torch.Tensor, *, color: bool = True) -> torch.Tensor:
+    """Decode ``img`` into ``out`` ((1, C', H, W) float32, possibly a row slice of a bigger tensor).
+
+    Every step is per pixel, so decoding an image in row bands gives exactly the whole-image result."""
+    a = buffer_to_array(img)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)          # read-only buffer: we never write into it
+        src = torch.from_numpy(a).permute(2, 0, 1)            # (C, H, W) view
+    c, h, w = img.channels, img.height, img.width
+    if img.bgr and c >= 3:
+        src = src[[2, 1, 0, 3][:c]]
+    o = out[0]
+    if color and c in (1, 2):
+        o[:3].copy_(src[:1].expand(3, h, w))
+        if c == 2:
+            o[3].copy_(src[1])
+    else:
+        o.copy_(src)
+    if img.dtype in SCALE:
+        o.div_(SCALE[img.dtype])
+    else:
+        o.nan_to_num_(0.0, 1.0, 0.0).clamp_(0, 1)
+    if img.colorspace == "linear":
+        k = 3 if o.shape[0] >= 3 else 1
+        o[:k] = srgb_encode(o[:k])
+    return out
 
 
 def buffer_to_tensor(img: ImageBuffer, *, color: bool = True) -> torch.Tensor:
     """(1, C', H, W) float32 in [0, 1], RGB order, sRGB.  ``color``: expand grey (1 → 3, 2 → 4 channels)."""
-    a = buffer_to_array(img)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)          # read-only buffer: we never write into it
-        src = torch.from_numpy(a)
-    c, h, w = img.channels, img.height, img.width
-    out = torch.empty((1, c, h, w), dtype=torch.float32)
-    out[0].copy_(src.permute(2, 0, 1))
-    if img.dtype in SCALE:
-        out.div_(SCALE[img.dtype])
-    else:
-        out.nan_to_num_(0.0, 1.0, 0.0).clamp_(0, 1)
-    if img.bgr and c >= 3:
-        out = out[:, [2, 1, 0, 3][:c]]
-    if img.colorspace == "linear":
-        out[:, :3 if c >= 3 else 1] = srgb_encode(out[:, :3 if c >= 3 else 1])
-    if color and c in (1, 2):
-        out = torch.cat([out[:, :1].expand(1, 3, h, w), out[:, 1:]], dim=1)
-    return out.contiguous()
+    out = torch.empty((1, decoded_channels(img.channels, color), img.height, img.width), dtype=torch.float32)
+    return decode_into(img, out, color=color)
 
 
 _LUMA = torch.tensor([0.299, 0.587, 0.114])
@@ -88,16 +108,16 @@ def tensor_to_array(t: torch.Tensor, fmt: PixelFormat) -> np.ndarray:
     if fmt.channels in (2, 4):
         parts.append(alpha if alpha is not None else torch.ones_like(color[:1]))
     x = torch.cat(parts, 0) if len(parts) > 1 else color
-    x = x.clamp(0, 1).permute(1, 2, 0)
-    if fmt.dtype == "u8":
-        y = x.mul(255.0).add_(0.5).to(torch.uint8)
-    elif fmt.dtype == "u16":
-        return np.ascontiguousarray(x.mul(65535.0).add_(0.5).to(torch.int32).numpy().astype("<u2"))
-    elif fmt.dtype == "f16":
-        y = x.to(torch.float16)
-    else:
-        y = x
-    return y.contiguous().numpy()
+    x = x.clamp(0, 1)                      # a fresh (C, H, W) tensor: the in-place steps below are safe
+    c, h, w = x.shape
+    if fmt.dtype in ("u8", "u16"):
+        x.mul_(SCALE[fmt.dtype]).add_(0.5)
+        y = torch.empty((h, w, c), dtype=torch.uint8 if fmt.dtype == "u8" else torch.int32)
+        y.copy_(x.permute(1, 2, 0))        # one strided pass: CHW float -> HWC integer (truncation = rounding)
+        return y.numpy() if fmt.dtype == "u8" else y.numpy().astype("<u2")
+    y = torch.empty((h, w, c), dtype=torch.float16 if fmt.dtype == "f16" else torch.float32)
+    y.copy_(x.permute(1, 2, 0))
+    return y.numpy()
 
 
 def tensor_to_buffer(t: torch.Tensor, fmt: PixelFormat) -> ImageBuffer:

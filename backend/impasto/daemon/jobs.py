@@ -9,8 +9,12 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+import torch
+
 from impasto_protocol.images import ImageBuffer
 from impasto_protocol.options import StylizeOptions
+
+from .convert import decode_into, decoded_channels
 
 PRIORITY_INTERACTIVE = 0      # stylize: an artist is waiting
 PRIORITY_TRAINING = 10        # MT training: hours of work, runs when nothing interactive is queued
@@ -36,8 +40,12 @@ class Job:
     train_name: str = ""
     train_steps: Optional[int] = None
     train_params: dict = field(default_factory=dict)
+    # streamed images still arriving: name -> Upload; once complete their tensors move to ``decoded``
+    uploads: dict = field(default_factory=dict)
+    decoded: dict = field(default_factory=dict)
+    last_chunk_at: float = field(default_factory=time.monotonic)
     # state
-    state: str = "queued"                      # queued | running | done | error | cancelled
+    state: str = "queued"                      # uploading | queued | running | done | error | cancelled
     reason: str = ""                           # cancel reason or error code
     cancel_event: threading.Event = field(default_factory=threading.Event)
     cancel_reason: str = ""
@@ -72,6 +80,50 @@ class Job:
     def release_buffers(self) -> None:
         """Drop the references to received frames so their memory is freed as soon as the job ends."""
         self.content = self.style = self.mask = None
+        self.uploads = {}
+        self.decoded = {}
+
+
+@dataclass
+class Upload:
+    """A streamed image, decoded row band by row band as its chunks arrive (so decoding overlaps the transfer).
+
+    The float tensor is allocated only once the description has passed validation."""
+
+    image: ImageBuffer
+    color: bool = True                     # expand grey to RGB (False for masks)
+    tensor: Optional[torch.Tensor] = None  # (1, C', H, W) float32
+    received: int = 0
+    rows_done: int = 0
+    carry: bytes = b""                     # the start of a row whose end is in the next chunk
+
+    @property
+    def tensor_bytes(self) -> int:
+        return decoded_channels(self.image.channels, self.color) * self.image.height * self.image.width * 4
+
+    @property
+    def complete(self) -> bool:
+        return self.received == self.image.nbytes
+
+    def allocate(self) -> None:
+        img = self.image
+        self.tensor = torch.empty((1, decoded_channels(img.channels, self.color), img.height, img.width),
+                                  dtype=torch.float32)
+
+    def feed(self, buf: Any) -> None:
+        """Append one chunk (already checked to continue the upload) and decode the rows it completes."""
+        assert self.tensor is not None
+        mv = memoryview(buf).cast("B")
+        data = mv if not self.carry else memoryview(self.carry + mv.tobytes())
+        img, stride = self.image, self.image.stride or 0
+        rows = min(data.nbytes // stride, img.height - self.rows_done)
+        if rows:
+            band = ImageBuffer(img.width, rows, img.channels, img.dtype, data[:rows * stride], stride,
+                               img.colorspace, img.bgr)
+            decode_into(band, self.tensor[:, :, self.rows_done:self.rows_done + rows], color=self.color)
+            self.rows_done += rows
+        self.carry = data[rows * stride:].tobytes()
+        self.received += mv.nbytes
 
 
 class JobQueue:
@@ -95,6 +147,22 @@ class JobQueue:
             self._cond.notify()
             return ahead
 
+    def hold(self, job: Job) -> None:
+        """Register a job whose images are still streaming in (cancellable, visible in status, not runnable)."""
+        with self._cond:
+            job.state = "uploading"
+            self.active[job.job_id] = job
+
+    def release(self, job: Job) -> bool:
+        """An uploading job has all its pixels: queue it.  False when it was cancelled meanwhile."""
+        with self._cond:
+            if job.state != "uploading":
+                return False
+            job.state = "queued"
+            heapq.heappush(self._heap, (job.priority, next(self._seq), job))
+            self._cond.notify()
+            return True
+
     def get(self, timeout: float = 0.2) -> Optional[Job]:
         """The next queued job (now marked running), or None after ``timeout`` or when closed."""
         with self._cond:
@@ -115,7 +183,7 @@ class JobQueue:
     def remove_queued(self, job: Job) -> bool:
         """Take a job that has not started out of the queue.  True when it was still queued."""
         with self._cond:
-            if job.state != "queued":
+            if job.state not in ("queued", "uploading"):
                 return False
             job.state = "cancelled"
             return True

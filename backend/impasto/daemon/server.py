@@ -279,11 +279,55 @@ class Daemon:
             raise RequestError("duplicate_job", f"job id {msg.job_id} is already in use")
 
     def _enqueue(self, job: Job) -> None:
+        if job.uploads:
+            need = sum(u.tensor_bytes for u in job.uploads.values())
+            pending = sum(u.tensor_bytes for j in self.queue.jobs() if j.state == "uploading"
+                          for u in j.uploads.values())
+            if pending + need > self.config.max_upload_bytes:
+                raise RequestError("busy", f"{(pending + need) / 2**20:.0f} MiB of uploads would exceed the "
+                                   f"daemon's limit of {self.config.max_upload_bytes / 2**20:.0f} MiB; retry later")
         ahead = sum(1 for j in self.queue.jobs() if j.state == "running" or
-                    (j.state == "queued" and j.priority <= job.priority))
+                    (j.state in ("queued", "uploading") and j.priority <= job.priority))
         self.reply(job.identities, job.request_header, ACCEPTED, {"position": ahead}, job_id=job.job_id)
-        self.queue.put(job)
+        if job.uploads:
+            for u in job.uploads.values():          # validated above: now allocate
+                u.allocate()
+            job.last_chunk_at = time.monotonic()
+            self.queue.hold(job)
+            log.info("job=%s event=uploading kind=%s bytes=%d", job.job_id, job.kind,
+                     sum(u.image.nbytes for u in job.uploads.values()))
+        else:
+            self.queue.put(job)
         log.info("job=%s event=queued kind=%s engine=%s position=%d", job.job_id, job.kind, job.engine_name, ahead)
+
+    def on_chunk(self, msg: Message) -> None:
+        job = self.queue.get_job(msg.job_id or "")
+        if job is None or job.state != "uploading" or job.session != msg.session:
+            raise RequestError("unknown_job", f"no upload in progress for job {msg.job_id} from this session")
+        name, off = msg.content.get("image"), msg.content.get("offset")
+        up = job.uploads.get(name) if isinstance(name, str) else None
+        problem = ""
+        if up is None:
+            problem = f"job {job.job_id} streams no image named {name!r}"
+        elif len(msg.buffers) != 1:
+            problem = f"a chunk carries exactly one buffer frame, got {len(msg.buffers)}"
+        else:
+            n = memoryview(msg.buffers[0]).nbytes
+            if off != up.received or n == 0 or up.received + n > up.image.nbytes:
+                problem = (f"{name}: chunk at offset {off!r} of {n} bytes does not continue the upload "
+                           f"({up.received} of {up.image.nbytes} bytes received)")
+        if problem:
+            self.queue.remove_queued(job)
+            self.queue.finish(job, "error", "bad_chunk")
+            raise RequestError("bad_chunk", problem)
+        assert up is not None
+        up.feed(msg.buffers[0])
+        job.last_chunk_at = time.monotonic()
+        if all(u.complete for u in job.uploads.values()):
+            job.decoded = {img_name: u.tensor for img_name, u in job.uploads.items()}
+            job.uploads = {}
+            if self.queue.release(job):
+                log.info("job=%s event=uploaded", job.job_id)
 
     def on_stylize(self, msg: Message) -> None:
         self._admit(msg)
@@ -340,6 +384,13 @@ class Daemon:
     def reap(self, now: float) -> None:
         timeout = self.config.heartbeat_timeout
         for job in self.queue.jobs():
+            if job.state == "uploading" and now - job.last_chunk_at > self.config.upload_timeout:
+                if self.queue.remove_queued(job):
+                    self.queue.finish(job, "error", "upload_timeout")
+                    self.reply(job.identities, job.request_header, ERROR,
+                               {"code": "upload_timeout", "message": f"no chunk for "
+                                f"{self.config.upload_timeout:.0f} s; the upload was dropped"}, job_id=job.job_id)
+                continue
             sess = self.sessions.get(job.session)
             if sess and sess.pinging and now - sess.last_seen > timeout and not job.cancel_event.is_set():
                 log.info("job=%s event=client_gone via=heartbeat silent=%.2f", job.job_id, now - sess.last_seen)

@@ -12,7 +12,7 @@ from impasto_protocol.wire import Message
 
 from ..engines import ENGINE_MODULES, output_size
 from .config import DaemonConfig
-from .jobs import PRIORITY_INTERACTIVE, PRIORITY_TRAINING, Job
+from .jobs import PRIORITY_INTERACTIVE, PRIORITY_TRAINING, Job, Upload
 from .test_engines import TEST_ENGINES
 
 TRAIN_MODULE = "impasto.engines.mt.train"
@@ -46,16 +46,21 @@ def check_fields(msg: Message) -> None:
 
 
 def _image(content: dict, name: str, buffers: Sequence[Any], used: set, config: DaemonConfig,
-           required: bool) -> ImageBuffer | None:
+           required: bool, uploads: dict | None = None) -> ImageBuffer | None:
     desc = content.get(name)
     if desc is None:
         if required:
             raise RequestError("bad_request", f"the {name} image is missing")
         return None
     try:
-        img = ImageBuffer.from_description(desc, buffers, max_pixels=config.max_pixels, what=name)
+        img = ImageBuffer.from_description(desc, buffers, max_pixels=config.max_pixels, what=name,
+                                           allow_chunks=uploads is not None)
     except ImageBufferError as e:
         raise RequestError(e.code, str(e)) from None
+    if img.data is None:                       # streamed in chunk messages after the request
+        assert uploads is not None
+        uploads[name] = Upload(img, color=name != "mask")
+        return img
     idx = desc["buffer"]
     if idx in used:
         raise RequestError("bad_image", f"{name}: buffer {idx} is already used by another image")
@@ -97,9 +102,10 @@ def build_stylize_job(msg: Message, config: DaemonConfig, styles: Sequence[str] 
     if not isinstance(tile_size, int) or isinstance(tile_size, bool) or not 64 <= tile_size <= 16384:
         raise RequestError("bad_request", f"tile_size must be an integer 64..16384, got {tile_size!r}")
     used: set = set()
-    content = _image(c, "content", msg.buffers, used, config, required=True)
-    style = _image(c, "style", msg.buffers, used, config, required=False)
-    mask = _image(c, "mask", msg.buffers, used, config, required=False)
+    uploads: dict = {}
+    content = _image(c, "content", msg.buffers, used, config, required=True, uploads=uploads)
+    style = _image(c, "style", msg.buffers, used, config, required=False, uploads=uploads)
+    mask = _image(c, "mask", msg.buffers, used, config, required=False, uploads=uploads)
     assert content is not None
     if len(used) != len(msg.buffers):
         raise RequestError("extra_buffers", f"{len(msg.buffers) - len(used)} buffer frame(s) are not referred to "
@@ -126,7 +132,7 @@ def build_stylize_job(msg: Message, config: DaemonConfig, styles: Sequence[str] 
             raise RequestError("bad_request", f"engine {opts.engine!r} needs a style image")
     return Job(job_id=msg.job_id, kind="stylize", session=msg.session, identities=msg.identities,
                request_header=msg.header, priority=PRIORITY_INTERACTIVE, options=opts, test_engine=test_engine,
-               content=content, style=style, mask=mask, deliver=deliver, tile_size=tile_size)
+               content=content, style=style, mask=mask, deliver=deliver, tile_size=tile_size, uploads=uploads)
 
 
 def build_train_job(msg: Message, config: DaemonConfig) -> Job:
@@ -145,7 +151,8 @@ def build_train_job(msg: Message, config: DaemonConfig) -> Job:
     if not isinstance(params, dict):
         raise RequestError("bad_request", "params must be a JSON object")
     used: set = set()
-    style = _image(c, "style", msg.buffers, used, config, required=True)
+    uploads: dict = {}
+    style = _image(c, "style", msg.buffers, used, config, required=True, uploads=uploads)
     if len(used) != len(msg.buffers):
         raise RequestError("extra_buffers", f"{len(msg.buffers) - len(used)} buffer frame(s) are not referred to "
                            f"by any image")
@@ -154,4 +161,4 @@ def build_train_job(msg: Message, config: DaemonConfig) -> Job:
                            f"({TRAIN_MODULE} is missing)")
     return Job(job_id=msg.job_id, kind="train", session=msg.session, identities=msg.identities,
                request_header=msg.header, priority=PRIORITY_TRAINING, style=style, train_name=name,
-               train_steps=steps, train_params=params)
+               train_steps=steps, train_params=params, uploads=uploads)

@@ -17,7 +17,10 @@ import torch
 import torch.nn.functional as F
 import zmq
 
-from impasto_protocol.messages import CANCELLED, ERROR, PROGRESS, RESULT, TILE
+from impasto_protocol.images import DTYPES as DTYPE_SIZES
+from impasto_protocol.images import ImageBuffer
+from impasto_protocol.messages import (CANCELLED, CHUNKS, ERROR, PROGRESS, RESULT, RESULT_CHUNK, STREAM_CHUNK,
+                                       STREAM_MIN, TILE)
 from impasto_protocol.options import OptionsError
 from impasto_protocol.wire import make_header, serialize
 
@@ -62,19 +65,39 @@ def apply_mask(result: torch.Tensor, content: torch.Tensor, mask: torch.Tensor) 
 
 
 def run_stylize(job: Job, *, device: torch.device, progress, cancel, on_tile=None,
-                artifacts: Optional[dict] = None) -> torch.Tensor:
+                artifacts: Optional[dict] = None, timings: Optional[dict] = None) -> torch.Tensor:
     """The result tensor of a stylize job, exactly as an in-process caller of the engine registry would get it."""
     assert job.content is not None and job.options is not None
-    content = buffer_to_tensor(job.content)
-    style = buffer_to_tensor(job.style) if job.style is not None else None
+    assert content_is_ready(job)
+    t0 = time.perf_counter()
+    pre = job.decoded                          # images streamed in were decoded while they arrived
+
+    def tensor(name: str, color: bool = True) -> Optional[torch.Tensor]:
+        img = getattr(job, name)
+        if name in pre:
+            return pre[name]
+        return buffer_to_tensor(img, color=color) if img is not None else None
+
+    content = tensor("content")
+    style = tensor("style")
+    t1 = time.perf_counter()
     if job.test_engine:
         result = test_engines.stylize(job.test_engine, content, style, job.options, progress=progress, cancel=cancel)
     else:
         result = engines.stylize(content, style, job.options, progress=progress, cancel=cancel, device=device,
                                  on_tile=on_tile, artifacts=artifacts)
-    if job.mask is not None:
-        result = apply_mask(result, content, buffer_to_tensor(job.mask, color=False))
+    mask = tensor("mask", color=False)
+    if mask is not None:
+        result = apply_mask(result, content, mask)
+    if timings is not None:
+        timings["decode"] = round(t1 - t0, 4)
+        timings["engine"] = round(time.perf_counter() - t1, 4)
     return result
+
+
+def content_is_ready(job: Job) -> bool:
+    return not job.uploads and all(getattr(job, n) is None or getattr(job, n).data is not None or n in job.decoded
+                                   for n in ("content", "style", "mask"))
 
 
 class Worker(threading.Thread):
@@ -185,15 +208,34 @@ class Worker(threading.Thread):
             self.send(job, TILE, {"x": x, "y": y, "final": False, "image": img.describe(0)}, [img.data])
 
         artifacts: dict = {}
+        timings: dict = {}
         result = run_stylize(job, device=self.device, progress=self._progress_fn(job),
-                             cancel=job.cancel_event.is_set, on_tile=on_tile, artifacts=artifacts)
-        arr = tensor_to_array(result, fmt)
-        h, w = arr.shape[:2]
+                             cancel=job.cancel_event.is_set, on_tile=on_tile, artifacts=artifacts, timings=timings)
+        t_enc = time.perf_counter()
+        h, w = result.shape[2:]
+        out_c = fmt.channels
+        row_bytes = w * out_c * DTYPE_SIZES[fmt.dtype]
         info: dict[str, Any] = {"width": w, "height": h, "engine": job.engine_name, "device": job.device,
-                                "seconds": round(time.perf_counter() - t0, 4), "steps": job.steps}
+                                "steps": job.steps, "timings": timings}
         kps = artifacts.get("keypoints")
         if kps:
             info["keypoints"] = [kp.to_dict() if hasattr(kp, "to_dict") else kp for kp in kps]
+        if job.deliver == "result" and row_bytes * h >= STREAM_MIN:
+            # Encode, sign and send the result in row bands: the client verifies band i while this thread
+            # encodes band i+1 (encoding is per pixel, so the bytes equal a whole-image encode).
+            rows = max(1, STREAM_CHUNK // row_bytes)
+            for y in range(0, h, rows):
+                band = tensor_to_array(result[:, :, y:y + rows], fmt)
+                self.send(job, RESULT_CHUNK, {"offset": y * row_bytes, "total": row_bytes * h},
+                          [memoryview(band).cast("B")])
+            timings["encode_send"] = round(time.perf_counter() - t_enc, 4)
+            info["seconds"] = round(time.perf_counter() - t0, 4)
+            desc = ImageBuffer(w, h, out_c, fmt.dtype, None, colorspace=fmt.colorspace, bgr=fmt.bgr).describe(0)
+            self.send(job, RESULT, {"image": {**desc, "buffer": CHUNKS}, "info": info})
+            return
+        arr = tensor_to_array(result, fmt)
+        timings["encode"] = round(time.perf_counter() - t_enc, 4)
+        info["seconds"] = round(time.perf_counter() - t0, 4)
         if job.deliver == "tiles":
             ts, n = job.tile_size, 0
             for y in range(0, h, ts):
@@ -204,7 +246,6 @@ class Worker(threading.Thread):
             info["tiles"] = n
             self.send(job, RESULT, {"image": None, "info": info})
         else:
-            from impasto_protocol.images import ImageBuffer
             img = ImageBuffer(width=w, height=h, channels=arr.shape[2], dtype=fmt.dtype,
                               data=memoryview(arr).cast("B"), colorspace=fmt.colorspace, bgr=fmt.bgr)
             self.send(job, RESULT, {"image": img.describe(0), "info": info}, [img.data])
@@ -212,7 +253,9 @@ class Worker(threading.Thread):
     def _train(self, job: Job, t0: float) -> None:
         assert job.style is not None
         mod = importlib.import_module(TRAIN_MODULE)
-        style = buffer_to_tensor(job.style)
+        style = job.decoded.get("style")
+        if style is None:
+            style = buffer_to_tensor(job.style)
         kwargs: dict[str, Any] = dict(job.train_params)
         if job.train_steps is not None:
             kwargs["steps"] = job.train_steps
