@@ -153,3 +153,12 @@ def test_settings_json_tolerates_junk():
     assert Settings.from_json(s.to_json()) == s
     assert Settings.from_json("not json") == Settings()
     assert Settings.from_json('{"engine": 3, "unknown": 1, "size": 256}') == Settings(size=256)
+
+
+def test_missing_pyzmq_says_what_to_run(monkeypatch):
+    import sys
+    from impasto_krita import deps
+    monkeypatch.setitem(sys.modules, "zmq", None)                  # import zmq -> ImportError
+    msg = deps.zmq_problem()
+    assert msg is not None and "impasto install-plugin krita --python-version" in msg
+    assert f"{sys.version_info.major}.{sys.version_info.minor}" in msg

@@ -59,5 +59,14 @@ if ! grep -q "^KPYTEST-EXIT 0$" "$work/krita.log"; then
   tail -n 40 "$work/krita.log" >&2
   echo "--- daemon log:" >&2; tail -n 20 "$work/daemon.log" >&2
 fi
+# GUI smoke test: real Krita window, the plugin loaded by Krita from the profile (docker + menu actions).
+if [ "${SKIP_GUI:-0}" != 1 ]; then
+  if "$here/krita/krita_gui_run.sh" "$here/krita/gui_smoke.py" "$work/gui" > "$work/gui.out" 2>&1; then
+    echo "run_krita_tests: GUI smoke test passed ($(grep -c . "$work/gui/result.txt") checks logged)"
+  else
+    echo "run_krita_tests: GUI smoke test FAILED:" >&2; cat "$work/gui.out" >&2
+    [ "$rc" = 0 ] && rc=1
+  fi
+fi
 echo "run_krita_tests: exit $rc in $(( $(date +%s) - start )) s"
 exit "$rc"

@@ -25,7 +25,7 @@ RC
 export XDG_CONFIG_HOME=$prof/config XDG_DATA_HOME=$prof/data XDG_RUNTIME_DIR=$prof/run
 export KRITA_CI_RESULT=$KRITA_CI_OUT/result.txt
 rm -f "$KRITA_CI_RESULT"
-unset QT_QPA_PLATFORM PYTHONPATH
+unset QT_QPA_PLATFORM PYTHONPATH IMPASTO_KRITA_NO_REGISTER
 "$here/with_xvfb.sh" timeout 600 krita --nosplash > "$KRITA_CI_OUT/krita.log" 2>&1; rc=$?
 grep -q "^exit code 0$" "$KRITA_CI_RESULT" 2>/dev/null || { [ "$rc" = 0 ] && rc=1; cat "$KRITA_CI_RESULT" >&2 2>/dev/null; tail -n 30 "$KRITA_CI_OUT/krita.log" >&2; }
 rm -rf "$prof"

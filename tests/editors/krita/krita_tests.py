@@ -280,3 +280,20 @@ def test_preview_shows_in_the_docker_and_inserts_nothing(window, png, ctrl, styl
         ext_mod._controller = old
     doc.setModified(False)
     doc.close()
+
+
+def test_start_daemon_from_krita(tmp_path, monkeypatch):
+    """The docker's Start daemon: spawns `impasto serve` with the command install-plugin recorded, then connects."""
+    from impasto_krita import controller as controller_mod
+    runtime = tmp_path / "run"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("IMPASTO_RUNTIME_DIR", str(runtime))
+    assert controller_mod.serve_command()[-1] == "serve"          # from install.json
+    c = Controller()
+    assert not c.connect()                                          # nothing runs there yet
+    assert c.conn.state == "disconnected" and "Start daemon" in c.conn.message
+    assert c.connect(autostart=True) and c.conn.state == "starting"
+    wait(c, lambda: c.conn.state != "starting", timeout=120)
+    assert c.conn.state == "connected", c.conn.message
+    c.client.shutdown()
+    c.disconnect()
