@@ -297,3 +297,25 @@ def test_start_daemon_from_krita(tmp_path, monkeypatch):
     assert c.conn.state == "connected", c.conn.message
     c.client.shutdown()
     c.disconnect()
+
+
+def test_smaller_output_is_scaled_to_the_layer_and_style_files_read(window, png, ctrl, style_png):
+    style = krita_api.read_image_file(style_png)
+    assert (style.width, style.height, style.channels, style.dtype) == (40, 40, 4, "u8")
+    first = bytes(style.data[0:4])
+    assert first == bytes([0, 0, 0, 255])                               # RGBA of pixel (0, 0) of the pattern
+    doc = open_doc(window, png)
+    doc.setActiveNode(doc.rootNode().childNodes()[0])
+    ctrl.settings.engine = "identity"
+    ctrl.settings.output_mode, ctrl.settings.max_side = "max_side", 32
+    tracker = ctrl.stylize()
+    assert tracker is not None, ctrl.error
+    wait(ctrl, lambda: not tracker.active)
+    assert tracker.state is State.DONE, tracker.status_text()
+    new = doc.rootNode().childNodes()[1]
+    b = new.bounds()
+    assert (b.width(), b.height()) == (W, H)                          # computed at 32x21, scaled back up
+    px = bytes(new.pixelData(50, 50, 1, 1))
+    assert px[3] == 255 and abs(px[2] - (40 + 50)) < 25               # still the gradient (R = 40 + x)
+    doc.setModified(False)
+    doc.close()
