@@ -260,6 +260,10 @@ class Fuzzer:
     def cancel_unknown(self) -> Case:
         return self._signed("cancel_unknown", "cancel", {}, [], frozenset({"unknown_job"}), job_id=new_id())
 
+    def chunk_unknown(self) -> Case:
+        return self._signed("chunk_unknown", "chunk", {"image": "content", "offset": 0}, [self._rand_bytes(64)],
+                            frozenset({"unknown_job"}), job_id=new_id())
+
     def replay_pair(self) -> list[Case]:
         first = self._signed("replay", "ping", {}, [], frozenset({"pong"}))
         first.expect_type = "pong"
@@ -272,7 +276,7 @@ class Fuzzer:
             self.extra_frames, self.mutated_header, self.bad_header_fields, self.mutated_content,
             self.non_object_content, self.unknown_type, self.unknown_field, self.bad_options, self.wrong_size,
             self.huge_dims, self.huge_output, self.bad_description, self.stale, self.version, self.cancel_unknown,
-            self.replay_pair]
+            self.chunk_unknown, self.replay_pair]
         out: list[Case] = []
         while len(out) < n:
             r = self.rng.choice(gens)()

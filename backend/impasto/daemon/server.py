@@ -64,7 +64,8 @@ class Daemon:
         self.queue = JobQueue()
         self.queue_closed = False
         self.sessions: dict[str, Session] = {}
-        self.dropped: Counter = Counter()
+        self.dropped: Counter = Counter()          # unanswered: no delimiter, unsigned, bad signature
+        self.refused: Counter = Counter()          # answered with an error (signed but bad)
         self.started = time.time()
         self.devices = config.devices or default_devices()
         self.ctx = zmq.Context()
@@ -195,6 +196,8 @@ class Daemon:
         return self._send_frames(frames)
 
     def reply_error(self, identities: Sequence[bytes], parent: dict, code: str, message: str) -> None:
+        if code not in ("bad_header", "bad_content", "version", "replay", "stale"):
+            self.refused[code] += 1
         log.info("event=refused code=%s type=%s message=%s", code, (parent or {}).get("msg_type"), message)
         self.reply(identities, parent or {}, ERROR, {"code": code, "message": message})
 
@@ -209,7 +212,7 @@ class Daemon:
                 if n <= 10 or n % 1000 == 0:
                     log.warning("event=dropped code=%s count=%d detail=%s", e.code, n, e)
                 return
-            self.dropped[e.code] += 1
+            self.refused[e.code] += 1
             self.reply_error(e.identities, e.header or {}, e.code, str(e))
             return
         sess = self.sessions.get(msg.session)
@@ -252,7 +255,7 @@ class Daemon:
             "queued": [j.summary() for j in jobs if j.state == "queued"],
             "running": [j.summary() for j in jobs if j.state == "running"],
             "recent": list(self.queue.recent)[-50:], "sessions": len(self.sessions),
-            "dropped": dict(self.dropped), "limits": self.limits()})
+            "dropped": dict(self.dropped), "refused": dict(self.refused), "limits": self.limits()})
 
     def on_list_styles(self, msg: Message) -> None:
         want_thumbs = msg.content.get("thumbnails", True)

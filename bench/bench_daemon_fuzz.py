@@ -1,0 +1,53 @@
+"""Fuzz a real daemon with 10 000 messages (random frames, truncated/extra frames, mutated JSON, wrong sizes, huge
+dimensions, bad signatures, replays...), then check it still serves a valid job exactly.
+
+    .venv/bin/python bench/bench_daemon_fuzz.py [--n 10000] [--seed 0]
+
+Prints messages per category, what was answered with which code, and the failures (none expected).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+
+import numpy as np
+
+from impasto_protocol import StylizeOptions
+from impasto_protocol.images import ImageBuffer
+from impasto.daemon.fuzz import run_fuzz
+from impasto.daemon.testing import DaemonProcess
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--n", type=int, default=10_000)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp, DaemonProcess(tmp, "--max-pixels", "4000000") as d:
+        r = run_fuzz(d.info.endpoint, d.info.key, n=args.n, seed=args.seed)
+        total = sum(r.sent.values())
+        print(f"{total} messages in {r.seconds:.1f} s ({total / r.seconds:.0f}/s)")
+        print(f"{'category':<20} {'sent':>6} {'answered':>9}")
+        for cat in sorted(r.sent):
+            print(f"{cat:<20} {r.sent[cat]:>6} {r.answered.get(cat, 0):>9}")
+        print(f"bad_header replies (no parent): {r.answered.get('bad_header(no parent)', 0)}")
+        print("reply codes:", ", ".join(f"{k}={v}" for k, v in sorted(r.codes.items())))
+        alive = d.alive()
+        with d.client() as c:
+            st = c.status()
+            print("daemon counted dropped (unanswered):", st["dropped"])
+            print("daemon counted refused (answered):  ", st["refused"])
+            arr = np.random.default_rng(0).integers(0, 256, size=(64, 48, 4), dtype=np.uint8)
+            job = c.stylize(ImageBuffer(48, 64, 4, "u8", arr.tobytes()), StylizeOptions(engine="identity", size=64))
+            job.wait(timeout=60)
+            valid_ok = job.result is not None and bytes(job.result.data) == arr.tobytes()
+        print(f"daemon alive after fuzzing: {alive}; valid job afterwards exact: {valid_ok}")
+        print(f"failures: {len(r.failures)}")
+        for f in r.failures[:30]:
+            print("  ", f)
+        return 0 if (r.ok and alive and valid_ok) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
