@@ -33,6 +33,7 @@ def test_round_trip_is_exact(dtype, np_dtype, channels):
         assert np.abs(back.astype(np.float64) - arr.astype(np.float64)).max() <= tol
     else:
         np.testing.assert_array_equal(tensor_to_array(t, PixelFormat.of(img)), arr)
+        assert bytes(tensor_to_buffer(t, PixelFormat.of(img)).data) == arr.tobytes()   # C-contiguous, castable
 
 
 def test_bgr_and_padded_rows():

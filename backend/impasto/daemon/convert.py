@@ -114,7 +114,7 @@ def tensor_to_array(t: torch.Tensor, fmt: PixelFormat) -> np.ndarray:
         x.mul_(SCALE[fmt.dtype]).add_(0.5)
         y = torch.empty((h, w, c), dtype=torch.uint8 if fmt.dtype == "u8" else torch.int32)
         y.copy_(x.permute(1, 2, 0))        # one strided pass: CHW float -> HWC integer (truncation = rounding)
-        return y.numpy() if fmt.dtype == "u8" else y.numpy().astype("<u2")
+        return y.numpy() if fmt.dtype == "u8" else np.ascontiguousarray(y.numpy().astype("<u2"))
     y = torch.empty((h, w, c), dtype=torch.float16 if fmt.dtype == "f16" else torch.float32)
     y.copy_(x.permute(1, 2, 0))
     return y.numpy()
