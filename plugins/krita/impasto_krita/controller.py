@@ -87,6 +87,9 @@ class Controller:
         for fn in list(self._listeners):
             try:
                 fn()
+            except RuntimeError as e:          # "wrapped C/C++ object ... has been deleted": a closed window's docker
+                log.debug("dropping a listener: %s", e)
+                self.unsubscribe(fn)
             except Exception:
                 log.exception("a docker failed to refresh")
 

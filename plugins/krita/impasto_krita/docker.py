@@ -67,6 +67,7 @@ class ImpastoDocker(DockWidget):
         self._load_settings()
         self._building = False
         self.c.subscribe(self.refresh)
+        self.destroyed.connect(lambda *_: self.c.unsubscribe(self.refresh))
         self.refresh()
         if self.c.conn.state == "disconnected" and self.c.client is None:
             self.c.connect(autostart=False)
@@ -420,6 +421,6 @@ class ImpastoDocker(DockWidget):
     def canvasChanged(self, canvas) -> None:
         self.style_layer.refresh()
 
-    def closeEvent(self, event) -> None:  # the controller (and its jobs) live on
-        self.c.unsubscribe(self.refresh)
-        super().closeEvent(event)
+    def showEvent(self, event) -> None:  # reopened: show the controller's current state (jobs kept running)
+        self.refresh()
+        super().showEvent(event)

@@ -193,18 +193,35 @@ def test_markers_added_by_the_action_are_read_in_pixels(window, png, ctrl):
 
 
 def test_cancelled_job_inserts_nothing(window, png, ctrl):
+    """Cancel from the docker while a slow job runs; the job also survives closing and reopening the docker."""
+    from impasto_krita.docker import ImpastoDocker
+    import impasto_krita.extension as ext_mod
     doc = open_doc(window, png)
     doc.setActiveNode(doc.rootNode().childNodes()[0])
     ctrl.settings.engine, ctrl.settings.steps, ctrl.settings.learning_rate = "sleep", 400, 0.05   # ~20 s
-    tracker = ctrl.stylize()
-    assert tracker is not None, ctrl.error
-    wait(ctrl, lambda: tracker.fraction > 0.02 or not tracker.active, timeout=60)
-    assert tracker.state is State.RUNNING, tracker.status_text()
-    ctrl.cancel()
-    wait(ctrl, lambda: not tracker.active, timeout=30)
-    assert tracker.state is State.CANCELLED, tracker.status_text()
-    assert layer_names(doc) == ["Background"]
-    assert "nothing was changed" in tracker.status_text()
+    old = ext_mod._controller
+    ext_mod._controller = ctrl
+    try:
+        docker = ImpastoDocker()
+        docker.stylize_btn.click()
+        tracker = ctrl.job
+        assert tracker is not None, ctrl.error
+        wait(ctrl, lambda: tracker.fraction > 0.02 or not tracker.active, timeout=60)
+        assert tracker.state is State.RUNNING, tracker.status_text()
+        docker.close()
+        docker.deleteLater()
+        pump(0.2)
+        reopened = ImpastoDocker()                       # a new docker shows the running job
+        assert reopened.cancel_btn.isEnabled() and "Stylize:" in reopened.job_label.text()
+        assert 0 < reopened.progress.value() < 1000
+        reopened.cancel_btn.click()
+        wait(ctrl, lambda: not tracker.active, timeout=30)
+        assert tracker.state is State.CANCELLED, tracker.status_text()
+        assert layer_names(doc) == ["Background"]
+        assert "nothing was changed" in reopened.job_label.text()
+        reopened.close()
+    finally:
+        ext_mod._controller = old
     doc.setModified(False)
     doc.close()
 
