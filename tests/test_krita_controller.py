@@ -241,3 +241,15 @@ def test_training_job_survives_and_refreshes_the_style_list(app, style_png):
     c.pump()
     assert tracker.state is State.DONE and not c.busy
     assert [s["name"] for s in c.conn.styles] == ["my-style"] and "my-style" in c.notice
+
+
+def test_tiles_of_a_smaller_output_are_not_painted(app, style_png):
+    doc, _ = make_doc(app, w=40, h=20)
+    c = controller(style_png)
+    c.settings.output_mode, c.settings.max_side = "max_side", 20
+    c.stylize()
+    call = c.client.calls[0]
+    assert call["options"].max_side == 20
+    call["job"].pending += [TileEvent(0, 0, ImageBuffer(4, 4, 3, "u8", bytes(48)))]
+    c.pump()
+    assert [n.name() for n in doc.rootNode().childNodes()] == ["Background"]

@@ -340,7 +340,8 @@ class Controller:
             sink: Any = self.preview
             title = "Preview"
         else:
-            sink = LayerSink(Target(doc, source, crop, mask, depth, s.layer_name(), content=data), api=self.api)
+            sink = LayerSink(Target(doc, source, crop, mask, depth, s.layer_name(), content=data,
+                                    scaled=options.max_side != crop.long_side), api=self.api)
             title = "Stylize"
         self.job = JobTracker(job, "preview" if preview else "stylize", title, sink, clock=self.clock)
         self.notify()

@@ -30,6 +30,7 @@ class Target:
     depth: str                       # "U8" | "U16": the depth the content was sent at
     name: str                        # new layer's name
     content: Optional[bytes] = None  # the BGRA content sent (to undo the daemon's blend at feathered edges)
+    scaled: bool = False             # the result comes back smaller than ``crop`` (scaled up on arrival)
 
 
 @dataclass
@@ -45,7 +46,7 @@ class LayerSink:
     def on_tile(self, ev: TileEvent) -> None:
         t = self.target
         img = ev.image
-        if img is None or ev.final:
+        if img is None or ev.final or t.scaled:
             return
         # Engine tiles are in output pixels; paint them only when the output is the crop's size.
         if ev.x + img.width > t.crop.width or ev.y + img.height > t.crop.height:
