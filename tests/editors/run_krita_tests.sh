@@ -10,6 +10,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 PY=${IMPASTO_PYTHON:-$root/.venv/bin/python}
+[ -x "$PY" ] || PY=$(command -v python3)
 start=$(date +%s)
 
 bash "$here/setup_krita.sh" >/dev/null || { echo "run_krita_tests: Krita setup failed" >&2; exit 1; }
@@ -36,7 +37,7 @@ echo "run_krita_tests: $(head -1 "$work/install.log")"
 OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} "$PY" -m impasto.cli serve --test-engines \
   --connection-file "$IMPASTO_RUNTIME_DIR/daemon.json" > "$work/daemon.log" 2>&1 &
 dpid=$!
-for _ in $(seq 1 600); do
+for _ in $(seq 1 1800); do
   [ -s "$IMPASTO_RUNTIME_DIR/daemon.json" ] && break
   kill -0 "$dpid" 2>/dev/null || break
   sleep 0.1
