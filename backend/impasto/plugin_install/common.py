@@ -222,12 +222,22 @@ def write_install_info(path: Path, **extra: object) -> None:
 
 
 def check_vendor_import(vendor_dir: Path, target: PythonTarget, python: str | None = None) -> str | None:
-    """If an interpreter of the target's version is at hand, import the vendored zmq + protocol with it.
+    """If an interpreter of the target's version runs here (and the target is this platform), import the vendored
+    zmq + protocol with it.
 
-    Returns a one-line report, or None when no such interpreter exists here (nothing to check with)."""
+    Returns a one-line report, or None when there is nothing to check with (another platform, no such Python)."""
+    try:
+        if not set(target.platforms) & set(host_platform_tags()):
+            return None
+    except InstallError:
+        return None
     exe = python or shutil.which(f"python{target.version_str}")
     if not exe:
         return None
+    probe = subprocess.run([exe, "-I", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                           capture_output=True, text=True)
+    if probe.returncode != 0 or probe.stdout.strip() != target.version_str:
+        return None                                  # e.g. a pyenv shim without that version installed
     code = ("import sys; sys.path.insert(0, sys.argv[1]); import zmq, impasto_protocol; "
             "print('zmq', zmq.__version__, 'libzmq', zmq.zmq_version(), 'from', zmq.__file__)")
     r = subprocess.run([exe, "-I", "-B", "-c", code, str(vendor_dir)], capture_output=True, text=True)
