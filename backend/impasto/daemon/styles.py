@@ -31,11 +31,23 @@ def _catalogue() -> Optional[list[Any]]:
 
 
 def _field(s: Any, name: str) -> Any:
-    return s.get(name) if isinstance(s, dict) else getattr(s, name, None)
+    if isinstance(s, dict):
+        return s.get(name)
+    v = getattr(s, name, None)
+    meta = getattr(s, "metadata", None)          # impasto.engines.mt.styles.StyleInfo keeps details here
+    if (v is None or v == "") and meta is not None:
+        v = getattr(meta, name, None)
+    return v
+
+
+def _usable(s: Any) -> bool:
+    return isinstance(s, (str, dict)) or getattr(s, "ok", True)
 
 
 def _thumbnail(s: Any) -> Optional[bytes]:
     t = _field(s, "thumbnail")
+    if not t:
+        t = _field(s, "thumbnail_png") or None
     if t is None:
         return None
     if isinstance(t, (bytes, bytearray)):
@@ -56,20 +68,21 @@ def list_styles() -> list[dict]:
     out = []
     for s in _catalogue() or []:
         name = s if isinstance(s, str) else _field(s, "name")
-        if not name:
+        if not name or not _usable(s):
             continue
         if isinstance(s, str):
             out.append({"name": name, "title": name, "artist": None, "year": None, "thumbnail": None})
             continue
         year = _field(s, "year")
         out.append({"name": str(name), "title": str(_field(s, "title") or name),
-                    "artist": _field(s, "artist"), "year": year if isinstance(year, (int, str)) else None,
+                    "artist": _field(s, "artist") or None,
+                    "year": year if isinstance(year, (int, str)) and year != "" else None,
                     "thumbnail": _thumbnail(s)})
     return out
 
 
 def style_names() -> list[str]:
-    return [s if isinstance(s, str) else str(_field(s, "name")) for s in (_catalogue() or [])]
+    return [s if isinstance(s, str) else str(_field(s, "name")) for s in (_catalogue() or []) if _usable(s)]
 
 
 def style_names_or_none() -> Optional[list[str]]:
@@ -77,4 +90,4 @@ def style_names_or_none() -> Optional[list[str]]:
     cat = _catalogue()
     if cat is None:
         return None
-    return [s if isinstance(s, str) else str(_field(s, "name")) for s in cat]
+    return [s if isinstance(s, str) else str(_field(s, "name")) for s in cat if _usable(s)]

@@ -31,6 +31,7 @@ class DaemonProcess:
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
         env["IMPASTO_RUNTIME_DIR"] = str(self.runtime_dir)
+        env.setdefault("IMPASTO_DATA_DIR", str(self.runtime_dir / "data"))      # trained styles stay in the test
         env.setdefault("OMP_NUM_THREADS", "2")
         return env
 

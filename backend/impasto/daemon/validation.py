@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import re
 from typing import Any, Sequence
 
 from impasto_protocol.images import ImageBuffer, ImageBufferError
@@ -16,6 +17,59 @@ from .jobs import PRIORITY_INTERACTIVE, PRIORITY_TRAINING, Job, Upload
 from .test_engines import TEST_ENGINES
 
 TRAIN_MODULE = "impasto.engines.mt.train"
+STYLE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+# train params on the wire -> expected JSON kind (TrainConfig fields and export metadata; see `impasto train`)
+TRAIN_PARAMS = {
+    "content_dir": "a string", "style_steps": "an integer", "hier_steps": "an integer", "batch": "an integer",
+    "hier_batch": "an integer", "crop": "an integer", "lr": "a number", "style_weight": "a number",
+    "content_weight": "a number", "tv_weight": "a number", "checkpoint_every": "an integer", "seed": "an integer",
+    "net": "'default' or 'tiny'", "max_photos": "an integer", "style_sizes": "three integers",
+    "title": "a string", "artist": "a string", "year": "a string", "resume": "true or false",
+}
+
+
+def _is_kind(v: Any, kind: str) -> bool:
+    if kind == "a string":
+        return isinstance(v, str) and len(v) <= 4096
+    if kind == "an integer":
+        return isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 10_000_000
+    if kind == "a number":
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1e12
+    if kind == "true or false":
+        return isinstance(v, bool)
+    if kind == "three integers":
+        return (isinstance(v, list) and len(v) == 3
+                and all(isinstance(x, int) and not isinstance(x, bool) and 16 <= x <= 4096 for x in v))
+    return v in ("default", "tiny")
+
+
+def train_config(name: str, painting: str, work_dir: str, steps: int | None, params: dict):
+    """(TrainConfig, export metadata kwargs, resume) for a validated train request, like `impasto train`."""
+    from ..engines.mt.network import MTConfig
+    from ..engines.mt.train import TrainConfig
+    style_steps, hier_steps = 1500, 600
+    if steps is not None:
+        style_steps, hier_steps = round(steps * 5 / 7), steps - round(steps * 5 / 7)
+    style_steps = params.get("style_steps", style_steps)
+    hier_steps = params.get("hier_steps", hier_steps)
+    if style_steps + hier_steps == 0:
+        raise RequestError("bad_request", "training needs a positive number of steps")
+    sw = float(params.get("style_weight", 5.0))
+    kw: dict[str, Any] = {}
+    for wire_key, cfg_key in (("batch", "style_batch"), ("hier_batch", "hier_batch"), ("crop", "crop"),
+                              ("lr", "lr"), ("content_weight", "content_weight"), ("tv_weight", "tv_weight"),
+                              ("checkpoint_every", "checkpoint_every"), ("seed", "seed"),
+                              ("max_photos", "max_photos")):
+        if wire_key in params:
+            kw[cfg_key] = params[wire_key]
+    if "style_sizes" in params:
+        kw["style_sizes"] = tuple(params["style_sizes"])
+    net = MTConfig.tiny() if params.get("net") == "tiny" else MTConfig()
+    cfg = TrainConfig(name=name, style_paths=(painting, painting, painting), content_dir=params["content_dir"],
+                      out_dir=work_dir, style_steps=style_steps, hier_steps=hier_steps,
+                      style_weights=(sw, sw, 0.6 * sw), net=net.to_dict(), **kw)
+    export_kw = {k: str(params.get(k, "")) for k in ("title", "artist", "year")}
+    return cfg, export_kw, bool(params.get("resume", False))
 
 
 class RequestError(Exception):
@@ -140,16 +194,27 @@ def build_train_job(msg: Message, config: DaemonConfig) -> Job:
     if not msg.job_id:
         raise RequestError("bad_request", "train needs header.job_id (chosen by the client)")
     name = c.get("name")
-    if not isinstance(name, str) or not name.strip() or len(name) > 100:
-        raise RequestError("bad_request", "train needs a style name (1..100 characters)")
-    if any(ch in name for ch in "/\\\0") or name.startswith("."):
-        raise RequestError("bad_request", f"style name {name!r} may not contain '/', '\\' or start with '.'")
+    if not isinstance(name, str) or not STYLE_NAME.fullmatch(name):
+        raise RequestError("bad_request", f"style name {name!r}: use letters, digits, '-' and '_' (max 64)")
     steps = c.get("steps")
     if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= 10_000_000):
         raise RequestError("bad_request", f"steps must be an integer 1..10000000, got {steps!r}")
     params = c.get("params", {})
     if not isinstance(params, dict):
         raise RequestError("bad_request", "params must be a JSON object")
+    unknown = sorted(set(params) - set(TRAIN_PARAMS))
+    if unknown:
+        raise RequestError("unknown_field", f"train params: unknown {', '.join(unknown)}; known: "
+                           f"{', '.join(sorted(TRAIN_PARAMS))}")
+    for key, kind in TRAIN_PARAMS.items():
+        if key in params and not _is_kind(params[key], kind):
+            raise RequestError("bad_request", f"train param {key!r} must be {kind}, got {params[key]!r}")
+    if "content_dir" not in params:
+        raise RequestError("bad_request", "train needs params.content_dir: a folder of training photos the daemon "
+                           "can read")
+    from pathlib import Path
+    if not Path(params["content_dir"]).is_dir():
+        raise RequestError("bad_request", f"content_dir {params['content_dir']!r} is not a folder")
     used: set = set()
     uploads: dict = {}
     style = _image(c, "style", msg.buffers, used, config, required=True, uploads=uploads)

@@ -7,7 +7,6 @@ the main loop forwards them unchanged (zero-copy).
 from __future__ import annotations
 
 import gc
-import importlib
 import logging
 import threading
 import time
@@ -30,7 +29,6 @@ from ..errors import ImpastoError
 from . import test_engines
 from .convert import PixelFormat, array_tile, buffer_to_tensor, preview_buffer, tensor_to_array, tensor_to_buffer
 from .jobs import Job
-from .validation import TRAIN_MODULE
 
 if TYPE_CHECKING:
     from .server import Daemon
@@ -251,18 +249,34 @@ class Worker(threading.Thread):
             self.send(job, RESULT, {"image": img.describe(0), "info": info}, [img.data])
 
     def _train(self, job: Job, t0: float) -> None:
+        """MT training (impasto.engines.mt.train): the painting is written next to the checkpoints, the model file
+        goes to the user styles folder; the cancel check runs in the per-step progress callback."""
+        from ..engines.mt.styles import user_data_dir, user_styles_dir
+        from ..engines.mt.train import export_model, train
+        from ..imageio import save_image
+        from .validation import train_config
+
         assert job.style is not None
-        mod = importlib.import_module(TRAIN_MODULE)
         style = job.decoded.get("style")
         if style is None:
             style = buffer_to_tensor(job.style)
-        kwargs: dict[str, Any] = dict(job.train_params)
-        if job.train_steps is not None:
-            kwargs["steps"] = job.train_steps
-        out = mod.train(style, job.train_name, progress=self._progress_fn(job), cancel=job.cancel_event.is_set,
-                        device=self.device, **kwargs)
-        info = {"name": job.train_name, "device": job.device, "seconds": round(time.perf_counter() - t0, 2),
-                "steps": job.steps}
-        if out is not None:
-            info["model"] = str(out)
+        work = user_data_dir() / "training"
+        painting = work / job.train_name / "painting.png"
+        painting.parent.mkdir(parents=True, exist_ok=True)
+        save_image(style[:, :3], painting)
+        cfg, export_kw, resume = train_config(job.train_name, str(painting), str(work), job.train_steps,
+                                              job.train_params)
+        progress = self._progress_fn(job)
+
+        def on_progress(p) -> None:
+            if job.cancel_event.is_set():
+                raise Cancelled()
+            losses = {k: float(v) for k, v in (p.losses or {}).items()}
+            progress(Progress(p.step / max(1, p.total_steps), f"{p.phase} step {p.step}/{p.total_steps}",
+                              losses=losses))
+
+        net = train(cfg, resume=resume, device=self.device, on_progress=on_progress)
+        out = export_model(net, cfg, user_styles_dir() / f"{job.train_name}.safetensors", **export_kw)
+        info = {"name": job.train_name, "model": str(out), "device": job.device, "steps": job.steps,
+                "seconds": round(time.perf_counter() - t0, 2)}
         self.send(job, RESULT, {"image": None, "info": info})
