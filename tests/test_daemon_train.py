@@ -58,6 +58,15 @@ def test_train_then_stylize_with_the_new_style_matches_in_process(tmp_path, monk
         assert job.result is not None, job.error
         via_daemon = np.frombuffer(job.result.data, np.float32).reshape(48, 64, 3)
 
+        # a long training job stops at its next step when cancelled
+        long = c.train(_u8(painting), "dlong", steps=5000, content_dir=str(photos), net="tiny", crop=64,
+                       style_sizes=[64, 96, 128], batch=2, checkpoint_every=10000)
+        for ev in long.events(timeout=120):
+            if isinstance(ev, ProgressEvent):
+                long.cancel()
+        assert long.cancelled and long.info["steps_done"] - long.info["steps_at_cancel"] <= 1
+        assert not (data_dir / "styles" / "dlong.safetensors").exists()
+
     from impasto import engines
     t = torch.from_numpy(f32).permute(2, 0, 1).unsqueeze(0).contiguous()
     ref = engines.stylize(t, None, opts)[0].permute(1, 2, 0).numpy()

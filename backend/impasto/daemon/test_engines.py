@@ -4,9 +4,10 @@ They exist so the daemon's transport, queue, cancel and liveness behaviour can b
 VGG or trained models.  They are not in ``StylizeOptions.ENGINES``; the daemon validates their options by checking
 the rest of the options as if for a real engine.
 
-- ``identity``: returns the content at the output size (alpha kept), like the registry does before an engine runs.
+- ``identity``: returns the content at the output size (alpha kept), like the registry does before an engine runs;
+  with ``tile_size`` set it also reports its result tile by tile (``on_tile``), like a tiled engine.
 - ``sleep``: ``steps`` steps (default 20) of ``learning_rate`` seconds each (default 0.05), reporting progress and
-  checking cancel after every step, then returns like ``identity``.
+  checking cancel after every step (a preview every ``preview_every`` steps), then returns like ``identity``.
 - ``fail``: raises RuntimeError (an engine bug).   ``oom``: raises MemoryError (out of memory).
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from ..engines import output_size
-from ..engines.base import CancelCheck, Progress, ProgressFn, check_cancel, never_cancel, no_progress
+from ..engines.base import CancelCheck, Progress, ProgressFn, TileFn, check_cancel, never_cancel, no_progress
 
 TEST_ENGINES = ("identity", "sleep", "fail", "oom")
 
@@ -32,10 +33,16 @@ def _resized(content: torch.Tensor, options) -> torch.Tensor:
 
 
 def stylize(name: str, content: torch.Tensor, style: Optional[torch.Tensor], options, *,
-            progress: ProgressFn = no_progress, cancel: CancelCheck = never_cancel, **_: object) -> torch.Tensor:
+            progress: ProgressFn = no_progress, cancel: CancelCheck = never_cancel,
+            on_tile: Optional[TileFn] = None, **_: object) -> torch.Tensor:
     if name == "identity":
         check_cancel(cancel)
         out = _resized(content, options)
+        if on_tile is not None and options.tile_size:       # behave like a tiled engine: RGB tiles as they finish
+            ts = options.tile_size
+            for y in range(0, out.shape[2], ts):
+                for x in range(0, out.shape[3], ts):
+                    on_tile(x, y, out[:, :3, y:y + ts, x:x + ts])
         progress(Progress(1.0, "identity"))
         return out
     if name == "sleep":
@@ -44,7 +51,11 @@ def stylize(name: str, content: torch.Tensor, style: Optional[torch.Tensor], opt
         for i in range(steps):
             check_cancel(cancel)
             time.sleep(dt)
-            progress(Progress((i + 1) / steps, f"step {i + 1}/{steps}"))
+            preview = None
+            if options.preview_every and (i + 1) % options.preview_every == 0:
+                preview = content[:, :3]
+            progress(Progress((i + 1) / steps, f"step {i + 1}/{steps}", preview=preview,
+                              losses={"step": float(i + 1)}))
         check_cancel(cancel)
         return _resized(content, options)
     if name == "fail":

@@ -80,7 +80,8 @@ def run_stylize(job: Job, *, device: torch.device, progress, cancel, on_tile=Non
     style = tensor("style")
     t1 = time.perf_counter()
     if job.test_engine:
-        result = test_engines.stylize(job.test_engine, content, style, job.options, progress=progress, cancel=cancel)
+        result = test_engines.stylize(job.test_engine, content, style, job.options, progress=progress, cancel=cancel,
+                                      on_tile=on_tile)
     else:
         result = engines.stylize(content, style, job.options, progress=progress, cancel=cancel, device=device,
                                  on_tile=on_tile, artifacts=artifacts)
