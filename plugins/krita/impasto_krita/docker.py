@@ -375,6 +375,17 @@ class ImpastoDocker(DockWidget):
             self.styles.addItem(QListWidgetItem("(no trained styles yet)"))
         self.styles.blockSignals(False)
 
+    def _mark_engines(self) -> None:
+        """Grey out engines the connected daemon does not have (their title says so)."""
+        available = set(self.c.conn.info.get("engines") or []) if self.c.conn.state == "connected" else None
+        model = self.engine.model()
+        for i, e in enumerate(ENGINE_ORDER):
+            ok = available is None or e in available
+            self.engine.setItemText(i, ENGINE_TITLES[e] if ok else f"{ENGINE_TITLES[e]} (not installed)")
+            item = model.item(i) if hasattr(model, "item") else None
+            if item is not None:
+                item.setEnabled(ok or self.engine.currentIndex() == i)
+
     def refresh(self) -> None:
         c = self.c
         color = STATUS_COLORS.get(c.conn.state, "#9b9b9b")
@@ -384,6 +395,7 @@ class ImpastoDocker(DockWidget):
         self.start_btn.setVisible(c.conn.state != "connected")
         self.start_btn.setEnabled(c.conn.state != "starting")
         self._fill_styles()
+        self._mark_engines()
         self._update_visibility()
         job = c.job
         running = job is not None and job.active
