@@ -222,20 +222,29 @@ CHILD = textwrap.dedent("""
     from impasto_protocol.connection import read_connection_file
     from impasto_protocol.images import ImageBuffer
     from impasto_protocol.messages import ProgressEvent
+    from impasto_protocol.messages import Accepted
     c = Client(read_connection_file(sys.argv[1]))
     job = c.stylize(ImageBuffer(16, 16, 3, "u8", bytes(768)),
                     StylizeOptions(engine="sleep", size=16, steps=2000, learning_rate=0.01))
+    wanted = ProgressEvent if sys.argv[2] == "running" else Accepted
     for ev in job.events(timeout=30):
-        if isinstance(ev, ProgressEvent):
+        if isinstance(ev, wanted):
             print(job.id, flush=True)
             break
     time.sleep(600)
 """)
 
 
-def test_a_killed_clients_job_is_cancelled_within_two_seconds(daemon, client):
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(daemon.connection_file)], stdout=subprocess.PIPE,
-                             text=True)
+@pytest.mark.parametrize("state", ["running", "queued"])
+def test_a_killed_clients_job_is_cancelled_within_two_seconds(daemon, client, state):
+    """running: noticed when a progress send fails (the socket is gone) or by heartbeat; queued (nothing is sent
+    to the client while it waits): noticed by the missing heartbeats."""
+    blocker = None
+    if state == "queued":
+        blocker = client.stylize(ImageBuffer(16, 16, 3, "u8", bytes(768)),
+                                 opts(engine="sleep", size=16, steps=1000, learning_rate=0.01))
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(daemon.connection_file), state],
+                             stdout=subprocess.PIPE, text=True)
     try:
         job_id = child.stdout.readline().strip()
         assert job_id, "child did not start its job"
@@ -256,6 +265,9 @@ def test_a_killed_clients_job_is_cancelled_within_two_seconds(daemon, client):
     finally:
         if child.poll() is None:
             child.kill()
+        if blocker is not None:
+            blocker.cancel()
+            blocker.wait(timeout=30)
 
 
 def test_status_command_reports_the_daemon(daemon):
