@@ -253,3 +253,21 @@ def test_tiles_of_a_smaller_output_are_not_painted(app, style_png):
     call["job"].pending += [TileEvent(0, 0, ImageBuffer(4, 4, 3, "u8", bytes(48)))]
     c.pump()
     assert [n.name() for n in doc.rootNode().childNodes()] == ["Background"]
+
+
+def test_daemon_dying_mid_job_fails_it_and_cleans_up(app, style_png):
+    doc, _ = make_doc(app)
+    c = controller(style_png)
+    c.conn.state = "connected"
+    c.client.daemon_alive = True
+    c.client.close = lambda: None
+    tracker = c.stylize()
+    call = c.client.calls[0]
+    call["job"].pending += [TileEvent(0, 0, ImageBuffer(4, 4, 3, "u8", bytes(48)))]
+    c.pump()
+    assert len(doc.rootNode().childNodes()) == 2                 # a tile was painted progressively
+    c.client.daemon_alive = False
+    c.pump()
+    assert tracker.state is State.FAILED and "daemon stopped" in c.error
+    assert [n.name() for n in doc.rootNode().childNodes()] == ["Background"]
+    assert c.conn.state == "disconnected" and c.client is None

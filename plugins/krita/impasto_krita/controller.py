@@ -186,6 +186,12 @@ class Controller:
             return
         self.notify()
 
+    def _daemon_alive(self) -> bool:
+        try:
+            return bool(getattr(self.client, "daemon_alive", True))
+        except Exception:
+            return False
+
     def _log_tail(self) -> str:
         from impasto_protocol.connection import default_connection_file
         try:
@@ -214,6 +220,14 @@ class Controller:
         changed = False
         if self.conn.state == "starting":
             self._pump_start()
+        if self.client is not None and self.conn.state == "connected" and not self._daemon_alive():
+            for tracker in (self.job, self.train_job):
+                if tracker is not None and tracker.active:
+                    tracker.fail("the daemon stopped (see daemon.log); press Start daemon and try again")
+                    self._finished(tracker)
+            self.disconnect()
+            self.conn = Connection("disconnected", "The daemon stopped. Press Start daemon.")
+            changed = True
         for attr in ("job", "train_job"):
             tracker: Optional[JobTracker] = getattr(self, attr)
             if tracker is not None and tracker.active:

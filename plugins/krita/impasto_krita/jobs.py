@@ -125,6 +125,11 @@ class JobTracker:
                 log.warning("cancel failed: %s", e)
                 self._finish(State.CANCELLED, f"cancelled ({e})")
 
+    def fail(self, message: str) -> None:
+        """End the job from the outside (the daemon is gone): the sink removes anything temporary."""
+        if self.active:
+            self._finish(State.FAILED, message, abort=True)
+
     def pump(self) -> bool:
         """Handle all events that arrived; returns True while the job is still active."""
         if not self.active:
