@@ -454,7 +454,7 @@ class Client:
                 job._add_result_chunk(msg.content.get("offset"), msg.content.get("total"), msg.buffers[0])
                 return
             ev = decode_event(msg, job)
-        except (ImageBufferError, KeyError, TypeError, ValueError) as e:
+        except Exception as e:  # noqa: BLE001 - a malformed reply ends the job, never the caller's event loop
             ev = ErrorEvent("bad_reply", f"the daemon sent an unreadable {msg.msg_type!r}: {e}")
         if ev is not None:
             job._push(ev)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import os
 import threading
 import time
@@ -225,8 +226,14 @@ def _check_header(h: Any) -> dict:
             raise ValueError(f"header field {k!r} must be a non-empty string of at most 128 characters")
     if h["job_id"] is not None and (not isinstance(h["job_id"], str) or not h["job_id"] or len(h["job_id"]) > 128):
         raise ValueError("header field 'job_id' must be null or a non-empty string of at most 128 characters")
-    if isinstance(h["date"], bool) or not isinstance(h["date"], (int, float)) or h["date"] != h["date"]:
+    if isinstance(h["date"], bool) or not isinstance(h["date"], (int, float)):
         raise ValueError("header field 'date' must be a number (seconds since the epoch)")
+    try:
+        h["date"] = float(h["date"])
+    except OverflowError:
+        raise ValueError("header field 'date' is out of range") from None
+    if not math.isfinite(h["date"]):
+        raise ValueError("header field 'date' must be finite")
     return h
 
 

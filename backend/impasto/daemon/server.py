@@ -184,7 +184,10 @@ class Daemon:
                 frames = self.outbox.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
-            self._send_frames(frames)
+            try:
+                self._send_frames(frames)
+            except zmq.ZMQError as e:
+                log.warning("event=send_failed errno=%s %s", e.errno, e)
 
     def reply(self, identities: Sequence[bytes], parent: dict, msg_type: str, content: dict,
               buffers: Sequence[Any] = (), job_id: str | None = None) -> bool:
@@ -203,6 +206,13 @@ class Daemon:
 
     # -- receiving -------------------------------------------------------------------------------------------------
     def handle(self, frames: list) -> None:
+        try:
+            self._handle(frames)
+        except Exception:  # noqa: BLE001 - nothing a peer sends may stop the loop
+            self.dropped["internal"] += 1
+            log.exception("event=handle_crash")
+
+    def _handle(self, frames: list) -> None:
         try:
             msg = deserialize(self.signer, frames, self.guard)
         except WireError as e:

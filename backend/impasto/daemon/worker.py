@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Optional
@@ -36,6 +37,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 OUTBOX = "inproc://impasto-outbox"
 COPY_THRESHOLD = 1 << 16
+
+
+def _finite(v: Any) -> float | None:
+    """JSON has no NaN/inf: a diverged loss is sent as null."""
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
 
 
 def is_oom(e: BaseException) -> bool:
@@ -133,6 +143,10 @@ class Worker(threading.Thread):
                 self.current = job
                 try:
                     self.run_job(job)
+                except Exception:  # noqa: BLE001 - the worker must outlive any job
+                    log.exception("job=%s event=worker_error", job.job_id)
+                    if job.state == "running":
+                        d.queue.finish(job, "error", "internal")
                 finally:
                     self.current = None
         finally:
@@ -185,9 +199,11 @@ class Worker(threading.Thread):
             if p.preview is None and p.fraction < 1.0 and now - last[0] < interval:
                 return
             last[0] = now
-            content: dict[str, Any] = {"fraction": float(p.fraction), "stage": str(p.stage), "step": job.steps}
+            frac = float(p.fraction)
+            content: dict[str, Any] = {"fraction": min(1.0, max(0.0, frac)) if math.isfinite(frac) else 0.0,
+                                       "stage": str(p.stage), "step": job.steps}
             if p.losses:
-                content["losses"] = {str(k): float(v) for k, v in p.losses.items()}
+                content["losses"] = {str(k): _finite(v) for k, v in p.losses.items()}
             buffers = []
             if p.preview is not None:
                 pv = preview_buffer(p.preview)
