@@ -132,3 +132,18 @@ def test_ipc_transport(tmp_path):
             job = c.stylize(ImageBuffer(16, 16, 3, "u8", bytes(range(256)) * 3), StylizeOptions(engine="identity",
                                                                                                  size=16))
             assert bytes(job.wait(timeout=30).result.data) == bytes(range(256)) * 3
+
+
+def test_shutdown_can_let_running_jobs_finish(tmp_path):
+    d = DaemonProcess(tmp_path).start()
+    c = d.client()
+    job = c.stylize(ImageBuffer(16, 16, 3, "u8", bytes(768)),
+                    StylizeOptions(engine="sleep", size=16, steps=10, learning_rate=0.05))
+    other = d.client()
+    assert other.shutdown(cancel_jobs=False)["cancel_jobs"] is False
+    late = other.stylize(ImageBuffer(16, 16, 3, "u8", bytes(768)), StylizeOptions(engine="identity", size=16))
+    assert late.wait(timeout=30).error[0] == "shutting_down"
+    job.wait(timeout=30)
+    assert job.result is not None and not job.cancelled
+    assert _wait_exit(d.proc) == 0 and not d.connection_file.exists()
+    d.stop()
