@@ -44,6 +44,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--title", default="", help="painting title (stored in the model)")
     p.add_argument("--artist", default="")
     p.add_argument("--year", default="")
+    p.add_argument("--style-sizes", default="256,512,1024", metavar="S1,S2,S3",
+                   help="painting short side for the style targets of the three levels")
+    p.add_argument("--log-every", type=int, default=10, help="log line every N steps when there is no progress bar")
     p.add_argument("--net", choices=("default", "tiny"), default="default", help="network widths (tiny: tests)")
     p.add_argument("--max-photos", type=int, default=0, help="use only the first N photos")
     p.add_argument("--seed", type=int, default=0)
@@ -73,6 +76,11 @@ def run(args: argparse.Namespace) -> int:
         hier_steps = args.hier_steps
     if style_steps < 0 or hier_steps < 0 or style_steps + hier_steps == 0:
         raise ImpastoError("need a positive number of steps")
+    try:
+        style_sizes = tuple(int(v) for v in args.style_sizes.split(","))
+        assert len(style_sizes) == 3 and min(style_sizes) >= 16
+    except (ValueError, AssertionError):
+        raise ImpastoError(f"--style-sizes must be three sizes >= 16 like 256,512,1024, got {args.style_sizes!r}")
     work_dir = args.work_dir or str(user_data_dir() / "training")
     sw = args.style_weight
     cfg = TrainConfig(
@@ -80,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
         style_steps=style_steps, hier_steps=hier_steps, style_batch=args.batch, hier_batch=args.hier_batch,
         crop=args.crop, lr=args.lr, content_weight=args.content_weight, style_weights=(sw, sw, 0.6 * sw),
         tv_weight=args.tv_weight, checkpoint_every=args.checkpoint_every, seed=args.seed,
-        net=(MTConfig.tiny() if args.net == "tiny" else MTConfig()).to_dict(), max_photos=args.max_photos)
+        net=(MTConfig.tiny() if args.net == "tiny" else MTConfig()).to_dict(), max_photos=args.max_photos,
+        style_sizes=style_sizes)
     device = torch.device(args.device) if args.device else None
     if device is not None and device.type == "cuda" and "WORLD_SIZE" in __import__("os").environ:
         device = torch.device("cuda", int(__import__("os").environ.get("LOCAL_RANK", "0")))
@@ -97,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
                 bar = tqdm(total=p.total_steps, initial=p.step - 1, desc=args.name, unit="step")
             bar.update(1)
             bar.set_postfix(phase=p.phase, **short)
-        elif p.step % 10 == 0 or p.step == p.total_steps:
+        elif p.step % args.log_every == 0 or p.step == p.total_steps:
             print(f"step {p.step}/{p.total_steps} {p.phase} {p.seconds_per_step:.2f}s/step "
                   + " ".join(f"{k}={v}" for k, v in short.items()), flush=True)
 

@@ -80,6 +80,7 @@ class TrainConfig:
     net: dict = field(default_factory=lambda: MTConfig().to_dict())
     max_photos: int = 0                         # 0 = all photos in content_dir
     photo_cache_side: int = 640                 # photos are kept in memory with this short side
+    style_sizes: tuple[int, int, int] = STYLE_TARGET_SIZES   # painting short side per level (tests use smaller)
 
     @property
     def total_steps(self) -> int:
@@ -170,9 +171,10 @@ def style_grams(vgg, image: torch.Tensor) -> dict[str, torch.Tensor]:
 class StyleTargets:
     """Gram targets per level: the level's painting at 256 / 512 / 1024 short side."""
 
-    def __init__(self, vgg, style_paths: tuple[str, str, str], device: torch.device):
+    def __init__(self, vgg, style_paths: tuple[str, str, str], device: torch.device,
+                 sizes: tuple[int, int, int] = STYLE_TARGET_SIZES):
         self.grams: list[dict[str, torch.Tensor]] = []
-        for path, size in zip(style_paths, STYLE_TARGET_SIZES):
+        for path, size in zip(style_paths, sizes):
             self.grams.append(style_grams(vgg, load_style_image(path, size).to(device)))
 
 
@@ -279,9 +281,11 @@ def train(cfg: TrainConfig, *, resume: bool = False, device: Optional[torch.devi
     if amp_dtype is not None:
         net = net.to(memory_format=torch.channels_last)
     vgg = get_vgg(device)
-    targets = StyleTargets(vgg, cfg.style_paths, device)
+    targets = StyleTargets(vgg, cfg.style_paths, device, cfg.style_sizes)
     photos = ContentPhotos(cfg.content_dir, cfg.photo_cache_side, cfg.max_photos)
 
+    if rank == 0:
+        log.info("training %s on %d process(es), device %s, autocast %s", cfg.name, world, device, amp_dtype)
     step, phase = 0, ("style" if cfg.style_steps > 0 else "hierarchical")
     ckpt_file = checkpoint_path(cfg)
     ckpt = None
@@ -358,7 +362,6 @@ def export_model(net: MultimodalTransferNet, cfg: TrainConfig, out_path: str | P
     training["style_paths"] = [Path(p).name for p in cfg.style_paths]
     training["steps_done"] = cfg.total_steps if step is None else step
     training["lambdas"] = list(LAMBDAS)
-    training["style_target_sizes"] = list(STYLE_TARGET_SIZES)
     training["style_layers"] = list(STYLE_LAYERS)
     training["content_layer"] = CONTENT_LAYER
     meta = StyleMetadata(name=cfg.name, title=title, artist=artist, year=str(year), paintings=paintings,
@@ -369,8 +372,9 @@ def export_model(net: MultimodalTransferNet, cfg: TrainConfig, out_path: str | P
 def net_from_checkpoint(path: str | Path) -> tuple[MultimodalTransferNet, TrainConfig, int]:
     ckpt = load_checkpoint(Path(path))
     c = dict(ckpt["config"])
-    for k in ("style_paths", "style_weights"):
-        c[k] = tuple(c[k])
+    for k in ("style_paths", "style_weights", "style_sizes"):
+        if k in c:
+            c[k] = tuple(c[k])
     cfg = TrainConfig(**c)
     net = MultimodalTransferNet(MTConfig.from_dict(cfg.net))
     net.load_state_dict(ckpt["model"])
