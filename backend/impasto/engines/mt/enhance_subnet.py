@@ -8,6 +8,7 @@ downsampling, so the body works at the style level's resolution -- then 3x3 stri
 Only an RGB branch: the input is already a stylized image, whose luminance the RGB branch sees in full
 (FeliMe/URST also use one branch here).  Widths default to (32, 64, 128) + w0=16 with 6 residual blocks -- half
 the FeliMe width (256) at the bottleneck, which cut this level's cost ~4x; see docs/mt.md.
+``residual=True`` (the default in ``MTConfig``) adds the input to the output, like the refine subnet.
 """
 from __future__ import annotations
 
@@ -20,8 +21,10 @@ from .blocks import ConvLayer, ConvNormReLU, ResizeConv, normalize_rgb, pad_to_m
 class EnhanceSubnet(nn.Module):
     STRIDE = 8
 
-    def __init__(self, widths: tuple[int, int, int] = (32, 64, 128), out_width: int = 16, res_blocks: int = 6):
+    def __init__(self, widths: tuple[int, int, int] = (32, 64, 128), out_width: int = 16, res_blocks: int = 6,
+                 residual: bool = False):
         super().__init__()
+        self.residual = residual
         w1, w2, w3 = widths
         self.down = ConvNormReLU(3, w1, 9, 2)
         self.conv2 = ConvNormReLU(w1, w2, 3, 2)
@@ -31,6 +34,7 @@ class EnhanceSubnet(nn.Module):
         self.out = ConvLayer(out_width, 3, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x, (h, w) = pad_to_multiple(x, self.STRIDE)
-        y = self.res(self.conv3(self.conv2(self.down(normalize_rgb(x)))))
-        return self.out(self.up(y))[..., :h, :w]
+        xp, (h, w) = pad_to_multiple(x, self.STRIDE)
+        y = self.res(self.conv3(self.conv2(self.down(normalize_rgb(xp)))))
+        y = self.out(self.up(y))[..., :h, :w]
+        return x + y if self.residual else y

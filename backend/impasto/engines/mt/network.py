@@ -33,6 +33,10 @@ class MTConfig:
     enhance_res_blocks: int = 6
     refine_widths: tuple[int, int, int] = (16, 32, 64)
     refine_res_blocks: int = 3
+    # Deviation from the paper (see docs/mt.md): the enhance subnet also adds its input (the refine subnet does in
+    # the paper), and both upper levels' last convs start at zero, so they start as the identity and a short
+    # training schedule can only add to the style level's result.
+    enhance_residual: bool = True
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -45,7 +49,7 @@ class MTConfig:
     @classmethod
     def tiny(cls) -> "MTConfig":
         """A very small net for tests (same structure, 4-8-16 channels, one residual block)."""
-        return cls((4, 8, 16), 1, (4, 8, 16), 4, 1, (4, 8, 16), 1)
+        return cls((4, 8, 16), 1, (4, 8, 16), 4, 1, (4, 8, 16), 1, True)
 
 
 def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -62,8 +66,13 @@ class MultimodalTransferNet(nn.Module):
         self.config = config or MTConfig()
         c = self.config
         self.style = StyleSubnet(c.style_widths, c.style_res_blocks)
-        self.enhance = EnhanceSubnet(c.enhance_widths, c.enhance_out_width, c.enhance_res_blocks)
+        self.enhance = EnhanceSubnet(c.enhance_widths, c.enhance_out_width, c.enhance_res_blocks,
+                                     residual=c.enhance_residual)
         self.refine = RefineSubnet(c.refine_widths, c.refine_res_blocks)
+        if c.enhance_residual:
+            for last in (self.enhance.out.conv, self.refine.out.conv):
+                nn.init.zeros_(last.weight)
+                nn.init.zeros_(last.bias)
 
     @staticmethod
     def level_sizes(h: int, w: int, upsample_refine: bool = True) -> list[tuple[int, int]]:

@@ -291,7 +291,12 @@ def train(cfg: TrainConfig, *, resume: bool = False, device: Optional[torch.devi
     ckpt = None
     if resume and ckpt_file.exists():
         ckpt = load_checkpoint(ckpt_file)
-        net.load_state_dict(ckpt["model"])
+        if ckpt["phase"] == "style":
+            # phase 1 trains only the style subnet: the upper levels keep their (seeded) initial weights
+            net.style.load_state_dict({k[len("style."):]: v for k, v in ckpt["model"].items()
+                                       if k.startswith("style.")})
+        else:
+            net.load_state_dict(ckpt["model"])
         step, phase = int(ckpt["step"]), ckpt["phase"]
         if rank == 0:
             log.info("resuming %s from step %d (%s phase)", cfg.name, step, phase)
