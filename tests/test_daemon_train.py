@@ -57,6 +57,8 @@ def test_train_then_stylize_with_the_new_style_matches_in_process(tmp_path, monk
         job = c.stylize(ImageBuffer(64, 48, 3, "f32", f32.tobytes()), opts).wait(timeout=120)
         assert job.result is not None, job.error
         via_daemon = np.frombuffer(job.result.data, np.float32).reshape(48, 64, 3)
+        again = c.stylize(ImageBuffer(64, 48, 3, "f32", f32.tobytes()), opts).wait(timeout=120)
+        assert bytes(again.result.data) == bytes(job.result.data), "the daemon is not deterministic"
 
         # a long training job stops at its next step when cancelled
         long = c.train(_u8(painting), "dlong", steps=5000, content_dir=str(photos), net="tiny", crop=64,
@@ -70,6 +72,8 @@ def test_train_then_stylize_with_the_new_style_matches_in_process(tmp_path, monk
     from impasto import engines
     t = torch.from_numpy(f32).permute(2, 0, 1).unsqueeze(0).contiguous()
     ref = engines.stylize(t, None, opts)[0].permute(1, 2, 0).numpy()
+    ref2 = engines.stylize(t, None, opts)[0].permute(1, 2, 0).numpy()
+    assert np.array_equal(ref, ref2), "in-process MT is not deterministic"
     assert via_daemon.shape == ref.shape
     assert np.array_equal(via_daemon, ref), float(np.abs(via_daemon - ref).max())
     assert os.environ["IMPASTO_DATA_DIR"] == str(data_dir)
