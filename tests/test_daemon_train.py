@@ -38,6 +38,8 @@ def test_train_then_stylize_with_the_new_style_matches_in_process(tmp_path, monk
         assert bad.error and bad.error[0] == "bad_request"
         bad = c.train(_u8(painting), "x", steps=2, content_dir=str(photos), colour=1).wait(timeout=30)
         assert bad.error and bad.error[0] == "unknown_field"
+        bad = c.train(_u8(painting), "x", steps=2).wait(timeout=30)       # no photos in the default folder
+        assert bad.error and bad.error[0] == "bad_request" and "training-photos" in bad.error[1]
         job = c.train(_u8(painting), "dtest", steps=3, content_dir=str(photos), net="tiny", crop=64,
                       style_sizes=[64, 96, 128], batch=2, title="Coffee", artist="scikit-image")
         events = list(job.events(timeout=240))

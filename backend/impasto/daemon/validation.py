@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import os
 import re
+from pathlib import Path
 from typing import Any, Sequence
 
 from impasto_protocol.images import ImageBuffer, ImageBufferError
@@ -26,6 +28,15 @@ TRAIN_PARAMS = {
     "net": "'default' or 'tiny'", "max_photos": "an integer", "style_sizes": "three integers",
     "title": "a string", "artist": "a string", "year": "a string", "resume": "true or false",
 }
+
+
+def default_photos_dir() -> Path:
+    """Where training photos are looked for when a train request names none."""
+    env = os.environ.get("IMPASTO_TRAIN_PHOTOS")
+    if env:
+        return Path(env)
+    from ..engines.mt.styles import user_data_dir
+    return user_data_dir() / "training-photos"
 
 
 def _is_kind(v: Any, kind: str) -> bool:
@@ -209,12 +220,11 @@ def build_train_job(msg: Message, config: DaemonConfig) -> Job:
     for key, kind in TRAIN_PARAMS.items():
         if key in params and not _is_kind(params[key], kind):
             raise RequestError("bad_request", f"train param {key!r} must be {kind}, got {params[key]!r}")
-    if "content_dir" not in params:
-        raise RequestError("bad_request", "train needs params.content_dir: a folder of training photos the daemon "
-                           "can read")
-    from pathlib import Path
-    if not Path(params["content_dir"]).is_dir():
-        raise RequestError("bad_request", f"content_dir {params['content_dir']!r} is not a folder")
+    photos = params.get("content_dir") or str(default_photos_dir())
+    if not Path(photos).is_dir():
+        raise RequestError("bad_request", f"no training photos: {photos!r} is not a folder (put photos there, set "
+                           f"IMPASTO_TRAIN_PHOTOS, or pass params.content_dir)")
+    params = {**params, "content_dir": photos}
     used: set = set()
     uploads: dict = {}
     style = _image(c, "style", msg.buffers, used, config, required=True, uploads=uploads)
