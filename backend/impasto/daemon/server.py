@@ -29,6 +29,7 @@ from impasto_protocol.wire import (PROTOCOL_VERSION, Message, ReplayGuard, Signe
                                    make_header, new_id, serialize)
 
 from .. import __version__
+from ..errors import ImpastoError
 from . import styles as styles_mod
 from .config import DaemonConfig
 from .jobs import Job, JobQueue
@@ -86,13 +87,17 @@ class Daemon:
         r.router_handover = 1
         r.maxmsgsize = c.max_message_bytes
         r.sndhwm = 0                    # never drop or block on a slow client; its queue is bounded by its jobs
+        endpoint = f"ipc://{c.ipc_path}" if c.ipc_path else f"tcp://{c.ip}:{c.port or '*'}"
+        try:
+            r.bind(endpoint)
+        except zmq.ZMQError as e:
+            r.close(0)
+            raise ImpastoError(f"cannot listen on {endpoint}: {e}") from None
         if c.ipc_path:
-            r.bind(f"ipc://{c.ipc_path}")
             if os.name == "posix":
                 os.chmod(c.ipc_path, 0o600)
             transport, port, path = "ipc", 0, c.ipc_path
         else:
-            r.bind(f"tcp://{c.ip}:{c.port or '*'}")
             transport, path = "tcp", ""
             port = int(r.getsockopt_string(zmq.LAST_ENDPOINT).rsplit(":", 1)[1])
         self.router = r
