@@ -76,3 +76,19 @@ def test_heartbeats_keep_a_quiet_client_alive(daemon):
 def test_connect_without_daemon_raises(tmp_path):
     with pytest.raises(DaemonNotRunning, match="no daemon connection file"):
         Client.connect(tmp_path / "nothing.json", timeout=0.5)
+
+
+def test_close_cancels_unfinished_jobs(daemon):
+    c = daemon.client()
+    job = c.stylize(ImageBuffer(16, 16, 3, "u8", bytes(768)),
+                    StylizeOptions(engine="sleep", size=16, steps=500, learning_rate=0.01))
+    job.poll()
+    c.close()
+    with daemon.client() as watcher:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            s = next((j for j in watcher.status()["recent"] if j["job_id"] == job.id), None)
+            if s:
+                break
+            time.sleep(0.05)
+    assert s and s["state"] == "cancelled" and s["reason"] == "requested", s

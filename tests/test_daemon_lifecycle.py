@@ -147,3 +147,14 @@ def test_shutdown_can_let_running_jobs_finish(tmp_path):
     assert job.result is not None and not job.cancelled
     assert _wait_exit(d.proc) == 0 and not d.connection_file.exists()
     d.stop()
+
+
+def test_a_client_waiting_on_a_job_learns_that_the_daemon_died(tmp_path):
+    d = DaemonProcess(tmp_path).start()
+    c = d.client()
+    job = _start_sleep_job(c)
+    d.proc.send_signal(signal.SIGKILL)
+    with pytest.raises(DaemonNotRunning, match="stopped answering"):
+        job.wait(timeout=30)
+    c.close()
+    d.stop()

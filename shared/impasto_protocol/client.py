@@ -342,14 +342,14 @@ class Client:
         """Cancel this client's unfinished jobs (unless told not to) and close the sockets."""
         if self._closed:
             return
-        self._closed = True
         if cancel_jobs:
-            for job in self._jobs.values():
+            for job in list(self._jobs.values()):
                 if not job.done:
                     try:
                         self._send("cancel", {}, job_id=job.id)
                     except zmq.ZMQError:
                         pass
+        self._closed = True
         if self._hb is not None:
             self._hb.stop()
             self._hb.join(timeout=1.0)
