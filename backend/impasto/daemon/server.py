@@ -165,7 +165,11 @@ class Daemon:
         for s in (self.outbox, self.router):
             if s is not None:
                 s.close()
-        self.ctx.term()
+        stuck = [w.name for w in self.workers if w.is_alive()]
+        if stuck:   # a job still inside one long engine step: its socket is open, term() would wait for it
+            log.warning("event=stopped_with_busy_workers workers=%s", ",".join(stuck))
+        else:
+            self.ctx.term()
         log.info("event=stopped reason=%s", self.stopping)
 
     # -- sending ---------------------------------------------------------------------------------------------------
