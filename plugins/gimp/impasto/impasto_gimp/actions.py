@@ -1,0 +1,230 @@
+"""What the two procedures do, in plain Python over ``gimp_api`` (passed in as ``api``, a fake in the tests).
+
+Stylize: read the active drawable (the selection's bounds, or the whole layer), the style and the keypoint paths,
+send one job to the daemon, follow it on GIMP's progress bar, and only when the result has arrived insert it -- a new
+layer above the source, inside one undo group, named after style and engine, the selection as its transparency.  Any
+failure before that inserts nothing; a failure while inserting removes the half-made layer.  When GIMP kills the
+plug-in (Cancel on the progress bar) the client's heartbeat stops and the daemon cancels the job.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Sequence
+
+from impasto_protocol.images import ImageBuffer
+
+from . import deps, paths, pixels
+from .params import ParamError, Params
+from .pixels import Rect
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 5.0
+AUTOSTART_TIMEOUT = 90.0
+
+
+class PluginError(Exception):
+    """A problem the artist can fix; GIMP shows the message (never a traceback)."""
+
+
+@dataclass
+class Outcome:
+    layer: Any
+    name: str
+    size: tuple[int, int]         # the new layer's size
+    note: str = ""
+
+
+# --------------------------------------------------------------------------------------------- daemon
+def serve_command() -> Optional[list[str]]:
+    """How to start the daemon: $IMPASTO_SERVE_COMMAND (read by the client), else what install-plugin recorded."""
+    if os.environ.get("IMPASTO_SERVE_COMMAND"):
+        return None
+    try:
+        with open(deps.INSTALL_INFO) as f:
+            cmd = json.load(f).get("serve_command")
+        if isinstance(cmd, list) and cmd and all(isinstance(c, str) for c in cmd):
+            return cmd
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def connect() -> Any:
+    """A client of the running daemon, starting one when none answers."""
+    problem = deps.zmq_problem()
+    if problem:
+        raise PluginError(problem)
+    from impasto_protocol.client import Client, DaemonNotRunning, ProtocolError
+    try:
+        return Client.connect(autostart=True, timeout=CONNECT_TIMEOUT, serve_command=serve_command(),
+                              autostart_timeout=AUTOSTART_TIMEOUT)
+    except (DaemonNotRunning, ProtocolError, OSError) as e:
+        raise PluginError(f"cannot reach the Impasto daemon: {e}. Start it with `impasto serve`.") from None
+
+
+def wait_for_result(job: Any, on_progress: Callable[[float, str], None],
+                    timeout: Optional[float] = None) -> tuple[ImageBuffer, dict]:
+    """Follow a job to its end; returns (image, info) or raises PluginError with the daemon's message."""
+    from impasto_protocol.messages import CancelledEvent, ErrorEvent, ProgressEvent, ResultEvent
+    try:
+        for ev in job.events(timeout=timeout):
+            if isinstance(ev, ProgressEvent):
+                on_progress(max(0.0, min(1.0, float(ev.fraction))), ev.stage or "")
+            elif isinstance(ev, ResultEvent):
+                if ev.image is None:
+                    raise PluginError("the daemon finished without sending an image")
+                return ev.image, dict(ev.info or {})
+            elif isinstance(ev, ErrorEvent):
+                raise PluginError(f"the daemon could not stylize: {ev.message or ev.code}")
+            elif isinstance(ev, CancelledEvent):
+                raise PluginError(f"the job was cancelled ({ev.reason})")
+    except TimeoutError as e:
+        raise PluginError(str(e)) from None
+    except PluginError:
+        raise
+    except Exception as e:    # DaemonNotRunning and friends: the daemon went away mid-job
+        if type(e).__name__ in ("DaemonNotRunning", "ProtocolError"):
+            raise PluginError(f"lost the daemon: {e}") from None
+        raise
+    raise PluginError("the daemon ended the job without a result")
+
+
+# --------------------------------------------------------------------------------------------- stylize
+def _single_drawable(api: Any, drawables: Sequence[Any]) -> Any:
+    if len(drawables) != 1:
+        raise PluginError(f"select exactly one layer to stylize ({len(drawables)} are selected)")
+    d = drawables[0]
+    kind = api.drawable_kind(d)
+    if kind == "group":
+        raise PluginError(f"{api.item_name(d)!r} is a layer group: select a painted layer")
+    if kind != "layer":
+        raise PluginError(f"{api.item_name(d)!r} is not a layer (a channel or mask): select a layer")
+    if api.item_name(d) in (paths.CONTENT_PATH, paths.STYLE_PATH):
+        raise PluginError("select the picture layer to stylize")
+    return d
+
+
+def read_content(api: Any, image: Any, drawable: Any, fmt: tuple[str, str, int]
+                 ) -> tuple[Rect, Optional[bytes], ImageBuffer]:
+    """The crop (image pixels) of ``drawable`` to stylize, its selection mask (None = all) and its pixels."""
+    crop, mask = api.selection(image, drawable)
+    if crop.empty:
+        raise PluginError("the selection does not overlap the layer: select part of the layer, or Select > None")
+    if crop.long_side < 16:
+        raise PluginError(f"the {'selection' if mask is not None else 'layer'} is too small to stylize "
+                          f"({crop.width}×{crop.height} px; the long side needs at least 16 px)")
+    if mask is not None and pixels.is_full_mask(mask):
+        mask = None
+    data = api.read_rgba(drawable, crop, fmt[0])
+    return crop, mask, pixels.rgba_buffer(data, crop.width, crop.height, fmt[1])
+
+
+def read_style(api: Any, p: Params, fmt: tuple[str, str, int]) -> tuple[Optional[ImageBuffer], Optional[Rect], str]:
+    """(style image, the style layer's rect in its image or None for a file, label)."""
+    if not p.needs_style_image:
+        return None, None, ""
+    if p.style_source == "layer":
+        rect = api.drawable_rect(p.style_layer)
+        if rect.empty:
+            raise PluginError(f"the style layer {api.item_name(p.style_layer)!r} is empty")
+        data = api.read_rgba(p.style_layer, rect, fmt[0])
+        return pixels.rgba_buffer(data, rect.width, rect.height, fmt[1]), rect, api.item_name(p.style_layer)
+    if not os.path.isfile(p.style_file):
+        raise PluginError(f"the style image {p.style_file!r} does not exist")
+    w, h, data = api.read_image_file(p.style_file, fmt[0])
+    return pixels.rgba_buffer(data, w, h, fmt[1]), None, ""
+
+
+def keypoint_pairs(api: Any, image: Any, p: Params, crop: Rect, style_rect: Optional[Rect]) -> paths.Pairing:
+    if p.style_source != "layer" or style_rect is None:
+        raise PluginError("keypoints from paths need the style as a layer of an open image (Style from: layer)")
+    c_path = api.find_path(image, paths.CONTENT_PATH)
+    style_image = api.item_image(p.style_layer)
+    s_path = api.find_path(style_image, paths.STYLE_PATH) or api.find_path(image, paths.STYLE_PATH)
+    if c_path is None or s_path is None:
+        missing = " and ".join(n for n, x in ((paths.CONTENT_PATH, c_path), (paths.STYLE_PATH, s_path)) if x is None)
+        raise PluginError(f"no path named {missing}: run Filters > Artistic > Impasto > Add keypoint paths first")
+    c = paths.path_anchors(api.path_strokes(c_path))
+    s = paths.path_anchors(api.path_strokes(s_path))
+    return paths.pair(c, s, (crop.x, crop.y), (style_rect.x, style_rect.y))
+
+
+def stylize(api: Any, image: Any, drawables: Sequence[Any], p: Params,
+            connect_fn: Callable[[], Any] = connect) -> Outcome:
+    try:
+        p.check()
+    except ParamError as e:
+        raise PluginError(str(e)) from None
+    drawable = _single_drawable(api, drawables)
+    fmt = pixels.wire_format(api.precision_name(image))
+    crop, mask, content = read_content(api, image, drawable, fmt)
+    style, style_rect, style_label = read_style(api, p, fmt)
+    pairing = keypoint_pairs(api, image, p, crop, style_rect) if p.uses_paths else None
+    try:
+        options = p.to_options(crop.long_side, pairing.pairs if pairing else None)
+    except ParamError as e:
+        raise PluginError(str(e)) from None
+    name = p.layer_name(style_label)
+
+    client = connect_fn()
+    try:
+        api.progress_start(f"Impasto: {name}")
+        job = client.stylize(content, options, style=style)
+        result, info = wait_for_result(job, lambda f, stage: api.progress_update(f, stage))
+    finally:
+        try:
+            client.close()
+        except Exception:  # noqa: BLE001 - closing a dead connection
+            pass
+    api.progress_update(1.0, "inserting the result")
+
+    rgba = pixels.convert_depth(pixels.buffer_to_rgba(result), result.itemsize, fmt[2])
+    scaled = (result.width, result.height) != (crop.width, crop.height)
+    if mask is not None and not scaled:
+        rgba = pixels.apply_mask(rgba, mask, fmt[2])
+    layer = None
+    with api.undo_group(image):
+        try:
+            layer = api.new_layer_above(image, drawable, name, Rect(crop.x, crop.y, result.width, result.height))
+            api.write_rgba(layer, Rect(crop.x, crop.y, result.width, result.height), bytes(rgba), fmt[0])
+            if scaled:          # output size smaller than the crop: GIMP scales it up, then the selection applies
+                api.scale_layer(layer, crop)
+                if mask is not None:
+                    back = api.read_rgba(layer, crop, fmt[0])
+                    api.write_rgba(layer, crop, bytes(pixels.apply_mask(back, mask, fmt[2])), fmt[0])
+        except Exception:
+            if layer is not None:
+                api.remove_layer(image, layer)
+            raise
+    api.progress_end()
+    note = pairing.note() if pairing else ""
+    return Outcome(layer, name, (crop.width, crop.height), note)
+
+
+# --------------------------------------------------------------------------------------------- keypoint paths
+def add_keypoint_paths(api: Any, image: Any, drawables: Sequence[Any], style_layer: Any, count: int
+                       ) -> tuple[Any, Any]:
+    """Create (or replace) the content and style keypoint paths with ``count`` anchors each, spread over the
+    selection (or the active layer) and over the style layer; returns the two paths."""
+    if count < 1:
+        raise PluginError("add at least one keypoint")
+    if len(drawables) == 1:
+        crop, _ = api.selection(image, drawables[0])
+    else:
+        crop = api.image_rect(image)
+    if crop.empty:
+        crop = api.image_rect(image)
+    style_image = api.item_image(style_layer) if style_layer is not None else image
+    style_rect = api.drawable_rect(style_layer) if style_layer is not None else crop
+    with api.undo_group(image):
+        c = api.replace_path(image, paths.CONTENT_PATH, paths.default_positions(crop, count))
+        if style_image is image:
+            s = api.replace_path(image, paths.STYLE_PATH, paths.default_positions(style_rect, count))
+    if style_image is not image:
+        with api.undo_group(style_image):
+            s = api.replace_path(style_image, paths.STYLE_PATH, paths.default_positions(style_rect, count))
+    return c, s
