@@ -67,7 +67,13 @@ def test_train_then_stylize_with_the_new_style_matches_in_process(tmp_path, monk
                        style_sizes=[64, 96, 128], batch=2, checkpoint_every=10000)
         for ev in long.events(timeout=120):
             if isinstance(ev, ProgressEvent):
+                # an interactive job submitted now runs between two training steps, not after the training
+                quick = c.stylize(_u8(content), StylizeOptions(engine="identity", size=64)).wait(timeout=60)
+                assert quick.result is not None and bytes(quick.result.data) == content.tobytes()
+                assert not long.done
                 long.cancel()
+                break
+        long.wait(timeout=120)
         assert long.cancelled and long.info["steps_done"] - long.info["steps_at_cancel"] <= 1
         assert not (data_dir / "styles" / "dlong.safetensors").exists()
 

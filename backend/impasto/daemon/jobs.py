@@ -180,6 +180,18 @@ class JobQueue:
                     return None
                 self._cond.wait(left)
 
+    def get_nowait(self, max_priority: int) -> Optional[Job]:
+        """The next queued job if its priority is at most ``max_priority`` (now marked running), else None."""
+        with self._cond:
+            while self._heap and self._heap[0][2].state != "queued":
+                heapq.heappop(self._heap)
+            if not self._heap or self._heap[0][0] > max_priority:
+                return None
+            job = heapq.heappop(self._heap)[2]
+            job.state = "running"
+            job.started_at = time.time()
+            return job
+
     def remove_queued(self, job: Job) -> bool:
         """Take a job that has not started out of the queue.  True when it was still queued."""
         with self._cond:

@@ -9,10 +9,12 @@ from __future__ import annotations
 import gc
 import logging
 import math
+import random
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Optional
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 import zmq
@@ -29,7 +31,7 @@ from ..engines.base import Cancelled, Progress
 from ..errors import ImpastoError
 from . import test_engines
 from .convert import PixelFormat, array_tile, buffer_to_tensor, preview_buffer, tensor_to_array, tensor_to_buffer
-from .jobs import Job
+from .jobs import PRIORITY_INTERACTIVE, Job
 
 if TYPE_CHECKING:
     from .server import Daemon
@@ -265,6 +267,22 @@ class Worker(threading.Thread):
                               data=memoryview(arr).cast("B"), colorspace=fmt.colorspace, bgr=fmt.bgr)
             self.send(job, RESULT, {"image": img.describe(0), "info": info}, [img.data])
 
+    def run_interactive_jobs(self, training: Job) -> None:
+        """Called between training steps: run every queued interactive job now, so an artist never waits for a
+        training run to end.  Global RNG states are restored, so the training continues exactly as it would have."""
+        d = self.daemon_ref
+        while (nxt := d.queue.get_nowait(PRIORITY_INTERACTIVE)) is not None:
+            log.info("job=%s event=runs_between_training_steps training=%s", nxt.job_id, training.job_id)
+            states = (torch.random.get_rng_state(), random.getstate(), np.random.get_state())
+            try:
+                self.current = nxt
+                self.run_job(nxt)
+            finally:
+                self.current = training
+                torch.random.set_rng_state(states[0])
+                random.setstate(states[1])
+                np.random.set_state(states[2])
+
     def _train(self, job: Job, t0: float) -> None:
         """MT training (impasto.engines.mt.train): the painting is written next to the checkpoints, the model file
         goes to the user styles folder; the cancel check runs in the per-step progress callback."""
@@ -288,6 +306,7 @@ class Worker(threading.Thread):
         def on_progress(p) -> None:
             if job.cancel_event.is_set():
                 raise Cancelled()
+            self.run_interactive_jobs(job)
             losses = {k: float(v) for k, v in (p.losses or {}).items()}
             progress(Progress(p.step / max(1, p.total_steps), f"{p.phase} step {p.step}/{p.total_steps}",
                               losses=losses))
