@@ -135,7 +135,10 @@ def read_style(api: Any, p: Params, fmt: tuple[str, str, int]) -> tuple[Optional
         return pixels.rgba_buffer(data, rect.width, rect.height, fmt[1]), rect, api.item_name(p.style_layer)
     if not os.path.isfile(p.style_file):
         raise PluginError(f"the style image {p.style_file!r} does not exist")
-    w, h, data = api.read_image_file(p.style_file, fmt[0])
+    try:
+        w, h, data = api.read_image_file(p.style_file, fmt[0])
+    except Exception as e:  # noqa: BLE001 - GIMP's loaders raise GLib.Error with a readable message
+        raise PluginError(f"cannot open the style image {p.style_file!r}: {getattr(e, 'message', None) or e}") from None
     return pixels.rgba_buffer(data, w, h, fmt[1]), None, ""
 
 

@@ -1,0 +1,70 @@
+#!/bin/bash
+# Real-GIMP 3 test suite for the Impasto plug-in.  Sets up (or unpacks from the cache) the Debian 13 chroot with
+# GIMP 3.0.4, installs the plug-in with `impasto install-plugin gimp` into a throw-away GIMP profile, starts a real
+# daemon (`impasto serve`) outside the chroot on 127.0.0.1, makes sure it has the tiny MT test style (trained once,
+# cached), and runs pytest INSIDE GIMP (gimp-console-3.0, python-fu-eval) on tests/editors/gimp/gimp_tests.py.
+# Exits non-zero if anything failed.
+# usage: tests/editors/run_gimp_tests.sh [extra pytest args]
+# env:   IMPASTO_PYTHON (default .venv/bin/python), IMPASTO_CI_CACHE (default ~/.cache/impasto-ci: chroot tarball,
+#        pyzmq wheel, test style), KEEP_WORK=1 (keep the work folder), SKIP_GUI=1 (skip the GUI undo test)
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+PY=${IMPASTO_PYTHON:-$root/.venv/bin/python}
+[ -x "$PY" ] || PY=$(command -v python3)
+CACHE=${IMPASTO_CI_CACHE:-$HOME/.cache/impasto-ci}
+start=$(date +%s)
+say() { echo "run_gimp_tests: $*"; }
+
+ROOT=$(bash "$here/setup_gimp3_chroot.sh" | tail -1) && [ -f "$ROOT/.ready" ] || { say "GIMP chroot setup failed" >&2; exit 1; }
+
+work=$(mktemp -d /tmp/impasto-gimp-tests.XXXXXX)
+dpid=""
+cleanup() {
+  [ -n "$dpid" ] && kill "$dpid" 2>/dev/null && wait "$dpid" 2>/dev/null
+  [ "${KEEP_WORK:-0}" = 1 ] && say "kept $work" || rm -rf "$work"
+}
+trap cleanup EXIT
+mkdir -p "$work/run" "$work/tests" "$work/gimpcfg"
+chmod 700 "$work/run"
+
+# pyzmq for GIMP's Python 3.13 (cp313 or abi3, manylinux), downloaded once into the cache
+wheels=$CACHE/wheels
+mkdir -p "$wheels"
+if ! ls "$wheels"/pyzmq-*.whl >/dev/null 2>&1; then
+  "$PY" -m pip download -q --only-binary=:all: --no-deps --python-version 3.13 --implementation cp --abi cp313 \
+    --abi abi3 --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+    -d "$wheels" pyzmq || { say "could not download pyzmq for Python 3.13" >&2; exit 1; }
+fi
+if ! "$PY" -m impasto.cli install-plugin gimp --plugins-dir "$work/gimpcfg/plug-ins" --python-version 3.13 \
+     --wheel-dir "$wheels" > "$work/install.log" 2>&1; then
+  cat "$work/install.log" >&2; say "install-plugin failed" >&2; exit 1
+fi
+say "$(head -1 "$work/install.log")"
+cp "$here/gimp/gimp_tests.py" "$here/gimp/gpytest.py" "$work/tests/"
+printf '[pytest]\naddopts = -ra\n' > "$work/tests/pytest.ini"
+
+# the daemon: isolated runtime dir under the work folder (bind-mounted into the chroot at /job), cached test style
+export IMPASTO_DATA_DIR=$CACHE/gimp-test-data
+OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} "$PY" -m impasto.cli serve --connection-file "$work/run/daemon.json" \
+  > "$work/daemon.log" 2>&1 &
+dpid=$!
+for _ in $(seq 1 1800); do
+  [ -s "$work/run/daemon.json" ] && break
+  kill -0 "$dpid" 2>/dev/null || break
+  sleep 0.1
+done
+[ -s "$work/run/daemon.json" ] || { cat "$work/daemon.log" >&2; say "the daemon did not start" >&2; exit 1; }
+"$PY" "$here/gimp/prepare.py" "$work" "$work/run/daemon.json" || { say "preparing the test data failed" >&2; exit 1; }
+
+"$here/gimp/gimp_run.sh" "$ROOT" "$work" tests/gpytest.py IMPASTO_RUNTIME_DIR=/job/run \
+  "GPYTEST_ARGS=-c /job/tests/pytest.ini --rootdir /job/tests /job/tests/gimp_tests.py $*" > "$work/gimp.log" 2>&1
+rc=$?
+grep -v -E "^$|Gtk-WARNING|gimp_wire_read|Welcome to GIMP|tag cache|gimp_flush|stray image|batch command" "$work/gimp.log"
+if ! grep -q "^GPYTEST-EXIT 0$" "$work/gimp.log"; then
+  [ "$rc" = 0 ] && rc=1
+  say "pytest inside GIMP did not report success (exit $rc)" >&2
+  echo "--- daemon log:" >&2; tail -n 20 "$work/daemon.log" >&2
+fi
+say "exit $rc in $(( $(date +%s) - start )) s"
+exit "$rc"
