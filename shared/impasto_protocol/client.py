@@ -198,6 +198,9 @@ class Client:
         self._closed = False
         self._hb: _Heartbeat | None = None
         if heartbeat:
+            # One ping on the main socket first: it reaches the daemon before any job request (same socket, in
+            # order), so the session is watched from its first job on, even if the heartbeat thread is slow to start.
+            self._send("ping", {})
             self._hb = _Heartbeat(self._ctx, info, self._signer, self.session)
             self._hb.start()
 
