@@ -75,3 +75,11 @@ def test_weights_that_do_not_fit_are_rejected(tmp_path):
     save_file(tensors, str(tmp_path / "broken.safetensors"), metadata=meta)
     with pytest.raises(ModelFileError, match="do not fit"):
         load_model(tmp_path / "broken.safetensors")
+
+
+def test_style_grams_are_stored_beside_the_weights(tmp_path):
+    from impasto.engines.mt.model_file import read_style_grams
+    grams = {"relu1_1": torch.rand(64, 64)}
+    path = save_model(tmp_path / "g.safetensors", MultimodalTransferNet(MTConfig.tiny()), _meta(), style_grams=grams)
+    assert torch.allclose(read_style_grams(path)["relu1_1"], grams["relu1_1"], atol=1e-3)
+    load_model(path)   # the extra tensors do not disturb loading

@@ -5,6 +5,10 @@ Metadata (all strings, in the safetensors header):
   for mixed styles the level paintings are listed in ``paintings``), ``net_config`` (JSON of ``MTConfig``),
   ``training`` (JSON of the training settings), ``thumbnail`` (base64 PNG of the painting, <= 96 px).
 
+Besides the network weights (keys as in ``MultimodalTransferNet.state_dict()``) a file may hold the painting's
+Gram matrices at the 1024 level (``target_gram.<layer>``, fp16): they let benchmarks and tests measure the style
+loss of any output without the painting itself (``read_style_grams``).
+
 A file that is not safetensors, is truncated, lacks the ``format`` marker, or whose tensors do not fit the network
 raises ``ModelFileError`` naming the file and what is wrong.
 """
@@ -66,12 +70,19 @@ def make_thumbnail(image: torch.Tensor | np.ndarray | Image.Image, side: int = T
     return buf.getvalue()
 
 
-def save_model(path: str | Path, net: MultimodalTransferNet, meta: StyleMetadata) -> Path:
-    """Write ``net`` as fp16 safetensors with metadata; refuses files over 10 MB."""
+GRAM_PREFIX = "target_gram."
+
+
+def save_model(path: str | Path, net: MultimodalTransferNet, meta: StyleMetadata,
+               style_grams: dict[str, torch.Tensor] | None = None) -> Path:
+    """Write ``net`` as fp16 safetensors with metadata (and optionally the painting's 1024-level Gram matrices);
+    refuses files over 10 MB."""
     from safetensors.torch import save_file
 
     path = Path(path)
     tensors = {k: v.detach().to("cpu", torch.float16).contiguous() for k, v in net.state_dict().items()}
+    for layer, g in (style_grams or {}).items():
+        tensors[GRAM_PREFIX + layer] = g.detach().to("cpu", torch.float16).contiguous()
     header = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -145,6 +156,7 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[Mu
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise ModelFileError(f"{path} is corrupt (weights unreadable): {e}") from e
+    tensors = {k: v for k, v in tensors.items() if not k.startswith(GRAM_PREFIX)}
     try:
         net.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
     except RuntimeError as e:
@@ -153,3 +165,13 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[Mu
     if bad:
         raise ModelFileError(f"{path}: weights contain NaN/inf ({bad[0]}); the model is corrupt")
     return net.to(device).eval(), meta
+
+
+def read_style_grams(path: str | Path) -> dict[str, torch.Tensor]:
+    """The painting's Gram matrices at the 1024 level stored in the model file ({} when it has none), fp32."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    _header(path)
+    with safe_open(str(path), framework="pt") as f:
+        return {k[len(GRAM_PREFIX):]: f.get_tensor(k).float() for k in f.keys() if k.startswith(GRAM_PREFIX)}

@@ -371,7 +371,9 @@ def export_model(net: MultimodalTransferNet, cfg: TrainConfig, out_path: str | P
     training["content_layer"] = CONTENT_LAYER
     meta = StyleMetadata(name=cfg.name, title=title, artist=artist, year=str(year), paintings=paintings,
                          training=training, thumbnail_png=thumb)
-    return save_model(out_path, net, meta)
+    vgg = get_vgg("cpu")
+    grams = style_grams(vgg, load_style_image(cfg.style_paths[2], cfg.style_sizes[2]))
+    return save_model(out_path, net, meta, style_grams=grams)
 
 
 def net_from_checkpoint(path: str | Path) -> tuple[MultimodalTransferNet, TrainConfig, int]:

@@ -1,0 +1,108 @@
+"""The paper's central claim, measured: hierarchical MT vs "singular transfer" (the style subnet alone run at the
+output size) at 1024 px on held-out photos.  Style loss = sum over relu1_1..relu4_1 of MSE between the output's Gram
+matrix and the painting's Gram at the 1024 level (stored in the model file); content loss = MSE at relu4_2 against
+the photo.  Prints one row per image and the mean ratios.
+
+    python bench/bench_mt_hierarchy.py [--styles starry_night,...] [--size 1024] [--images DIR_OR_SKIMAGE_NAMES]
+
+Held-out photos: ../shared/data/content (not used in training) when present, else scikit-image samples.
+Claim to check: style loss >= 20 % lower (ratio <= 0.80), content loss <= 10 % higher (ratio <= 1.10).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from impasto.engines.mt.model_file import load_model, read_style_grams
+from impasto.engines.mt.styles import find_style, list_styles
+from impasto.engines.mt.train import CONTENT_LAYER, STYLE_LAYERS
+from impasto.imageio import load_image, sample_image
+from impasto.vgg import get_vgg, gram_matrix
+
+SHARED_CONTENT = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "content"
+DEFAULT_SHARED = ["tubingen.jpg", "kodim23.png", "kodim13.png", "kodim20.png"]
+DEFAULT_SKIMAGE = ["astronaut", "coffee", "chelsea", "rocket"]
+
+
+def resize_long(x: torch.Tensor, size: int) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    s = size / max(h, w)
+    return F.interpolate(x, size=(round(h * s), round(w * s)), mode="bicubic", align_corners=False,
+                         antialias=s < 1).clamp(0, 1)
+
+
+@torch.inference_mode()
+def losses(vgg, out: torch.Tensor, content: torch.Tensor, grams: dict[str, torch.Tensor]) -> tuple[float, float]:
+    f = vgg(out, STYLE_LAYERS + (CONTENT_LAYER,))
+    c = vgg(content, (CONTENT_LAYER,))[CONTENT_LAYER]
+    style = sum(F.mse_loss(gram_matrix(f[k])[0], grams[k]).item() for k in STYLE_LAYERS)
+    return style, F.mse_loss(f[CONTENT_LAYER], c).item()
+
+
+@torch.inference_mode()
+def compare(style_name: str, images: list[tuple[str, torch.Tensor]], size: int = 1024) -> list[dict]:
+    info = find_style(style_name)
+    if info is None or not info.ok:
+        raise SystemExit(f"style {style_name!r} not found or unreadable")
+    net, _ = load_model(info.path)
+    grams = read_style_grams(info.path)
+    if not grams:
+        raise SystemExit(f"{info.path} holds no target Gram matrices; re-export it")
+    vgg = get_vgg("cpu")
+    rows = []
+    for name, img in images:
+        x = resize_long(img, size)
+        hier = net(x)[-1].clamp(0, 1)
+        single = net.style(x).clamp(0, 1)
+        hs, hc = losses(vgg, hier, x, grams)
+        ss, sc = losses(vgg, single, x, grams)
+        rows.append({"style": style_name, "image": name, "hier_style": hs, "single_style": ss,
+                     "hier_content": hc, "single_content": sc})
+    return rows
+
+
+def load_images(names: list[str]) -> list[tuple[str, torch.Tensor]]:
+    out = []
+    for n in names:
+        p = SHARED_CONTENT / n
+        img = load_image(p) if p.exists() else sample_image(n)
+        img = img if img.dim() == 4 else img.unsqueeze(0)
+        out.append((n, img[:, :3]))
+    return out
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING)
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--styles", default=None, help="comma list (default: all shipped)")
+    ap.add_argument("--size", type=int, default=1024)
+    ap.add_argument("--images", default=None, help="comma list of files in ../shared/data/content or skimage names")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    styles = args.styles.split(",") if args.styles else [s.name for s in list_styles() if s.ok]
+    names = args.images.split(",") if args.images else (
+        DEFAULT_SHARED if SHARED_CONTENT.is_dir() else DEFAULT_SKIMAGE)
+    images = load_images(names)
+    print(f"hierarchical vs singular (style subnet alone) at {args.size} px; losses as in training (unweighted)")
+    print(f"{'style':<14} {'image':<14} {'style H':>10} {'style S':>10} {'H/S':>6} {'content H':>10} "
+          f"{'content S':>10} {'H/S':>6}")
+    for style in styles:
+        rows = compare(style, images, args.size)
+        for r in rows:
+            print(f"{r['style']:<14} {r['image'][:14]:<14} {r['hier_style']:10.4g} {r['single_style']:10.4g} "
+                  f"{r['hier_style'] / r['single_style']:6.2f} {r['hier_content']:10.4g} {r['single_content']:10.4g} "
+                  f"{r['hier_content'] / r['single_content']:6.2f}", flush=True)
+        s_ratio = sum(r["hier_style"] for r in rows) / sum(r["single_style"] for r in rows)
+        c_ratio = sum(r["hier_content"] for r in rows) / sum(r["single_content"] for r in rows)
+        verdict = "MET" if s_ratio <= 0.8 and c_ratio <= 1.1 else "NOT MET"
+        print(f"{style:<14} {'MEAN':<14} style H/S = {s_ratio:.2f} (target <= 0.80), content H/S = {c_ratio:.2f} "
+              f"(target <= 1.10): {verdict}")
+
+
+if __name__ == "__main__":
+    main()
