@@ -66,5 +66,16 @@ if ! grep -q "^GPYTEST-EXIT 0$" "$work/gimp.log"; then
   say "pytest inside GIMP did not report success (exit $rc)" >&2
   echo "--- daemon log:" >&2; tail -n 20 "$work/daemon.log" >&2
 fi
+# Undo needs the GUI (no PDB procedure undoes): GIMP on Xvfb, Ctrl+Z sent with xdotool.
+if [ "${SKIP_GUI:-0}" != 1 ]; then
+  command -v xdotool >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xdotool >/dev/null
+  if out=$("$here/gimp/undo_test.sh" "$ROOT" "$work" 2>&1); then
+    say "GUI undo test passed: $out"
+  else
+    say "GUI undo test FAILED: $out" >&2
+    tail -n 20 "$work/gimp-gui.log" >&2
+    [ "$rc" = 0 ] && rc=1
+  fi
+fi
 say "exit $rc in $(( $(date +%s) - start )) s"
 exit "$rc"

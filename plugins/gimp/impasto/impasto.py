@@ -28,8 +28,8 @@ gi.require_version("Gegl", "0.4")
 from gi.repository import GLib, GObject, Gimp  # noqa: E402
 
 from impasto_gimp import actions, gimp_api  # noqa: E402
-from impasto_gimp.params import (KEYPOINT_ARGS, KEYPOINTS_PROC, MENU_PATH, STYLIZE_ARGS, STYLIZE_PROC,  # noqa: E402
-                                 Params)
+from impasto_gimp.params import (DIALOG_GROUPS, KEYPOINT_ARGS, KEYPOINTS_PROC, MENU_PATH,  # noqa: E402
+                                 SENSITIVITY, STYLIZE_ARGS, STYLIZE_PROC, Params)
 
 log = logging.getLogger("impasto.gimp")
 RW = GObject.ParamFlags.READWRITE
@@ -63,12 +63,30 @@ def error_values(procedure, message: str):
                                        GLib.Error.new_literal(Gimp.PlugIn.error_quark(), message, 0))
 
 
-def show_dialog(procedure, config, title: str, names) -> bool:
+def show_dialog(procedure, config, title: str, names, groups=(), status: str = "") -> bool:
     """The procedure dialog (GIMP builds the widgets from the arguments); False when the artist cancels."""
     from gi.repository import GimpUi
     GimpUi.init(procedure.get_name())
     dlg = GimpUi.ProcedureDialog.new(procedure, config, title)
-    dlg.fill([a.name for a in names])
+    top = []
+    if status:
+        dlg.get_label("status-label", status, False, False)
+        top.append("status-label")
+    if groups:
+        for box_id, frame_title, members in groups:
+            dlg.fill_box(box_id, list(members))
+            if frame_title:
+                dlg.get_label(box_id + "-title", frame_title, False, False)
+                dlg.fill_frame(box_id + "-frame", box_id + "-title", False, box_id)
+                top.append(box_id + "-frame")
+            else:
+                top.append(box_id)
+        for name, (depends, values, inside) in SENSITIVITY.items():
+            vals = Gimp.ValueArray.new_from_values([GObject.Value(GObject.TYPE_STRING, v) for v in values])
+            dlg.set_sensitive_if_in(name, None, depends, vals, inside)
+        dlg.fill(top)
+    else:
+        dlg.fill(top + [a.name for a in names])
     try:
         return bool(dlg.run())
     finally:
@@ -85,7 +103,8 @@ def _config_getter(config):
 
 
 def run_stylize(procedure, run_mode, image, drawables, config, data):
-    if run_mode == Gimp.RunMode.INTERACTIVE and not show_dialog(procedure, config, "Impasto: Stylize", STYLIZE_ARGS):
+    if run_mode == Gimp.RunMode.INTERACTIVE and not show_dialog(procedure, config, "Impasto: Stylize", STYLIZE_ARGS,
+                                                                DIALOG_GROUPS, actions.daemon_summary()):
         return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
     try:
         outcome = actions.stylize(gimp_api, image, list(drawables), Params.from_config(_config_getter(config)))

@@ -66,6 +66,22 @@ def connect() -> Any:
         raise PluginError(f"cannot reach the Impasto daemon: {e}. Start it with `impasto serve`.") from None
 
 
+def daemon_summary(timeout: float = 2.0) -> str:
+    """One line for the dialog: what the running daemon offers, or that it starts on OK."""
+    if deps.zmq_problem():
+        return deps.zmq_problem() or ""
+    from impasto_protocol.client import Client
+    try:
+        with Client.connect(timeout=timeout) as c:
+            info = c.hello()
+    except Exception:  # noqa: BLE001 - not running, stale file, old daemon: all mean "starts on OK"
+        return "The Impasto daemon is not running: it starts when you press OK."
+    devices = ", ".join(str(d).upper() if str(d) == "cpu" else str(d) for d in info.get("devices") or []) or "?"
+    engines = ", ".join(e for e in info.get("engines", []) if e in ("mt", "gatys", "strotss", "dst")) or "none"
+    styles = ", ".join(info.get("styles", [])) or "none installed"
+    return f"Daemon on {devices} · engines: {engines}\nMT styles: {styles}"
+
+
 def wait_for_result(job: Any, on_progress: Callable[[float, str], None],
                     timeout: Optional[float] = None) -> tuple[ImageBuffer, dict]:
     """Follow a job to its end; returns (image, info) or raises PluginError with the daemon's message."""

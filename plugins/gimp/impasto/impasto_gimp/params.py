@@ -52,6 +52,21 @@ STYLIZE_ARGS: tuple[Arg, ...] = (
     Arg("steps", "int", "Ste_ps", "Optimization steps (0 = the engine's default)", 0, 0, 100000),
 )
 
+# The Stylize dialog: (container id, frame title or None for a plain box, argument names), top to bottom.
+DIALOG_GROUPS: tuple[tuple[str, Optional[str], tuple[str, ...]], ...] = (
+    ("style-box", None, ("engine", "style-name", "style-source", "style-file", "style-layer")),
+    ("result-box", "Result", ("strength", "preserve-colors", "output-size")),
+    ("engine-box", "Engine settings", ("keypoints", "working-size", "steps")),
+)
+# argument -> (the choice argument it depends on, values, sensitive when the choice is in them)
+SENSITIVITY: dict[str, tuple[str, tuple[str, ...], bool]] = {
+    "style-name": ("engine", ("mt",), True),
+    "style-source": ("engine", ("mt",), False),
+    "style-file": ("style-source", ("file",), True),
+    "style-layer": ("style-source", ("layer",), True),
+    "keypoints": ("engine", ("dst",), True),
+}
+
 KEYPOINT_ARGS: tuple[Arg, ...] = (
     Arg("style-layer", "layer", "Style _layer", "The layer the style keypoints go on (default: the picture)"),
     Arg("count", "int", "_Count", "How many keypoints each path gets", 4, 1, 64),

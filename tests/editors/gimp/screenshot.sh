@@ -1,0 +1,40 @@
+#!/bin/bash
+# Regenerate docs/gimp-stylize-dialog.png (the plug-in's dialog) and docs/gimp-window.png (GIMP with the dialog open
+# over the image) from the real GIMP 3 GUI on Xvfb.  Needs root (chroot) and the host tools Xvfb, xdotool, ImageMagick.
+# usage: tests/editors/gimp/screenshot.sh [OUTDIR]      (default: docs/)
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../../.." && pwd)
+out=$(realpath "${1:-$root/docs}")
+PY=${IMPASTO_PYTHON:-$root/.venv/bin/python}
+command -v xdotool >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xdotool >/dev/null
+ROOT=$(bash "$here/../setup_gimp3_chroot.sh" | tail -1)
+work=$(mktemp -d /tmp/impasto-gimp-shot.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/tests" "$out"
+"$PY" -m impasto.cli install-plugin gimp --plugins-dir "$work/gimpcfg/plug-ins" --python-version 3.13 \
+  --wheel-dir "${IMPASTO_CI_CACHE:-$HOME/.cache/impasto-ci}/wheels" >/dev/null
+"$PY" -c "
+import sys; sys.path.insert(0, '$here'); from prepare import images; from pathlib import Path; images(Path('$work'))"
+cp "$here/dialog_batch.py" "$work/tests/"
+# a real daemon, so the dialog's first line shows what it offers
+mkdir -p "$work/run" && chmod 700 "$work/run"
+"$PY" -m impasto.cli serve --connection-file "$work/run/daemon.json" > "$work/daemon.log" 2>&1 &
+dpid=$!
+trap 'kill $dpid 2>/dev/null; wait $dpid 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 1 600); do [ -s "$work/run/daemon.json" ] && break; sleep 0.1; done
+
+shoot() {
+  wid=$(xdotool search --sync --onlyvisible --name "Impasto: Stylize" | head -1)
+  main=$(xdotool search --onlyvisible --name " GIMP$" | head -1)
+  # no window manager: place the windows ourselves (GIMP full screen, the dialog over its right half)
+  [ -n "$main" ] && xdotool windowsize "$main" 1280 860 windowmove "$main" 0 0
+  xdotool windowmove "$wid" 700 90
+  sleep 2                                         # let GTK finish drawing
+  import -window "$wid" "$out/gimp-stylize-dialog.png"
+  import -window root "$out/gimp-window.png"
+  echo "wrote $out/gimp-stylize-dialog.png ($(identify -format '%wx%h' "$out/gimp-stylize-dialog.png")) and $out/gimp-window.png"
+}
+export out
+export -f shoot
+GIMP_ENV="IMPASTO_RUNTIME_DIR=/job/run" timeout 120 "$here/gimp_gui.sh" "$ROOT" "$work" tests/dialog_batch.py bash -c shoot
