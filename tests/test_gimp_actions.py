@@ -1,0 +1,163 @@
+"""GIMP plug-in procedures without GIMP: the Stylize and Add-keypoint-paths flows over a fake gimp_api and a fake
+daemon -- what is read, what is sent, what is inserted (and that nothing is on failure)."""
+import pytest
+
+from gimp_plugin_support import (Accepted, CancelledEvent, ErrorEvent, FakeApi, FakeClient, FakeImage, FakeLayer,
+                                 FakePath, ProgressEvent, Rect, invert, solid)
+
+from impasto_gimp import actions, paths
+from impasto_gimp.params import Params
+
+
+@pytest.fixture
+def scene():
+    api = FakeApi()
+    image = FakeImage(100, 80)
+    source = image.add(FakeLayer("photo", Rect(10, 5, 60, 40), solid(Rect(10, 5, 60, 40), (200, 100, 50, 255))))
+    return api, image, source
+
+
+def run(api, image, layer, p, respond=invert):
+    client = FakeClient(respond)
+    return actions.stylize(api, image, [layer], p, connect_fn=lambda: client), client
+
+
+def test_whole_layer_in_new_layer_above_in_one_undo_group(scene):
+    api, image, source = scene
+    before = bytes(source.pixels)
+    out, client = run(api, image, source, Params(engine="mt", style_name="starry"))
+    content, options, style = client.sent[0]
+    assert (content.width, content.height, content.dtype, style) == (60, 40, "u8", None)
+    assert (options.engine, options.style_name, options.max_side) == ("mt", "starry", 60)
+    assert client.closed
+    assert image.layers == [out.layer, source] and out.layer.name == "starry · MT"
+    assert out.layer.rect == Rect(10, 5, 60, 40) and bytes(source.pixels) == before
+    assert bytes(out.layer.pixels[:4]) == bytes([55, 155, 205, 255])
+    assert image.undo_log == ["start", ("insert", "starry · MT"), "end"]
+    assert api.progress[0] == ("start", "Impasto: starry · MT") and (0.5, "step 1/2") in api.progress
+    assert api.progress[-1] == ("end",)
+
+
+def test_selection_bounds_and_mask_as_alpha(scene):
+    api, image, source = scene
+    # selection 0..40 x 0..30 in the image, overlapping the layer at 10..40 x 5..30; left half of it feathered
+    mask = bytes(([128] * 20 + [255] * 20) * 30)
+    image.selection = (Rect(0, 0, 40, 30), mask)
+    out, client = run(api, image, source, Params(engine="mt", style_name="s"))
+    assert (client.sent[0][0].width, client.sent[0][0].height) == (30, 25)
+    assert out.layer.rect == Rect(10, 5, 30, 25)
+    alpha = out.layer.pixels[3::4]
+    assert alpha[0] == 128 and alpha[9] == 128 and alpha[10] == 255 and alpha[29] == 255
+
+
+def test_selection_outside_the_layer_is_refused(scene):
+    api, image, source = scene
+    image.selection = (Rect(80, 60, 10, 10), b"\xff" * 100)
+    with pytest.raises(actions.PluginError, match="does not overlap"):
+        run(api, image, source, Params(engine="mt", style_name="s"))
+    assert image.layers == [source] and image.undo_log == []
+
+
+def test_smaller_output_is_scaled_back_then_masked(scene):
+    api, image, source = scene
+    image.selection = (Rect(10, 5, 40, 40), bytes([0] * 40 + [255] * 40 * 39))
+    out, client = run(api, image, source, Params(engine="mt", style_name="s", output_size=20))
+    assert client.sent[0][1].max_side == 20
+    assert out.layer.rect == Rect(10, 5, 40, 40)
+    assert set(out.layer.pixels[3:40 * 4:4]) == {0} and set(out.layer.pixels[40 * 4 + 3::4]) == {255}
+
+
+def test_style_from_a_layer_or_a_file(scene, tmp_path):
+    api, image, source = scene
+    style = image.add(FakeLayer("Monet", Rect(0, 0, 20, 16), solid(Rect(0, 0, 20, 16), (1, 2, 3, 255))))
+    out, client = run(api, image, source, Params(engine="gatys", style_source="layer", style_layer=style))
+    s = client.sent[0][2]
+    assert (s.width, s.height, bytes(s.data[:4])) == (20, 16, bytes([1, 2, 3, 255]))
+    assert out.name == "Monet · Gatys"
+    f = tmp_path / "scream.png"
+    f.write_bytes(b"png")
+    api.files[str(f)] = (4, 2, bytes([9, 9, 9, 255]) * 8)
+    out, client = run(api, image, source, Params(engine="gatys", style_file=str(f)))
+    assert (client.sent[0][2].width, out.name) == (4, "scream · Gatys")
+    with pytest.raises(actions.PluginError, match="does not exist"):
+        run(api, image, source, Params(engine="gatys", style_file=str(tmp_path / "gone.png")))
+
+
+@pytest.mark.parametrize("events,words", [
+    ([Accepted("j", 0), ErrorEvent("unknown_style", "no MT style named 'x'")], "no MT style named 'x'"),
+    ([Accepted("j", 0), ProgressEvent(0.3), CancelledEvent("client_gone")], "cancelled"),
+    ([Accepted("j", 0)], "without a result"),
+])
+def test_daemon_failures_insert_nothing(scene, events, words):
+    api, image, source = scene
+    with pytest.raises(actions.PluginError, match=words):
+        run(api, image, source, Params(engine="mt", style_name="x"), respond=lambda *a: events)
+    assert image.layers == [source] and image.undo_log == []
+
+
+def test_a_failure_while_inserting_removes_the_layer(scene):
+    api, image, source = scene
+    api.fail_write = True
+    with pytest.raises(RuntimeError, match="disk full"):
+        run(api, image, source, Params(engine="mt", style_name="s"))
+    assert image.layers == [source]
+    assert image.undo_log == ["start", ("insert", "s · MT"), ("remove", "s · MT"), "end"]
+
+
+def test_only_one_painted_layer_is_accepted(scene):
+    api, image, source = scene
+    group = image.add(FakeLayer("group", Rect(0, 0, 10, 10), kind="group"))
+    for layers, words in (([source, source], "exactly one"), ([group], "layer group")):
+        with pytest.raises(actions.PluginError, match=words):
+            actions.stylize(api, image, layers, Params(engine="mt", style_name="s"), connect_fn=None)
+
+
+def test_keypoint_paths_feed_dst(scene):
+    api, image, source = scene
+    style = image.add(FakeLayer("Monet", Rect(50, 40, 40, 30)))
+    p = Params(engine="dst", style_source="layer", style_layer=style, keypoints="paths")
+    with pytest.raises(actions.PluginError, match="Add keypoint paths"):
+        run(api, image, source, p)
+    c, s = actions.add_keypoint_paths(api, image, [source], style, 2)
+    assert [x.name for x in image.paths] == [paths.STYLE_PATH, paths.CONTENT_PATH]
+    assert paths.path_anchors(c.strokes) == [(25.0, 15.0), (55.0, 15.0)]      # over the layer at (10, 5) 60x40
+    assert paths.path_anchors(s.strokes) == [(60.0, 47.5), (80.0, 47.5)]      # over the style layer
+    assert image.undo_log == ["start", "end"]
+    out, client = run(api, image, source, p)
+    opts = client.sent[0][1]
+    assert opts.keypoint_mode == "markers"
+    assert [(k.content, k.style) for k in opts.keypoints] == [((15.0, 10.0), (10.0, 7.5)), ((45.0, 10.0), (30.0, 7.5))]
+    assert out.note == "2 keypoint pair(s) from the paths"
+    # an artist-drawn path replaces the generated one: its anchors, in order, are used
+    image.paths[1] = FakePath(paths.CONTENT_PATH, [[0, 0, 12, 7, 0, 0]])
+    out, client = run(api, image, source, p)
+    assert [k.content for k in client.sent[0][1].keypoints] == [(2.0, 2.0)]
+    assert "1 style anchor(s) without a content twin" in out.note
+
+
+def test_keypoints_need_the_style_as_a_layer(scene, tmp_path):
+    api, image, source = scene
+    f = tmp_path / "s.png"
+    f.write_bytes(b"x")
+    api.files[str(f)] = (2, 2, bytes(16))
+    with pytest.raises(actions.PluginError, match="Style from: layer"):
+        run(api, image, source, Params(engine="dst", style_file=str(f), keypoints="paths"))
+
+
+def test_serve_command_from_install_info(tmp_path, monkeypatch):
+    info = tmp_path / "install.json"
+    monkeypatch.setattr(actions.deps, "INSTALL_INFO", str(info))
+    monkeypatch.delenv("IMPASTO_SERVE_COMMAND", raising=False)
+    assert actions.serve_command() is None
+    info.write_text('{"serve_command": ["/venv/bin/python", "-m", "impasto.cli", "serve"]}')
+    assert actions.serve_command() == ["/venv/bin/python", "-m", "impasto.cli", "serve"]
+    monkeypatch.setenv("IMPASTO_SERVE_COMMAND", "impasto serve")
+    assert actions.serve_command() is None                      # the client reads the variable itself
+
+
+def test_no_daemon_is_a_clear_message(tmp_path, monkeypatch):
+    monkeypatch.setenv("IMPASTO_RUNTIME_DIR", str(tmp_path))
+    monkeypatch.setenv("IMPASTO_SERVE_COMMAND", str(tmp_path / "no-such-impasto"))
+    with pytest.raises(actions.PluginError, match="cannot reach the Impasto daemon"):
+        actions.connect()
+    assert "not running" in actions.daemon_summary(timeout=0.5)
