@@ -20,11 +20,12 @@ def u8(a: np.ndarray) -> ImageBuffer:
     return ImageBuffer(w, h, c, "u8", np.ascontiguousarray(a).tobytes())
 
 
-def images(work: Path) -> None:
+def images(work: Path, size: tuple[int, int] = (96, 64), marker: bool = True) -> None:
     from skimage import data as skdata
-    # the picture: a photo crop with a flat red square (so "changed" and "unchanged" are easy to tell)
-    pic = Image.fromarray(skdata.chelsea()).resize((96, 64))
-    ImageDraw.Draw(pic).rectangle([8, 8, 23, 23], fill=(230, 40, 30))
+    # the picture: a photo with a flat red square (so "changed" and "unchanged" are easy to tell)
+    pic = Image.fromarray(skdata.chelsea()).resize(size)
+    if marker:
+        ImageDraw.Draw(pic).rectangle([8, 8, 23, 23], fill=(230, 40, 30))
     pic.save(work / "input.png")
     Image.fromarray(skdata.coffee()).resize((64, 48)).save(work / "style.png")
 

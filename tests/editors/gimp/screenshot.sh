@@ -15,7 +15,7 @@ mkdir -p "$work/tests" "$out"
 "$PY" -m impasto.cli install-plugin gimp --plugins-dir "$work/gimpcfg/plug-ins" --python-version 3.13 \
   --wheel-dir "${IMPASTO_CI_CACHE:-$HOME/.cache/impasto-ci}/wheels" >/dev/null
 "$PY" -c "
-import sys; sys.path.insert(0, '$here'); from prepare import images; from pathlib import Path; images(Path('$work'))"
+import sys; sys.path.insert(0, '$here'); from prepare import images; from pathlib import Path; images(Path('$work'), (600, 400), marker=False)"
 cp "$here/dialog_batch.py" "$work/tests/"
 # a real daemon, so the dialog's first line shows what it offers
 mkdir -p "$work/run" && chmod 700 "$work/run"
@@ -29,7 +29,7 @@ shoot() {
   main=$(xdotool search --onlyvisible --name " GIMP$" | head -1)
   # no window manager: place the windows ourselves (GIMP full screen, the dialog over its right half)
   [ -n "$main" ] && xdotool windowsize "$main" 1280 860 windowmove "$main" 0 0
-  xdotool windowmove "$wid" 700 90
+  xdotool windowmove "$wid" 862 70
   sleep 2                                         # let GTK finish drawing
   import -window "$wid" "$out/gimp-stylize-dialog.png"
   import -window root "$out/gimp-window.png"
