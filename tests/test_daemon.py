@@ -301,3 +301,20 @@ def test_a_chunk_that_does_not_continue_the_upload_fails_the_job(client):
     client._send("chunk", {"image": "content", "offset": 5}, [b"abc"], job_id=job.id)
     ev = list(job.events(timeout=30))[-1]
     assert isinstance(ev, ErrorEvent) and ev.code == "bad_chunk", ev
+
+
+def test_cancel_while_uploading(client):
+    img, _ = rand_image(2048, 2048, 4, seed=11)
+    body = {"options": opts(size=2048).to_dict(), "content": {**img.describe(0), "buffer": "chunks"}}
+    job = client._submit("stylize", body, [], None)
+    evs = job.poll()
+    deadline = time.monotonic() + 10
+    while not job.accepted and time.monotonic() < deadline:
+        evs += job.poll()
+        time.sleep(0.01)
+    st = client.status()
+    assert [j["job_id"] for j in st["uploading"]] == [job.id]     # not runnable before its pixels arrive
+    assert job.id not in [j["job_id"] for j in st["queued"] + st["running"]]
+    job.cancel()
+    job.wait(timeout=30)
+    assert job.cancelled and job.result is None

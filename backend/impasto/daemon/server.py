@@ -271,6 +271,7 @@ class Daemon:
             "pid": os.getpid(), "uptime": round(time.time() - self.started, 3), "impasto_version": __version__,
             "protocol_version": PROTOCOL_VERSION, "devices": self.devices,
             "endpoint": self.info.endpoint if self.info else "", "stopping": self.stopping,
+            "uploading": [j.summary() for j in jobs if j.state == "uploading"],
             "queued": [j.summary() for j in jobs if j.state == "queued"],
             "running": [j.summary() for j in jobs if j.state == "running"],
             "recent": list(self.queue.recent)[-50:], "sessions": len(self.sessions),
