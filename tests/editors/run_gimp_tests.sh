@@ -57,14 +57,32 @@ done
 [ -s "$work/run/daemon.json" ] || { cat "$work/daemon.log" >&2; say "the daemon did not start" >&2; exit 1; }
 "$PY" "$here/gimp/prepare.py" "$work" "$work/run/daemon.json" || { say "preparing the test data failed" >&2; exit 1; }
 
+extra=""
+[ $# -gt 0 ] && extra=$(printf ' %q' "$@")            # re-quoted: gpytest.py splits GPYTEST_ARGS with shlex
 "$here/gimp/gimp_run.sh" "$ROOT" "$work" tests/gpytest.py IMPASTO_RUNTIME_DIR=/job/run \
-  "GPYTEST_ARGS=-c /job/tests/pytest.ini --rootdir /job/tests /job/tests/gimp_tests.py $*" > "$work/gimp.log" 2>&1
+  "GPYTEST_ARGS=-c /job/tests/pytest.ini --rootdir /job/tests /job/tests/gimp_tests.py$extra" > "$work/gimp.log" 2>&1
 rc=$?
 grep -v -E "^$|Gtk-WARNING|gimp_wire_read|Welcome to GIMP|tag cache|gimp_flush|stray image|batch command" "$work/gimp.log"
 if ! grep -q "^GPYTEST-EXIT 0$" "$work/gimp.log"; then
   [ "$rc" = 0 ] && rc=1
   say "pytest inside GIMP did not report success (exit $rc)" >&2
   echo "--- daemon log:" >&2; tail -n 20 "$work/daemon.log" >&2
+fi
+# Cancel: GIMP kills a plug-in when the artist cancels its progress bar; we kill it the same way (SIGKILL) while its
+# Gatys job runs, and the daemon must cancel the job (client gone) while GIMP's call fails and inserts nothing.
+if [ "${SKIP_CANCEL:-0}" != 1 ] && "$PY" -c "import impasto.engines.optim.gatys" 2>/dev/null; then
+  cp "$here/gimp/cancel_batch.py" "$work/tests/"
+  "$here/gimp/gimp_run.sh" "$ROOT" "$work" tests/cancel_batch.py IMPASTO_RUNTIME_DIR=/job/run \
+    "IMPASTO_TEST_RUN=$work" > "$work/cancel.log" 2>&1 &
+  gp=$!
+  kout=$("$PY" "$here/gimp/kill_plugin.py" "$work" "$work/run/daemon.json" 2>&1); krc=$?
+  wait "$gp"; grc=$?
+  if [ "$krc" = 0 ] && [ "$grc" = 0 ] && grep -q "^CANCEL status" "$work/cancel.log"; then
+    say "cancel test passed: $kout; GIMP: $(grep '^CANCEL' "$work/cancel.log")"
+  else
+    say "cancel test FAILED: $kout (GIMP exit $grc)" >&2; grep -E "CANCEL|Error|error" "$work/cancel.log" >&2
+    [ "$rc" = 0 ] && rc=1
+  fi
 fi
 # Undo needs the GUI (no PDB procedure undoes): GIMP on Xvfb, Ctrl+Z sent with xdotool.
 if [ "${SKIP_GUI:-0}" != 1 ]; then
