@@ -131,6 +131,7 @@ def test_settings_to_options_and_names():
     assert s.to_options(3000, preview=True).max_side == 256
     mt = Settings(engine="mt", style_name="mosaic")
     assert mt.to_options(64).style_name == "mosaic" and mt.layer_name() == "mosaic · MT"
+    assert mt.layer_name("Mosaic") == "Mosaic · MT" and s.layer_name("ignored") == "Starry Night · Gatys"
     assert not mt.needs_style_image
     with pytest.raises(OptionsError):
         Settings(engine="mt").to_options(64)

@@ -354,7 +354,8 @@ class Controller:
             sink: Any = self.preview
             title = "Preview"
         else:
-            sink = LayerSink(Target(doc, source, crop, mask, depth, s.layer_name(), content=data,
+            style_title = next((st.get("title") for st in self.conn.styles if st.get("name") == s.style_name), None)
+            sink = LayerSink(Target(doc, source, crop, mask, depth, s.layer_name(style_title), content=data,
                                     scaled=options.max_side != crop.long_side), api=self.api)
             title = "Stylize"
         self.job = JobTracker(job, "preview" if preview else "stylize", title, sink, clock=self.clock)

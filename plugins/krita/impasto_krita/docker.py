@@ -113,7 +113,7 @@ class ImpastoDocker(DockWidget):
         self.styles.setGridSize(QSize(84, 96))
         self.styles.setResizeMode(QListWidget.Adjust)
         self.styles.setMovement(QListWidget.Static)
-        self.styles.setMinimumHeight(110)
+        self.styles.setFixedHeight(110)
         self.styles.setWordWrap(True)
         self.styles.itemSelectionChanged.connect(self._changed)
         self.styles_box = QGroupBox("Style")
@@ -301,6 +301,7 @@ class ImpastoDocker(DockWidget):
         self.output_mode.setCurrentIndex(1 if s.output_mode == "max_side" else 0)
         self.max_side.setValue(s.max_side)
         self.size.setValue(s.size)
+        self._select_style()
         self.keypoints.setCurrentIndex(max(0, list(KEYPOINT_MODES).index(s.keypoint_mode)
                                            if s.keypoint_mode in KEYPOINT_MODES else 0))
         self._train_toggled(False)
@@ -349,6 +350,13 @@ class ImpastoDocker(DockWidget):
         self.style_layer.setEnabled(s.style_source == "layer")
 
     # ----------------------------------------------------------------------------------------------- refresh
+    def _select_style(self) -> None:
+        self.styles.blockSignals(True)
+        for i in range(self.styles.count()):
+            item = self.styles.item(i)
+            item.setSelected(bool(item.data(Qt.UserRole)) and item.data(Qt.UserRole) == self.c.settings.style_name)
+        self.styles.blockSignals(False)
+
     def _fill_styles(self) -> None:
         styles = self.c.conn.styles
         names = [s.get("name") for s in styles]
@@ -373,6 +381,9 @@ class ImpastoDocker(DockWidget):
                 item.setSelected(True)
         if not styles:
             self.styles.addItem(QListWidgetItem("(no trained styles yet)"))
+        per_row = max(1, (self.styles.viewport().width() or 336) // 84)
+        rows = max(1, min(2, -(-max(1, len(styles)) // per_row)))      # one or two rows, then it scrolls
+        self.styles.setFixedHeight(rows * 96 + 14)
         self.styles.blockSignals(False)
 
     def _mark_engines(self) -> None:

@@ -60,9 +60,10 @@ class Settings:
         name = self.style_file.replace("\\", "/").rsplit("/", 1)[-1]
         return name.rsplit(".", 1)[0] if "." in name else (name or "style")
 
-    def layer_name(self) -> str:
-        """Name of the result layer: style and engine, e.g. ``Starry night · Gatys``."""
-        return f"{self.style_label()} · {ENGINE_SHORT.get(self.engine, self.engine)}"
+    def layer_name(self, style_title: str | None = None) -> str:
+        """Name of the result layer: style and engine, e.g. ``Starry night · Gatys`` (MT: the style's title)."""
+        label = style_title if (style_title and self.engine == "mt") else self.style_label()
+        return f"{label} · {ENGINE_SHORT.get(self.engine, self.engine)}"
 
     def output_side(self, crop_long_side: int) -> int:
         if self.output_mode == "max_side":

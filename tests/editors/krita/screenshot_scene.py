@@ -46,6 +46,23 @@ def arrange_dockers(qwin):
     log("dockers", {n: (d.isVisible(), d.geometry().getRect()) for n, d in docks.items() if d.isVisible()})
 
 
+def select_ellipse(doc, feather=24.0):
+    """A soft elliptical selection around the cup: shows the result masked, with feathered edges."""
+    from krita import Selection
+    from PyQt5.QtCore import QByteArray
+    w, h = doc.width(), doc.height()
+    cx, cy, rx, ry = 0.48 * w, 0.47 * h, 0.36 * w, 0.44 * h
+    mask = bytearray(w * h)
+    for y in range(h):
+        dy = (y - cy) / ry
+        for x in range(w):
+            d = ((((x - cx) / rx) ** 2 + dy * dy) ** 0.5 - 1.0) * min(rx, ry)   # ~ signed distance in px
+            mask[y * w + x] = 255 if d <= -feather else 0 if d >= 0 else int(255 * -d / feather)
+    sel = Selection()
+    sel.setPixelData(QByteArray(bytes(mask)), 0, 0, w, h)
+    doc.setSelection(sel)
+
+
 def run():
     import impasto_krita.extension as ext
     from impasto_krita.docker import ImpastoDocker
@@ -62,10 +79,11 @@ def run():
     log("connection", c.conn.state, c.conn.message)
     engines = c.conn.info.get("engines", [])
     s = c.settings
-    s.engine = os.environ.get("SHOT_ENGINE") or "gatys"
+    s.engine = os.environ.get("SHOT_ENGINE") or "mt"
+    s.style_name = os.environ.get("SHOT_MT_STYLE", "swirls")
     s.style_source, s.style_file = "file", os.environ["SHOT_STYLE"]
     s.size, s.steps = int(os.environ.get("SHOT_SIZE", "256")), int(os.environ.get("SHOT_STEPS", "30"))
-    s.strength, s.output_mode = 1.0, "canvas"
+    s.strength, s.output_mode = float(os.environ.get("SHOT_STRENGTH", "0.85")), "canvas"
     dockers = [d for d in QApplication.allWidgets() if isinstance(d, ImpastoDocker)]
     log("dockers", len(dockers))
     for d in dockers:
@@ -76,6 +94,7 @@ def run():
         d.raise_()
     arrange_dockers(qwin)
     doc.setActiveNode(doc.rootNode().childNodes()[0])
+    select_ellipse(doc)
     pump(0.5)
     tracker = None
     if s.engine in engines:
@@ -88,6 +107,7 @@ def run():
         pump(0.1)
     if tracker is not None:
         log("job", tracker.status_text())
+    app.action("deselect").trigger()            # hide the marching ants; the layer keeps the soft edge
     for d in dockers:
         d.refresh()
     pump(2.0)
