@@ -29,7 +29,7 @@ shoot() {
   main=$(xdotool search --onlyvisible --name " GIMP$" | head -1)
   # no window manager: place the windows ourselves (GIMP full screen, the dialog over its right half)
   [ -n "$main" ] && xdotool windowsize "$main" 1280 860 windowmove "$main" 0 0
-  xdotool windowmove "$wid" 862 70
+  xdotool windowmove "$wid" 862 70 mousemove 640 850
   sleep 2                                         # let GTK finish drawing
   import -window "$wid" "$out/gimp-stylize-dialog.png"
   import -window root "$out/gimp-window.png"
