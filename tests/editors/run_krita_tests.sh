@@ -34,6 +34,16 @@ if ! "$PY" -m impasto.cli install-plugin krita "${install_args[@]}" > "$work/ins
 fi
 echo "run_krita_tests: $(head -1 "$work/install.log")"
 
+# the daemon keeps its styles in a fresh data dir; a few small photos let the training test run in seconds
+export IMPASTO_DATA_DIR=$work/impasto-data IMPASTO_TRAIN_PHOTOS=$work/photos
+mkdir -p "$IMPASTO_DATA_DIR" "$IMPASTO_TRAIN_PHOTOS"
+"$PY" - "$IMPASTO_TRAIN_PHOTOS" <<'PY' || { echo "run_krita_tests: could not write the training photos" >&2; exit 1; }
+import sys
+from PIL import Image
+from skimage import data
+for name in ("astronaut", "rocket", "chelsea"):
+    Image.fromarray(getattr(data, name)()).convert("RGB").resize((96, 80)).save(f"{sys.argv[1]}/{name}.png")
+PY
 OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} "$PY" -m impasto.cli serve --test-engines \
   --connection-file "$IMPASTO_RUNTIME_DIR/daemon.json" > "$work/daemon.log" 2>&1 &
 dpid=$!

@@ -372,10 +372,11 @@ class Controller:
             self.train_job.cancel()
         self.notify()
 
-    def train(self, name: str, steps: Optional[int] = None) -> Optional[JobTracker]:
-        return self.run_action(lambda: self._train(name, steps))
+    def train(self, name: str, steps: Optional[int] = None, **params: Any) -> Optional[JobTracker]:
+        """Train an MT style from the style image/layer; ``params`` go to the daemon's trainer (net, crop, ...)."""
+        return self.run_action(lambda: self._train(name, steps, params))
 
-    def _train(self, name: str, steps: Optional[int]) -> JobTracker:
+    def _train(self, name: str, steps: Optional[int], params: dict) -> JobTracker:
         name = (name or "").strip()
         if not name:
             raise PluginError("give the new style a name")
@@ -389,7 +390,7 @@ class Controller:
             style, _ = self._style_image(doc)
         else:
             style, _ = self._style_image(doc)
-        job = client.train(style, name, steps=steps)
+        job = client.train(style, name, steps=steps, **params)
         self.train_job = JobTracker(job, "train", f"Training {name!r}", None, clock=self.clock)
         self.notify()
         return self.train_job

@@ -336,3 +336,41 @@ def test_smaller_output_is_scaled_to_the_layer_and_style_files_read(window, png,
     assert px[3] == 255 and abs(px[2] - (40 + 50)) < 25               # still the gradient (R = 40 + x)
     doc.setModified(False)
     doc.close()
+
+
+def test_train_a_style_then_use_it_from_the_list(window, png, ctrl, style_png):
+    """Learn a style from the docker's style image (tiny network, 3 steps), see it with its thumbnail in the Fast
+    list, and stylize with it."""
+    from impasto_krita.docker import ImpastoDocker
+    import impasto_krita.extension as ext_mod
+    tracker = ctrl.train("kritatest", 3, net="tiny", crop=64, style_sizes=[64, 96, 128], batch=2)
+    assert tracker is not None, ctrl.error
+    wait(ctrl, lambda: not tracker.active, timeout=600)
+    assert tracker.state is State.DONE, tracker.status_text()
+    names = [s["name"] for s in ctrl.conn.styles]
+    assert "kritatest" in names and "New style ready" in ctrl.notice
+    entry = ctrl.conn.styles[names.index("kritatest")]
+    assert entry["thumbnail"] and entry["thumbnail"][:4] == b"\x89PNG"
+    ctrl.settings.engine, ctrl.settings.style_name = "mt", "kritatest"
+    old = ext_mod._controller
+    ext_mod._controller = ctrl
+    try:
+        docker = ImpastoDocker()
+        items = [docker.styles.item(i) for i in range(docker.styles.count())]
+        mine = [it for it in items if it.data(0x0100) == "kritatest"]          # Qt.UserRole
+        assert mine and not mine[0].icon().isNull() and mine[0].isSelected()
+        assert not docker.styles_box.isHidden() and docker.source_box.isHidden()
+        doc = open_doc(window, png)
+        doc.setActiveNode(doc.rootNode().childNodes()[0])
+        docker.stylize_btn.click()
+        job = ctrl.job
+        assert job is not None, ctrl.error
+        wait(ctrl, lambda: not job.active)
+        assert job.state is State.DONE, job.status_text()
+        title = entry.get("title") or "kritatest"
+        assert layer_names(doc) == ["Background", f"{title} · MT"]
+        docker.close()
+    finally:
+        ext_mod._controller = old
+    doc.setModified(False)
+    doc.close()
