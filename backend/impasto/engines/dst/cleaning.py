@@ -1,0 +1,207 @@
+"""DST's keypoint cleaning (papers.md B.6) and the similarity alignment of style points into the content frame.
+
+Steps for automatic (NBB) correspondences, in a frame where each image's long side is ``im_size`` (256):
+
+1. drop weak pairs (accumulated NBB activation < ``min_activation``);
+2. greedy selection: repeatedly take the strongest remaining pair and discard every pair whose content point lies
+   within ``min_distance`` px (a (2b+1)² box) of it, up to ``max_points``;
+3. fit a similarity (Umeyama: rotation, uniform scale, translation) content → style and map the style points into
+   the content frame with its inverse: these *targets* are where the warp should move the content points, so the
+   warp captures the shape difference and not the framing;
+4. remove crossing pairs: for each pair in order of strength, drop every weaker pair whose segment content point →
+   target crosses its segment; done twice, refitting the similarity in between.
+
+Artist-placed pairs ("markers") are never dropped: they go first, automatic pairs near them or crossing them are
+removed instead, and crossings between markers are only reported (``CleanedPoints.crossing_markers``).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import torch
+
+log = logging.getLogger(__name__)
+
+
+# ------------------------------------------------------------------------------------------------- similarity
+
+@dataclass
+class Similarity:
+    """y = scale · R x + t for (N, 2) point rows."""
+
+    scale: float
+    rotation: torch.Tensor      # (2, 2)
+    translation: torch.Tensor   # (2,)
+
+    def apply(self, pts: torch.Tensor) -> torch.Tensor:
+        r, t = self.rotation.to(pts), self.translation.to(pts)
+        return self.scale * pts @ r.t() + t
+
+    def inverse(self) -> "Similarity":
+        r_inv = self.rotation.t()
+        return Similarity(1.0 / self.scale, r_inv, -(r_inv @ self.translation) / self.scale)
+
+    @staticmethod
+    def identity() -> "Similarity":
+        return Similarity(1.0, torch.eye(2, dtype=torch.float64), torch.zeros(2, dtype=torch.float64))
+
+
+def umeyama(src: torch.Tensor, dst: torch.Tensor, estimate_scale: bool = True) -> Similarity:
+    """Least-squares similarity with dst ≈ s R src + t (Umeyama 1991), R a proper rotation (det +1).
+
+    Fewer than 2 distinct points cannot fix a rotation/scale: then only the translation is fitted."""
+    src, dst = src.double(), dst.double()
+    n = src.shape[0]
+    if n == 0:
+        return Similarity.identity()
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    xs, xd = src - mu_s, dst - mu_d
+    var_s = xs.pow(2).sum() / n
+    if n < 2 or var_s < 1e-12:
+        return Similarity(1.0, torch.eye(2, dtype=torch.float64), mu_d - mu_s)
+    cov = xd.t() @ xs / n
+    u, sing, vh = torch.linalg.svd(cov)
+    d = torch.ones(2, dtype=torch.float64)
+    if torch.det(u) * torch.det(vh) < 0:       # reflection: flip the weakest axis
+        d[1] = -1.0
+    r = u @ torch.diag(d) @ vh
+    scale = float((sing * d).sum() / var_s) if estimate_scale else 1.0
+    if scale <= 1e-9:
+        scale = 1.0
+    t = mu_d - scale * r @ mu_s
+    return Similarity(scale, r, t)
+
+
+# ------------------------------------------------------------------------------------------------ selection
+
+def select_greedy(points: torch.Tensor, strength: torch.Tensor, max_points: int = 80, min_distance: float = 10.0,
+                  taken: torch.Tensor | None = None) -> torch.Tensor:
+    """Indices of up to ``max_points`` points, strongest first, none within the (2b+1)² box (b = ``min_distance``)
+    of an earlier pick or of a point in ``taken`` (M, 2)."""
+    order = torch.argsort(strength, descending=True, stable=True)
+    alive = torch.ones(points.shape[0], dtype=torch.bool)
+    if taken is not None and taken.numel():
+        near = ((points.unsqueeze(1) - taken.unsqueeze(0)).abs().amax(-1) <= min_distance).any(1)
+        alive &= ~near
+    picked: list[int] = []
+    for i in order.tolist():
+        if len(picked) >= max_points:
+            break
+        if not alive[i]:
+            continue
+        picked.append(i)
+        alive &= (points - points[i]).abs().amax(-1) > min_distance
+    return torch.tensor(picked, dtype=torch.long)
+
+
+def segments_cross(a0: torch.Tensor, a1: torch.Tensor, b0: torch.Tensor, b1: torch.Tensor) -> torch.Tensor:
+    """Whether segment a0→a1 properly crosses each segment b0[k]→b1[k] (shared end points and touching do not
+    count).  a0, a1: (2,); b0, b1: (K, 2)."""
+    def orient(p, q, r):
+        return (q[..., 0] - p[..., 0]) * (r[..., 1] - p[..., 1]) - (q[..., 1] - p[..., 1]) * (r[..., 0] - p[..., 0])
+    d1, d2 = orient(b0, b1, a0.expand_as(b0)), orient(b0, b1, a1.expand_as(b0))
+    d3, d4 = orient(a0.expand_as(b0), a1.expand_as(b0), b0), orient(a0.expand_as(b0), a1.expand_as(b0), b1)
+    return (d1 * d2 < 0) & (d3 * d4 < 0)
+
+
+def crossing_survivors(starts: torch.Tensor, ends: torch.Tensor, n_fixed: int = 0) -> torch.Tensor:
+    """Boolean keep-mask: walking in order, a segment is dropped when it crosses an earlier kept one.  The first
+    ``n_fixed`` segments are always kept."""
+    k = starts.shape[0]
+    keep = torch.ones(k, dtype=torch.bool)
+    for i in range(k):
+        if not keep[i] or i + 1 >= k:
+            continue
+        later = torch.arange(i + 1, k)
+        later = later[keep[later] & (later >= n_fixed)]
+        if later.numel() == 0:
+            continue
+        cross = segments_cross(starts[i], ends[i], starts[later], ends[later])
+        keep[later[cross]] = False
+    return keep
+
+
+def count_crossings(starts: torch.Tensor, ends: torch.Tensor) -> int:
+    total = 0
+    for i in range(starts.shape[0] - 1):
+        total += int(segments_cross(starts[i], ends[i], starts[i + 1:], ends[i + 1:]).sum())
+    return total
+
+
+# ------------------------------------------------------------------------------------------------- pipeline
+
+@dataclass
+class CleanedPoints:
+    """Pairs after cleaning, in the coordinates they were given in (content points, style points), plus the
+    targets (style points mapped into the content frame) and the fitted content → style similarity."""
+
+    content: torch.Tensor          # (K, 2)
+    style: torch.Tensor            # (K, 2)
+    targets: torch.Tensor          # (K, 2), content frame
+    strength: torch.Tensor         # (K,), markers get +inf
+    similarity: Similarity
+    n_markers: int = 0
+    counts: dict = field(default_factory=dict)     # how many survived each step, for logs and reports
+    crossing_markers: int = 0
+
+
+def align_targets(content: torch.Tensor, style: torch.Tensor, content_size: tuple[float, float],
+                  margin: float = 0.0) -> tuple[torch.Tensor, Similarity]:
+    """Style points mapped into the content frame by the inverse of the content → style similarity, clamped to
+    [margin, W − margin] × [margin, H − margin]."""
+    sim = umeyama(content, style)
+    t = sim.inverse().apply(style.double())
+    w, h = content_size
+    t[:, 0] = t[:, 0].clamp(margin, w - margin)
+    t[:, 1] = t[:, 1].clamp(margin, h - margin)
+    return t, sim
+
+
+def clean_correspondences(content: torch.Tensor, style: torch.Tensor, strength: torch.Tensor, *,
+                          content_size: tuple[int, int], style_size: tuple[int, int],
+                          markers: tuple[torch.Tensor, torch.Tensor] | None = None, im_size: int = 256,
+                          min_activation: float = 1.0, max_points: int = 80, min_distance: float = 10.0,
+                          target_margin: float = 5.0) -> CleanedPoints:
+    """DST's cleaning of automatic pairs (``content``/``style`` (K, 2) pixel points in each image, ``strength``
+    the accumulated NBB activation), merged with optional artist ``markers`` (content, style) that always stay.
+
+    Distances (``min_distance``, ``target_margin``) are in pixels of a frame whose long side is ``im_size``.
+    Returns points in the input coordinates."""
+    content, style, strength = content.double(), style.double(), strength.double()
+    cs = im_size / max(content_size)          # content pixels -> working frame
+    ss = im_size / max(style_size)
+    counts = {"raw": int(content.shape[0])}
+    strong = strength >= min_activation
+    content, style, strength = content[strong], style[strong], strength[strong]
+    counts["strong"] = int(content.shape[0])
+
+    if markers is not None and markers[0].numel():
+        mc, ms = markers[0].double().reshape(-1, 2), markers[1].double().reshape(-1, 2)
+    else:
+        mc, ms = content.new_zeros(0, 2), content.new_zeros(0, 2)
+    n_fixed = mc.shape[0]
+
+    idx = select_greedy(content * cs, strength, max(0, max_points - n_fixed), min_distance, taken=mc * cs)
+    content, style, strength = content[idx], style[idx], strength[idx]
+    counts["selected"] = int(content.shape[0])
+
+    all_c = torch.cat([mc, content]) * cs
+    all_s = torch.cat([ms, style]) * ss
+    all_w = torch.cat([torch.full((n_fixed,), float("inf"), dtype=torch.float64), strength])
+    c_size = (content_size[0] * cs, content_size[1] * cs)
+    for _ in range(2):
+        targets, _sim = align_targets(all_c, all_s, c_size, target_margin)
+        keep = crossing_survivors(all_c, targets, n_fixed)
+        all_c, all_s, all_w = all_c[keep], all_s[keep], all_w[keep]
+    counts["uncrossed"] = int(all_c.shape[0]) - n_fixed
+    targets, sim_work = align_targets(all_c, all_s, c_size, target_margin) if all_c.shape[0] else \
+        (all_c.clone(), Similarity.identity())
+    crossing_markers = count_crossings(all_c[:n_fixed], targets[:n_fixed]) if n_fixed > 1 else 0
+    if crossing_markers:
+        log.warning("%d pair(s) of keypoint markers cross each other (content point → aligned style point); the "
+                    "warp will fold there — check the marker numbering", crossing_markers)
+    # back to input coordinates; the similarity is re-expressed between the input frames
+    sim = Similarity(sim_work.scale * cs / ss, sim_work.rotation, sim_work.translation / ss)
+    return CleanedPoints(content=all_c / cs, style=all_s / ss, targets=targets / cs, strength=all_w,
+                         similarity=sim, n_markers=n_fixed, counts=counts, crossing_markers=crossing_markers)

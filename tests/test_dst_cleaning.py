@@ -1,0 +1,114 @@
+"""DST keypoint cleaning: Umeyama similarity, greedy selection, crossing removal, markers kept."""
+import math
+
+import pytest
+import torch
+
+from impasto.engines.dst.cleaning import (Similarity, align_targets, clean_correspondences, count_crossings,
+                                          crossing_survivors, segments_cross, select_greedy, umeyama)
+
+
+def _rot(deg):
+    a = math.radians(deg)
+    return torch.tensor([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]], dtype=torch.float64)
+
+
+def test_umeyama_recovers_a_known_similarity():
+    g = torch.Generator().manual_seed(0)
+    src = torch.rand(40, 2, generator=g, dtype=torch.float64) * 200
+    truth = Similarity(1.7, _rot(23.0), torch.tensor([12.0, -30.0], dtype=torch.float64))
+    dst = truth.apply(src)
+    est = umeyama(src, dst)
+    assert est.scale == pytest.approx(1.7, abs=1e-9)
+    assert torch.allclose(est.rotation, truth.rotation, atol=1e-9)
+    assert torch.allclose(est.translation, truth.translation, atol=1e-7)
+    # with noise the estimate stays close
+    noisy = dst + torch.randn(dst.shape, generator=g, dtype=torch.float64) * 0.5
+    est = umeyama(src, noisy)
+    assert est.scale == pytest.approx(1.7, rel=1e-2)
+    assert torch.allclose(est.rotation, truth.rotation, atol=1e-2)
+    # inverse maps back
+    assert torch.allclose(est.inverse().apply(est.apply(src)), src, atol=1e-9)
+
+
+def test_umeyama_never_returns_a_reflection():
+    g = torch.Generator().manual_seed(1)
+    src = torch.rand(20, 2, generator=g, dtype=torch.float64)
+    mirrored = src * torch.tensor([-1.0, 1.0], dtype=torch.float64)
+    est = umeyama(src, mirrored)
+    assert torch.det(est.rotation).item() == pytest.approx(1.0)
+
+
+def test_umeyama_with_one_point_fits_the_translation():
+    est = umeyama(torch.tensor([[1.0, 2.0]]), torch.tensor([[4.0, 6.0]]))
+    assert est.scale == 1.0 and torch.allclose(est.translation, torch.tensor([3.0, 4.0], dtype=torch.float64))
+
+
+def test_greedy_selection_keeps_strongest_and_spaces_them():
+    pts = torch.tensor([[0.0, 0.0], [5.0, 0.0], [20.0, 0.0], [25.0, 3.0], [100.0, 100.0]])
+    strength = torch.tensor([1.0, 3.0, 2.0, 1.5, 0.5])
+    idx = select_greedy(pts, strength, max_points=10, min_distance=10)
+    assert idx.tolist() == [1, 2, 4]
+    assert select_greedy(pts, strength, max_points=2, min_distance=10).tolist() == [1, 2]
+    # points near an already-taken marker are skipped
+    assert select_greedy(pts, strength, 10, 10, taken=torch.tensor([[21.0, 0.0]])).tolist() == [1, 4]
+
+
+def test_segments_cross():
+    a0, a1 = torch.tensor([0.0, 0.0]), torch.tensor([10.0, 10.0])
+    b0 = torch.tensor([[0.0, 10.0], [20.0, 0.0], [10.0, 10.0]])
+    b1 = torch.tensor([[10.0, 0.0], [30.0, 10.0], [20.0, 0.0]])
+    assert segments_cross(a0, a1, b0, b1).tolist() == [True, False, False]
+
+
+def test_crossing_removal_drops_the_later_pair_but_never_a_fixed_one():
+    starts = torch.tensor([[0.0, 0.0], [0.0, 10.0], [50.0, 50.0]])
+    ends = torch.tensor([[10.0, 10.0], [10.0, 0.0], [55.0, 50.0]])
+    assert crossing_survivors(starts, ends).tolist() == [True, False, True]
+    assert crossing_survivors(starts, ends, n_fixed=2).tolist() == [True, True, True]
+    assert count_crossings(starts, ends) == 1
+
+
+def test_align_targets_undoes_the_framing():
+    content = torch.tensor([[10.0, 10.0], [100.0, 20.0], [50.0, 90.0], [80.0, 80.0]], dtype=torch.float64)
+    frame = Similarity(0.5, _rot(10.0), torch.tensor([30.0, 5.0], dtype=torch.float64))
+    style = frame.apply(content)
+    targets, sim = align_targets(content, style, (128, 128))
+    assert torch.allclose(targets, content, atol=1e-7)
+    assert sim.scale == pytest.approx(0.5)
+
+
+def test_clean_pipeline_drops_weak_crossing_and_crowded_pairs_and_keeps_markers():
+    g = torch.Generator().manual_seed(3)
+    # a 12x12 grid of pairs related by a similarity (style = 0.5 * content + (10, 20)), plus noise
+    xs = torch.arange(12, dtype=torch.float64) * 20 + 15
+    gy, gx = torch.meshgrid(xs, xs, indexing="ij")
+    content = torch.stack([gx.flatten(), gy.flatten()], 1)
+    style = content * 0.5 + torch.tensor([10.0, 20.0], dtype=torch.float64)
+    strength = torch.rand(content.shape[0], generator=g, dtype=torch.float64) * 3
+    strength[0] = 0.5                                    # weak: dropped
+    # a crowded near-duplicate of pair 5, weaker
+    content = torch.cat([content, content[5:6] + 2]); style = torch.cat([style, style[5:6] + 1])
+    strength = torch.cat([strength, strength[5:6] - 1e-3])
+    # two strong pairs whose displacements (content point -> aligned style point) cross: the weaker one goes
+    cross_c = torch.tensor([[100.0, 100.0], [100.0, 140.0]], dtype=torch.float64)
+    cross_t = torch.tensor([[140.0, 140.0], [140.0, 100.0]], dtype=torch.float64)
+    content = torch.cat([content, cross_c]); style = torch.cat([style, cross_t * 0.5 + torch.tensor([10.0, 20.0])])
+    strength = torch.cat([strength, torch.tensor([5.0, 4.9], dtype=torch.float64)])
+    markers = (torch.tensor([[120.0, 200.0]], dtype=torch.float64), torch.tensor([[70.0, 120.0]], dtype=torch.float64))
+    out = clean_correspondences(content, style, strength, content_size=(256, 256), style_size=(256, 256),
+                                markers=markers, max_points=80, min_distance=10)
+    assert out.n_markers == 1
+    assert torch.allclose(out.content[0], markers[0][0]) and torch.allclose(out.style[0], markers[1][0])
+    assert out.counts["raw"] == 147 and out.counts["strong"] < 146
+    # nothing closer than the minimum distance, nothing crossing, the weak one gone
+    d = (out.content.unsqueeze(1) - out.content.unsqueeze(0)).abs().amax(-1) + torch.eye(out.content.shape[0]) * 1e9
+    assert d.min() > 10
+    assert count_crossings(out.content, out.targets) == 0
+    assert not any(torch.allclose(c, content[0]) for c in out.content)
+    assert any(torch.allclose(c, cross_c[0]) for c in out.content)
+    assert not any(torch.allclose(c, cross_c[1]) for c in out.content)
+    assert out.similarity.scale == pytest.approx(0.5, rel=0.05)
+    # the targets of the consistent pairs are their own content points
+    err = (out.targets - out.content).norm(dim=1)
+    assert err.median() < 1.0 and (err < 3.0).sum() >= out.content.shape[0] - 1
