@@ -2,6 +2,7 @@
 ``gimp_api`` (images, layers, selection, paths, undo groups) plus a fake daemon job, so the logic runs without GIMP."""
 from __future__ import annotations
 
+import importlib.util
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -10,8 +11,23 @@ from typing import Any, Optional
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN_DIR = ROOT / "plugins" / "gimp" / "impasto"
-if str(PLUGIN_DIR) not in sys.path:
-    sys.path.insert(0, str(PLUGIN_DIR))
+
+
+
+def _load_plugin_package() -> None:
+    """Import ``impasto_gimp`` from the plug-in folder without putting that folder on sys.path: it also holds the
+    plug-in's executable ``impasto.py``, which would shadow the backend package ``impasto``."""
+    if "impasto_gimp" in sys.modules:
+        return
+    pkg = PLUGIN_DIR / "impasto_gimp"
+    spec = importlib.util.spec_from_file_location("impasto_gimp", pkg / "__init__.py",
+                                                  submodule_search_locations=[str(pkg)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["impasto_gimp"] = module
+    spec.loader.exec_module(module)
+
+
+_load_plugin_package()
 
 from impasto_gimp.pixels import Rect  # noqa: E402
 from impasto_protocol.images import ImageBuffer  # noqa: E402
