@@ -86,7 +86,8 @@ def detect_python_version() -> tuple[tuple[int, int], str]:
     python3 = shutil.which("python3")
     if gimp and python3 and (v := _python_version(python3)):
         return v, f"{python3}, the python3 beside {gimp}"
-    raise InstallError("cannot find GIMP's Python (no pygimp.interp found); give it with --python-version X.Y "
+    raise InstallError("cannot find GIMP 3's Python here (no *.interp file naming one, no gimp-3.0 on PATH); "
+                       "give it with --python-version X.Y "
                        "(in GIMP: Filters > Development > Python-Fu > Console shows it)")
 
 
