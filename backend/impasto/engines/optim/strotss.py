@@ -1,0 +1,137 @@
+"""STROTSS (Kolkin, Salavon, Shakhnarovich, CVPR 2019): style transfer by relaxed optimal transport and
+self-similarity, optimized coarse to fine.
+
+Per scale (long side 64, 128, … up to ``options.size``): the image is a Laplacian pyramid (5 levels) optimized with
+RMSprop (lr 2e-3, 1e-3 at the last scale).  Each step samples 1024 locations, takes hypercolumns of the output and
+of the content there, and minimizes (α·L_selfsim + L_remd + L_moment + L_palette/max(α,1)) / (α + 2); α starts at
+16 × ``content_weight`` (default 1) and halves every scale.  A scale starts from the previous result upsampled plus
+the content's detail band (the finest band is left to the optimizer at the last scale), as in the original.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from impasto_protocol.options import StylizeOptions
+
+from ...device import autocast
+from ...losses.strotss import HYPERCOLUMN_LAYERS, StrotssStyle, hypercolumns, sample_locations, self_similarity_loss
+from ..base import CancelCheck, EngineError, Progress, ProgressFn, check_cancel, never_cancel, no_progress
+from .common import prepare, preview_of, resize_long_side
+from .pyramid import laplacian_pyramid, synthesize
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StrotssDefaults:
+    steps_per_scale: int = 200
+    content_weight: float = 1.0      # × 16, halved per scale
+    lr: float = 2e-3
+    lr_last: float = 1e-3
+    min_side: int = 64
+    samples: int = 1024
+    style_samples: int = 5000
+    pyramid_levels: int = 5
+
+
+DEFAULTS = StrotssDefaults()
+
+
+def scale_sizes(size: int, min_side: int = DEFAULTS.min_side) -> list[int]:
+    """Long sides of the scales, coarse to fine, ending at ``size``: e.g. 512 -> [64, 128, 256, 512]."""
+    n = max(1, int(math.floor(math.log2(max(size, min_side) / min_side))) + 1)
+    return [max(16, round(size / 2 ** (n - 1 - i))) for i in range(n)]
+
+
+class StrotssObjective:
+    """The STROTSS loss at one scale: fixed style samples and content features, fresh sample locations per call."""
+
+    def __init__(self, vgg, content: torch.Tensor, style: torch.Tensor, alpha: float, device, fmt,
+                 generator: torch.Generator, samples: int = DEFAULTS.samples):
+        self.vgg, self.device, self.fmt, self.alpha, self.gen, self.samples = vgg, device, fmt, alpha, generator, samples
+        self.content = content
+        with torch.no_grad(), autocast(device):
+            self.style = StrotssStyle(vgg, style.contiguous(memory_format=fmt), DEFAULTS.style_samples, generator)
+            self.content_feats = {k: v.float() for k, v in
+                                  vgg(content.contiguous(memory_format=fmt), list(HYPERCOLUMN_LAYERS)).items()}
+
+    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        h, w = x.shape[2:]
+        pts = sample_locations(h, w, self.samples, self.gen)
+        with autocast(self.device):
+            feats = self.vgg(x.contiguous(memory_format=self.fmt), list(HYPERCOLUMN_LAYERS))
+        hx = hypercolumns(feats, x, pts)
+        hc = hypercolumns(self.content_feats, self.content, pts)
+        l_content = self_similarity_loss(hx[:, :-3], hc[:, :-3])
+        l_style = self.style.loss(hx, self.alpha)
+        total = (self.alpha * l_content + l_style) / (self.alpha + 2)
+        return total, {"content": l_content.detach().item(), "style": l_style.detach().item(),
+                       "total": total.detach().item()}
+
+
+def stylize(content: torch.Tensor, style: torch.Tensor | None, options: StylizeOptions, *,
+            progress: ProgressFn = no_progress, cancel: CancelCheck = never_cancel, device=None, on_tile=None,
+            artifacts: dict | None = None) -> torch.Tensor:
+    if style is None:
+        raise EngineError("STROTSS needs a style image")
+    if options.optimizer not in (None, "rmsprop", "adam"):
+        raise EngineError(f"STROTSS optimizes with 'rmsprop' (default) or 'adam', not {options.optimizer!r}")
+    device, fmt, vgg = prepare(device)
+    out_size = tuple(content.shape[2:])
+    gen = torch.Generator().manual_seed(options.seed)
+    sizes = scale_sizes(options.size)
+    steps = options.steps or DEFAULTS.steps_per_scale
+    alpha = 16.0 * (DEFAULTS.content_weight if options.content_weight is None else options.content_weight)
+    total_steps, done = steps * len(sizes), 0
+    x: torch.Tensor | None = None
+    last: dict[str, float] = {}
+    for si, long_side in enumerate(sizes):
+        is_last = si == len(sizes) - 1
+        c = resize_long_side(content[:, :3].float(), long_side).to(device)
+        s = resize_long_side(style[:, :3].float(), long_side).to(device)
+        if x is None:
+            if options.init == "noise":
+                start = torch.rand(c.shape, generator=gen).to(device)
+            else:
+                # the content's structure with the style's mean colour at the coarsest band (STROTSS' init)
+                c_pyr = laplacian_pyramid(c, DEFAULTS.pyramid_levels)
+                c_pyr[-1] = c_pyr[-1] - c.mean((2, 3), keepdim=True) + s.mean((2, 3), keepdim=True)
+                start = synthesize(c_pyr)
+        else:
+            start = F.interpolate(x, size=c.shape[2:], mode="bilinear", align_corners=False)
+            if not is_last:
+                c_detail = c - F.interpolate(F.interpolate(c, size=x.shape[2:], mode="bilinear", align_corners=False,
+                                                           antialias=True),
+                                             size=c.shape[2:], mode="bilinear", align_corners=False)
+                start = start + c_detail
+        objective = StrotssObjective(vgg, c, s, alpha, device, fmt, gen)
+        pyr = [p.detach().clone().requires_grad_(True) for p in laplacian_pyramid(start.clamp(0, 1),
+                                                                                   DEFAULTS.pyramid_levels)]
+        lr = options.learning_rate or (DEFAULTS.lr_last if is_last else DEFAULTS.lr)
+        opt = (torch.optim.Adam(pyr, lr=lr) if options.optimizer == "adam" else torch.optim.RMSprop(pyr, lr=lr))
+        for step in range(1, steps + 1):
+            check_cancel(cancel)
+            opt.zero_grad(set_to_none=True)
+            img = synthesize(pyr)
+            loss, last = objective(img)
+            loss.backward()
+            opt.step()
+            done += 1
+            preview = (preview_of(synthesize(pyr)) if options.preview_every and done % options.preview_every == 0
+                       else None)
+            progress(Progress(done / total_steps, f"scale {si + 1}/{len(sizes)} step {step}/{steps}", preview,
+                              dict(last)))
+        with torch.no_grad():
+            x = synthesize(pyr).clamp(0, 1)
+        alpha /= 2
+    if artifacts is not None:
+        artifacts["losses"] = dict(last)
+    result = x.detach().float()
+    if tuple(result.shape[2:]) != out_size:
+        result = F.interpolate(result, size=out_size, mode="bicubic", align_corners=False).clamp(0, 1)
+    return result.cpu().contiguous()
