@@ -1,0 +1,148 @@
+"""Run an image-to-image network with instance norm tile by tile over a canvas, with global IN statistics.
+
+The canvas is never materialised as a network input: ``read(box)`` returns the input pixels of a canvas region
+(the MT path computes them on the fly from a low-resolution image).  Two phases:
+
+1. global statistics (``global_norm.collect_global_stats``) over crops whose counted regions partition the canvas --
+   or, above ``stats_pixels``, a spread-out sample of it;
+2. the output pass: each tile's write window is computed on window + context, blended into a band accumulator,
+   and its finished owned rectangle is handed to ``emit(x, y, values)``.
+
+Peak memory = one crop's activations + one band (tile rows x canvas width x channels), independent of the canvas
+height; out-of-memory on a crop halves it and retries (``memory.OOMSplitter``).
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import torch
+import torch.nn as nn
+
+from ..engines.base import check_cancel
+from .global_norm import Box, StatsCrop, StopForward, collect_global_stats, global_instance_norm, set_crop_size
+from .memory import OOMSplitter
+from .tiles import BandAccumulator, TileGrid
+
+log = logging.getLogger(__name__)
+
+ReadFn = Callable[[Box], torch.Tensor]
+EmitFn = Callable[[int, int, torch.Tensor], None]
+
+
+@dataclass
+class TiledRunConfig:
+    tile: int                 # write-window side
+    context: int              # pixels of context each side (>= receptive-field radius)
+    overlap: int              # blend overlap between write windows
+    align: int = 4            # network's total stride
+    stats_pixels: int = 4 * 2**20   # above this canvas area the IN statistics are estimated on a sample
+
+
+def grow(box: Box, context: int, height: int, width: int) -> Box:
+    y0, y1, x0, x1 = box
+    return max(0, y0 - context), min(height, y1 + context), max(0, x0 - context), min(width, x1 + context)
+
+
+def sample_count_boxes(height: int, width: int, budget_pixels: int, side: int, align: int) -> list[Box]:
+    """About ``budget_pixels`` of square boxes of ``side`` spread evenly (stratified) over the canvas."""
+    side = max(align, min(side, height, width) // align * align)
+    n = max(1, budget_pixels // (side * side))
+    gy = max(1, min(height // side, round(math.sqrt(n * height / width))))
+    gx = max(1, min(width // side, round(n / gy)))
+    boxes = []
+    for i in range(gy):
+        y0 = min(height - side, max(0, round((i + 0.5) * height / gy - side / 2))) // align * align
+        for j in range(gx):
+            x0 = min(width - side, max(0, round((j + 0.5) * width / gx - side / 2))) // align * align
+            boxes.append((y0, y0 + side, x0, x0 + side))
+    return boxes
+
+
+class TiledRunner:
+    """``net`` maps (1, C, h, w) -> (1, C_out, h, w) for crops whose sides are multiples of ``config.align``."""
+
+    def __init__(self, net: nn.Module, height: int, width: int, config: TiledRunConfig, *,
+                 device: torch.device, autocast_dtype: Optional[torch.dtype] = None, in_channels: int = 3):
+        if height % config.align or width % config.align:
+            raise ValueError(f"canvas {width}x{height} must be a multiple of the stride {config.align}")
+        self.net = net
+        self.height, self.width = height, width
+        self.config = config
+        self.device = device
+        self.autocast_dtype = autocast_dtype
+        self.in_channels = in_channels
+        self.grid = TileGrid.plan(height, width, config.tile, config.overlap, config.context, config.align)
+        self.splitter = OOMSplitter(device, config.align)
+        self.exact_stats = height * width <= config.stats_pixels
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=self.autocast_dtype,
+                                                    enabled=self.autocast_dtype is not None):
+            return self.net(x)
+
+    def stats_crops(self) -> list[StatsCrop]:
+        c = self.config
+        if self.exact_stats:
+            boxes = [t.owned for t in self.grid]
+        else:
+            boxes = sample_count_boxes(self.height, self.width, c.stats_pixels, min(c.tile, 512), c.align)
+        return [StatsCrop(grow(b, c.context, self.height, self.width), b) for b in boxes]
+
+    def run(self, read: ReadFn, emit: EmitFn, *, out_channels: int = 3,
+            cancel: Optional[Callable[[], bool]] = None,
+            progress: Optional[Callable[[str, int, int], None]] = None) -> None:
+        c = self.config
+        with global_instance_norm(self.net, self.in_channels) as norms:
+            crops = self.stats_crops()
+            n_norms = len(norms)
+            log.info("tiled run %dx%d: %d tiles of %d (+%d context, %d overlap), %d IN layers, %s statistics over "
+                     "%d crops", self.width, self.height, len(self.grid), c.tile, c.context, c.overlap, n_norms,
+                     "exact" if self.exact_stats else "sampled", len(crops))
+
+            def run_stats(sc: StatsCrop) -> None:
+                def compute(count: Box) -> None:
+                    crop = grow(count, c.context, self.height, self.width)
+                    for m in norms:
+                        m.crop_size = (crop[1] - crop[0], crop[3] - crop[2])
+                    for m in norms:
+                        m.count_box = (count[0] - crop[0], count[1] - crop[0], count[2] - crop[2], count[3] - crop[2])
+                    try:
+                        self._forward(read(crop).to(self.device))
+                    except StopForward:
+                        return
+                    raise RuntimeError("the statistics pass ran through the network without reaching its norm")
+                self.splitter.run(sc.count, compute)
+                raise StopForward()     # every part was counted; tell collect_global_stats this crop is done
+
+            def on_pass(done: int, total: int) -> None:
+                check_cancel(cancel)
+                if progress is not None:
+                    progress("statistics", done, total)
+
+            if n_norms:
+                collect_global_stats(norms, crops, run_stats, on_pass=on_pass)
+
+            acc = BandAccumulator(self.grid, out_channels, torch.float32, "cpu")
+            for tile in self.grid:
+                check_cancel(cancel)
+                wy0, wy1, wx0, wx1 = tile.window
+                values = torch.empty(1, out_channels, wy1 - wy0, wx1 - wx0)
+
+                def compute(box: Box) -> None:
+                    crop = grow(box, c.context, self.height, self.width)
+                    set_crop_size(norms, crop[1] - crop[0], crop[3] - crop[2])
+                    y = self._forward(read(crop).to(self.device))
+                    by0, by1, bx0, bx1 = box
+                    values[:, :, by0 - wy0:by1 - wy0, bx0 - wx0:bx1 - wx0] = \
+                        y[:, :, by0 - crop[0]:by1 - crop[0], bx0 - crop[2]:bx1 - crop[2]].float().cpu()
+
+                self.splitter.run(tile.window, compute)
+                owned = acc.add(tile, values)
+                oy0, _, ox0, _ = tile.owned
+                emit(ox0, oy0, owned)
+                if progress is not None:
+                    progress("tiles", tile.index + 1, len(self.grid))
+
