@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 import torch
 
 from impasto_protocol import StylizeOptions
@@ -55,14 +56,23 @@ def main() -> None:
                 assert job.result is not None, job.error
                 assert bytes(job.result.data) == arr.tobytes(), "daemon result differs"
                 # interleaved pairs, so both sides see the same machine load
-                in_times, rt, server = [], [], []
+                in_times, rt, server, in_cpu, rt_cpu = [], [], [], [], []
+                daemon_proc = psutil.Process(d.proc.pid)
+
+                def daemon_cpu() -> float:
+                    t = daemon_proc.cpu_times()
+                    return t.user + t.system
+
                 for _ in range(args.repeat):
-                    t0 = time.perf_counter()
+                    c0, t0 = time.process_time(), time.perf_counter()
                     in_process(img, options)
                     in_times.append(time.perf_counter() - t0)
-                    t0 = time.perf_counter()
+                    in_cpu.append(time.process_time() - c0)
+                    c.poll_all()
+                    c0, d0, t0 = time.process_time(), daemon_cpu(), time.perf_counter()
                     job = c.stylize(img, options).wait(timeout=300)
                     rt.append(time.perf_counter() - t0)
+                    rt_cpu.append(time.process_time() - c0 + daemon_cpu() - d0)
                     assert job.result is not None, job.error
                     server.append(job.info["seconds"])
                 transport = d.info.endpoint.split(":", 1)[0]
@@ -80,6 +90,9 @@ def main() -> None:
     print(f"overhead (difference of best runs; least disturbed by other load)  "
           f"{(min(rt) - min(in_times)) * 1e3:8.1f} ms  (best: daemon {min(rt) * 1e3:.0f}, in-process "
           f"{min(in_times) * 1e3:.0f})")
+    print(f"CPU time (load-independent): in-process {statistics.median(in_cpu) * 1e3:.0f} ms, daemon path "
+          f"(client + daemon processes) {statistics.median(rt_cpu) * 1e3:.0f} ms, extra "
+          f"{(statistics.median(rt_cpu) - statistics.median(in_cpu)) * 1e3:.0f} ms")
     print(f"machine load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
 
