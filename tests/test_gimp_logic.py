@@ -123,3 +123,12 @@ def test_results_of_any_layout_become_rgba():
     assert pixels.convert_depth(pixels.convert_depth(bytes(range(256)), 1, 2), 2, 1) == bytes(range(256))
     with pytest.raises(pixels.PixelError):
         pixels.buffer_to_rgba(ImageBuffer(1, 1, 4, "f32", bytes(16)))
+
+
+def test_dialog_mnemonics_are_unique_and_free_of_the_buttons():
+    # GIMP's procedure dialog has _Load Saved Settings, _Save Settings, _Help, _Reset, _Cancel, _OK
+    taken = set("lshrco")
+    for args in (STYLIZE_ARGS, KEYPOINT_ARGS):
+        keys = [a.nick[a.nick.index("_") + 1].lower() for a in args]
+        assert len(keys) == len(set(keys)), keys
+        assert not set(keys) & taken, [a.nick for a in args if a.nick[a.nick.index("_") + 1].lower() in taken]

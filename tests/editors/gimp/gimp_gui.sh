@@ -11,7 +11,6 @@ mkdir -p "$WORK/gimpcfg"
 cat > "$WORK/gimpcfg/gimprc" <<'RC'
 (show-welcome-dialog no)
 (color-profile-policy keep)
-(single-window-mode yes)
 (show-tips no)
 (config-version "3.0.4")
 (check-updates no)
@@ -26,7 +25,7 @@ export DISPLAY=":$(head -1 "$f")"; rm -f "$f"
 unshare -m bash -c '
   mount --bind "$1" "$2/job" && mount --bind /tmp/.X11-unix "$2/tmp/.X11-unix" &&
   exec chroot "$2" env -i HOME=/root LANG=C.UTF-8 PATH=/usr/bin:/bin DISPLAY="$3" GIMP3_DIRECTORY=/job/gimpcfg $5 \
-    timeout 300 gimp-3.0 --no-splash --batch-interpreter=python-fu-eval -b "exec(open(\"/job/$4\").read())" \
+    timeout "${GIMP_TIMEOUT:-300}" gimp-3.0 --no-splash --batch-interpreter=python-fu-eval -b "exec(open(\"/job/$4\").read())" \
     /job/input.png' _ "$WORK" "$ROOT" "$DISPLAY" "$BATCH" "${GIMP_ENV:-}" > "$WORK/gimp-gui.log" 2>&1 &
 export GIMP_PID=$!
 "$@"; rc=$?

@@ -17,11 +17,14 @@ mkdir -p "$work/tests" "$out"
 "$PY" -c "
 import sys; sys.path.insert(0, '$here'); from prepare import images; from pathlib import Path; images(Path('$work'), (600, 400), marker=False)"
 cp "$here/dialog_batch.py" "$work/tests/"
+# the painting for the result screenshot (read, never committed; only the stylized result appears in docs/)
+painting=${SHOT_PAINTING:-$root/../shared/data/style/great_wave.jpg}
+[ -f "$painting" ] && cp "$painting" "$work/style-painting.jpg"
 # a real daemon, so the dialog's first line shows what it offers
 mkdir -p "$work/run" && chmod 700 "$work/run"
 "$PY" -m impasto.cli serve --connection-file "$work/run/daemon.json" > "$work/daemon.log" 2>&1 &
 dpid=$!
-trap 'kill $dpid 2>/dev/null; wait $dpid 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill $dpid 2>/dev/null; wait $dpid 2>/dev/null; [ "${KEEP_WORK:-0}" = 1 ] || rm -rf "$work"' EXIT
 for _ in $(seq 1 600); do [ -s "$work/run/daemon.json" ] && break; sleep 0.1; done
 
 shoot() {
@@ -33,8 +36,15 @@ shoot() {
   sleep 2                                         # let GTK finish drawing
   import -window "$wid" "$out/gimp-stylize-dialog.png"
   import -window root "$out/gimp-window.png"
+  if [ -f "$work/style-painting.jpg" ]; then        # cancel the dialog, wait for the real job, photograph it
+    xdotool windowfocus --sync "$wid" key Escape
+    for _ in $(seq 1 2800); do [ -s "$work/result-ready" ] && break; sleep 0.2; done
+    sleep 2
+    import -window root "$out/gimp-result.png"
+    echo "result: $(cat "$work/result-ready" 2>/dev/null) -> $out/gimp-result.png"
+  fi
   echo "wrote $out/gimp-stylize-dialog.png ($(identify -format '%wx%h' "$out/gimp-stylize-dialog.png")) and $out/gimp-window.png"
 }
-export out
+export out work
 export -f shoot
-GIMP_ENV="IMPASTO_RUNTIME_DIR=/job/run" timeout 120 "$here/gimp_gui.sh" "$ROOT" "$work" tests/dialog_batch.py bash -c shoot
+GIMP_TIMEOUT=600 GIMP_ENV="IMPASTO_RUNTIME_DIR=/job/run" timeout 720 "$here/gimp_gui.sh" "$ROOT" "$work" tests/dialog_batch.py bash -c shoot

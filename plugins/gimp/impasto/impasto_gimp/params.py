@@ -36,17 +36,17 @@ class Arg:
 
 STYLIZE_ARGS: tuple[Arg, ...] = (
     Arg("engine", "choice", "_Engine", "Which method paints the style", "gatys", choices=ENGINES),
-    Arg("style-name", "string", "MT _style", "Name of a trained style (Fast engine; see `impasto styles`)", ""),
+    Arg("style-name", "string", "_MT style", "Name of a trained style (Fast engine; see `impasto styles`)", ""),
     Arg("style-source", "choice", "Style _from", "Where the style image comes from (other engines)", "file",
         choices=STYLE_SOURCES),
     Arg("style-file", "file", "Style _image file", "A painting to take the style from"),
-    Arg("style-layer", "layer", "Style _layer", "A layer of any open image to take the style from"),
+    Arg("style-layer", "layer", "Style la_yer", "A layer of any open image to take the style from"),
     Arg("strength", "double", "S_trength", "1 = full style, 0 = the picture unchanged", 1.0, 0.0, 1.0),
-    Arg("preserve-colors", "boolean", "_Preserve colours", "Keep the picture's colours, take only the style's "
+    Arg("preserve-colors", "boolean", "Preserve colo_urs", "Keep the picture's colours, take only the style's "
         "texture", False),
     Arg("keypoints", "choice", "_Keypoints", "DST: automatic correspondences, the keypoint paths, or both",
         "auto", choices=KEYPOINT_MODES),
-    Arg("output-size", "int", "_Output size", "Long side of the new layer in pixels (0 = the selection's or "
+    Arg("output-size", "int", "Output si_ze", "Long side of the new layer in pixels (0 = the selection's or "
         "layer's full size)", 0, 0, 65536),
     Arg("working-size", "int", "_Working size", "Long side the engine works at (speed vs. detail)", 512, 16, 8192),
     Arg("steps", "int", "Ste_ps", "Optimization steps (0 = the engine's default)", 0, 0, 100000),
@@ -68,8 +68,8 @@ SENSITIVITY: dict[str, tuple[str, tuple[str, ...], bool]] = {
 }
 
 KEYPOINT_ARGS: tuple[Arg, ...] = (
-    Arg("style-layer", "layer", "Style _layer", "The layer the style keypoints go on (default: the picture)"),
-    Arg("count", "int", "_Count", "How many keypoints each path gets", 4, 1, 64),
+    Arg("style-layer", "layer", "Style la_yer", "The layer the style keypoints go on (default: the picture)"),
+    Arg("count", "int", "_Number of keypoints", "How many keypoints each path gets", 4, 1, 64),
 )
 
 
