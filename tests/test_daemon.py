@@ -270,6 +270,42 @@ def test_a_killed_clients_job_is_cancelled_within_two_seconds(daemon, client, st
             blocker.wait(timeout=30)
 
 
+def test_a_hung_clients_jobs_are_cancelled_by_missing_heartbeats(daemon, client):
+    """SIGSTOP: the socket stays open, only the heartbeats stop."""
+    blocker = client.stylize(ImageBuffer(16, 16, 3, "u8", bytes(768)),
+                             opts(engine="sleep", size=16, steps=1000, learning_rate=0.01))
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(daemon.connection_file), "queued"],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        job_id = child.stdout.readline().strip()
+        os.kill(child.pid, signal.SIGSTOP)
+        deadline = time.monotonic() + 15
+        summary = None
+        while time.monotonic() < deadline and summary is None:
+            summary = next((j for j in client.status()["recent"] if j["job_id"] == job_id), None)
+            time.sleep(0.1)
+        assert summary and summary["state"] == "cancelled" and summary["reason"] == "client_gone", summary
+    finally:
+        child.kill()
+        child.wait()
+        blocker.cancel()
+        blocker.wait(timeout=30)
+
+
+def test_queued_jobs_hear_their_position(client):
+    img, arr = rand_image(16, 16, 3)
+    blocker = client.stylize(img, opts(engine="sleep", size=16, steps=100, learning_rate=0.02))
+    queued = client.stylize(img, opts(size=16))
+    positions = []
+    deadline = time.monotonic() + 10
+    while not positions and time.monotonic() < deadline:
+        positions = [e.position for e in queued.poll() if isinstance(e, ProgressEvent) and e.position is not None]
+        time.sleep(0.05)
+    assert positions and positions[0] == 1          # behind the running blocker
+    blocker.cancel()
+    assert bytes(queued.wait(timeout=30).result.data) == arr.tobytes()
+
+
 def test_status_command_reports_the_daemon(daemon):
     env = dict(os.environ, IMPASTO_RUNTIME_DIR=str(daemon.runtime_dir))
     out = subprocess.run([sys.executable, "-m", "impasto.cli", "status", "--connection-file",

@@ -471,8 +471,9 @@ def decode_event(msg: Message, job: Optional[Job] = None) -> Any:
         return Accepted(job_id=msg.job_id or "", position=int(c.get("position", 0)))
     if t == PROGRESS:
         preview = ImageBuffer.from_description(c["preview"], msg.buffers, max_pixels=None) if c.get("preview") else None
+        pos = c.get("position")
         return ProgressEvent(fraction=float(c.get("fraction", 0.0)), stage=str(c.get("stage", "")), preview=preview,
-                             losses=c.get("losses"))
+                             losses=c.get("losses"), position=pos if isinstance(pos, int) else None)
     if t == TILE:
         return TileEvent(x=int(c["x"]), y=int(c["y"]), final=bool(c.get("final", False)),
                          image=ImageBuffer.from_description(c["image"], msg.buffers, max_pixels=None))

@@ -88,6 +88,7 @@ class ProgressEvent:
     stage: str = ""
     preview: Optional[ImageBuffer] = None  # small u8 RGB sRGB image, when the job asked for previews
     losses: Optional[dict] = None
+    position: Optional[int] = None         # jobs ahead, while the job waits in the queue
 
 
 @dataclass

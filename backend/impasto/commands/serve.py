@@ -24,8 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "(default: the user runtime dir; IMPASTO_RUNTIME_DIR overrides)")
     p.add_argument("--max-pixels", type=int, default=None, help="largest image accepted, in pixels (default 268M)")
     p.add_argument("--max-message-mb", type=int, default=None, help="largest frame accepted, in MiB (default 4096)")
-    p.add_argument("--heartbeat-timeout", type=float, default=1.0,
-                   help="seconds of silence after which a pinging client's jobs are cancelled (default 1)")
+    p.add_argument("--heartbeat-timeout", type=float, default=1.5,
+                   help="seconds of silence after which a pinging client's jobs are cancelled (default 1.5)")
     p.add_argument("--device", action="append", dest="devices", metavar="DEVICE",
                    help="run a worker on DEVICE (repeatable; default: every CUDA device, else the CPU)")
     p.add_argument("--test-engines", action="store_true",

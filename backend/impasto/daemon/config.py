@@ -17,7 +17,8 @@ class DaemonConfig:
     connection_file: Path = field(default_factory=default_connection_file)
     max_pixels: int = DEFAULT_MAX_PIXELS    # per image, and per output
     max_message_bytes: int = 4 << 30        # ZMQ_MAXMSGSIZE: larger frames disconnect the sender
-    heartbeat_timeout: float = 1.0          # a pinging session silent this long has its jobs cancelled
+    heartbeat_timeout: float = 1.5          # a pinging session silent this long has its jobs cancelled
+    queue_probe_interval: float = 0.5       # queued jobs get a progress message this often (finds vanished clients)
     replay_window: float = 300.0            # seconds a message date may differ from the daemon's clock
     max_active_jobs: int = 512              # queued + running
     max_upload_bytes: int = 8 << 30         # pixels of streamed images being received, all jobs together

@@ -192,6 +192,13 @@ class JobQueue:
             job.started_at = time.time()
             return job
 
+    def queued_positions(self) -> dict[str, int]:
+        """job_id -> jobs ahead of it (running ones included), for every queued job."""
+        with self._cond:
+            running = sum(1 for j in self.active.values() if j.state == "running")
+            order = sorted((p, seq, j) for p, seq, j in self._heap if j.state == "queued")
+            return {j.job_id: running + i for i, (_, _, j) in enumerate(order)}
+
     def remove_queued(self, job: Job) -> bool:
         """Take a job that has not started out of the queue.  True when it was still queued."""
         with self._cond:

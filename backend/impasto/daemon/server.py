@@ -4,7 +4,8 @@ The main thread owns the ROUTER socket: it verifies signatures (dropping anythin
 refuses replays, validates requests before anything is allocated for them, answers hello/status/list_styles/ping/
 cancel/shutdown at once (so they never wait behind a job), queues jobs, forwards what the workers send, and
 watches client liveness: a session that has pinged and falls silent for ``heartbeat_timeout`` seconds, or whose
-socket has gone (ROUTER_MANDATORY send failure), has its jobs cancelled.
+socket has gone (ROUTER_MANDATORY send failure -- queued jobs get a progress message every 0.5 s, so this is
+noticed for them too), has its jobs cancelled.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ import zmq
 from impasto_protocol.connection import ConnectionInfo, new_key, remove_connection_file, write_connection_file
 from impasto_protocol.images import DTYPES
 from impasto_protocol.messages import (ACCEPTED, CANCEL_REPLY, CANCELLED, DELIVER, ERROR, HELLO_REPLY,
-                                       LIST_STYLES_REPLY, PONG, SHUTDOWN_REPLY, STATUS_REPLY)
+                                       LIST_STYLES_REPLY, PONG, PROGRESS, SHUTDOWN_REPLY, STATUS_REPLY)
 from impasto_protocol.wire import (PROTOCOL_VERSION, Message, ReplayGuard, Signer, WireError, deserialize,
                                    make_header, new_id, serialize)
 
@@ -76,6 +77,7 @@ class Daemon:
         self.info: ConnectionInfo | None = None
         self.stopping: str | None = None
         self._stop_at = 0.0
+        self._last_probe = 0.0
         self._signal: int | None = None
 
     # -- setup -----------------------------------------------------------------------------------------------------
@@ -404,7 +406,23 @@ class Daemon:
                 log.info("job=%s event=client_gone via=send_failure", job.job_id)
                 self.cancel_job(job, "client_gone")
 
+    def probe_queued(self) -> None:
+        """Tell each queued job's client its place in the queue.  Besides informing the artist, the send fails at
+        once (EHOSTUNREACH) for a client whose socket has gone, so a killed client's queued jobs are cancelled
+        without waiting for its heartbeats to be missed."""
+        positions = self.queue.queued_positions()
+        for job in self.queue.jobs():
+            pos = positions.get(job.job_id)
+            if pos is None or job.cancel_event.is_set():
+                continue
+            self.reply(job.identities, job.request_header, PROGRESS,
+                       {"fraction": 0.0, "stage": f"queued ({pos} ahead)", "step": 0, "position": pos},
+                       job_id=job.job_id)
+
     def reap(self, now: float) -> None:
+        if now - self._last_probe >= self.config.queue_probe_interval:
+            self._last_probe = now
+            self.probe_queued()
         timeout = self.config.heartbeat_timeout
         for job in self.queue.jobs():
             if job.state == "uploading" and now - job.last_chunk_at > self.config.upload_timeout:
