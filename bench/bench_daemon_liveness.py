@@ -65,7 +65,7 @@ def main() -> None:
             kill_lat = []
             for _ in range(args.repeat):
                 blocker = None
-                if state == "queued":      # nothing is sent to a queued job's client: only heartbeats tell
+                if state == "queued":      # found by the 0.5 s queue-position message failing to send
                     blocker = c.stylize(img, StylizeOptions(engine="sleep", size=16, steps=1000, learning_rate=0.01))
                 child = subprocess.Popen([sys.executable, "-c", CHILD, str(d.connection_file), state],
                                          stdout=subprocess.PIPE, text=True)

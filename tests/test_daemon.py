@@ -237,8 +237,8 @@ CHILD = textwrap.dedent("""
 
 @pytest.mark.parametrize("state", ["running", "queued"])
 def test_a_killed_clients_job_is_cancelled_within_two_seconds(daemon, client, state):
-    """running: noticed when a progress send fails (the socket is gone) or by heartbeat; queued (nothing is sent
-    to the client while it waits): noticed by the missing heartbeats."""
+    """running: noticed when a progress send fails (the socket is gone); queued: when the 0.5 s queue-position
+    message fails to send (missing heartbeats would catch both within 1.5 s too)."""
     blocker = None
     if state == "queued":
         blocker = client.stylize(ImageBuffer(16, 16, 3, "u8", bytes(768)),
