@@ -208,11 +208,16 @@ class VGG19Features(nn.Module):
             self.register_buffer("_scale", torch.full((1, 3, 1, 1), 255.0), persistent=False)
             self.register_buffer("_shift", -torch.tensor(CAFFE_MEAN_BGR).view(1, 3, 1, 1), persistent=False)
             self._bgr = True
+            # Caffe input is ~255·0.226 = 57.6× larger than torchvision's std-normalized input, and so (nearly
+            # linearly) are the activations.  Losses that are not scale invariant (moments) multiply by this to
+            # see the same magnitudes whichever weights are loaded.
+            self.feature_scale = 1.0 / (255.0 * 0.226)
         else:
             std = torch.tensor(TORCHVISION_STD).view(1, 3, 1, 1)
             self.register_buffer("_scale", 1.0 / std, persistent=False)
             self.register_buffer("_shift", -torch.tensor(TORCHVISION_MEAN).view(1, 3, 1, 1) / std, persistent=False)
             self._bgr = False
+            self.feature_scale = 1.0
 
     def preprocess(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] != 3:

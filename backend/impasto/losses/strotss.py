@@ -103,10 +103,11 @@ def sample_locations(height: int, width: int, n: int, generator: torch.Generator
 
 
 def hypercolumns(features: dict[str, torch.Tensor], image: torch.Tensor, points: torch.Tensor,
-                 layers: tuple[str, ...] = HYPERCOLUMN_LAYERS) -> torch.Tensor:
+                 layers: tuple[str, ...] = HYPERCOLUMN_LAYERS, feature_scale: float = 1.0) -> torch.Tensor:
     """(N, D) hypercolumns at pixel ``points`` (N, 2: x, y) of ``image`` (1,3,H,W); ``features`` from the VGG.
 
-    Each layer is bilinearly sampled at the same relative position; the RGB values come last (3 dims)."""
+    Each layer is bilinearly sampled at the same relative position and multiplied by ``feature_scale`` (pass
+    ``vgg.feature_scale`` so that moments see torchvision-scale activations); the RGB values come last (3 dims)."""
     h, w = image.shape[2:]
     grid = torch.empty(1, 1, points.shape[0], 2, device=image.device, dtype=torch.float32)
     grid[0, 0, :, 0] = (points[:, 0].to(image.device) + 0.5) / w * 2 - 1
@@ -114,7 +115,7 @@ def hypercolumns(features: dict[str, torch.Tensor], image: torch.Tensor, points:
     cols = []
     for layer in layers:
         f = features[layer].float()
-        cols.append(F.grid_sample(f, grid, mode="bilinear", align_corners=False)[0, :, 0].t())
+        cols.append(F.grid_sample(f, grid, mode="bilinear", align_corners=False)[0, :, 0].t() * feature_scale)
     cols.append(F.grid_sample(image.float(), grid, mode="bilinear", align_corners=False)[0, :, 0].t())
     return torch.cat(cols, dim=1)
 
@@ -134,7 +135,7 @@ class StrotssStyle:
             n = min(samples, h * w)
             pts = torch.stack([torch.rand(n, generator=generator) * (w - 1),
                                torch.rand(n, generator=generator) * (h - 1)], dim=1)
-            self.samples = hypercolumns(feats, style, pts, layers).detach()
+            self.samples = hypercolumns(feats, style, pts, layers, getattr(vgg, "feature_scale", 1.0)).detach()
             self.feature_moments = moments(self.samples[:, :-3])
 
     def loss(self, hyper: torch.Tensor, content_weight: float = 1.0) -> torch.Tensor:

@@ -65,8 +65,9 @@ class StrotssObjective:
         pts = sample_locations(h, w, self.samples, self.gen)
         with autocast(self.device):
             feats = self.vgg(x.contiguous(memory_format=self.fmt), list(HYPERCOLUMN_LAYERS))
-        hx = hypercolumns(feats, x, pts)
-        hc = hypercolumns(self.content_feats, self.content, pts)
+        scale = self.vgg.feature_scale
+        hx = hypercolumns(feats, x, pts, feature_scale=scale)
+        hc = hypercolumns(self.content_feats, self.content, pts, feature_scale=scale)
         l_content = self_similarity_loss(hx[:, :-3], hc[:, :-3])
         l_style = self.style.loss(hx, self.alpha)
         total = (self.alpha * l_content + l_style) / (self.alpha + 2)
