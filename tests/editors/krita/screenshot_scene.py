@@ -63,6 +63,31 @@ def select_ellipse(doc, feather=24.0):
     doc.setSelection(sel)
 
 
+def capture_progress(c, s, docker, engines):
+    """docs/krita-progress.png: the docker while a Gatys job runs (progress, stage, time left), then cancel it."""
+    engine = s.engine
+    s.engine = "gatys"
+    docker._building = True
+    docker._load_settings()
+    docker._building = False
+    tracker = c.stylize()
+    end = time.time() + 600
+    while tracker is not None and tracker.active and time.time() < end and \
+            not (tracker.fraction >= 0.25 and tracker.eta_s is not None):
+        pump(0.2)
+    docker.refresh()
+    pump(0.5)
+    docker.grab().save(os.path.join(OUT, "krita-progress.png"))
+    log("progress captured", tracker.status_text() if tracker else c.error)
+    c.cancel()
+    while tracker is not None and tracker.active and time.time() < end:
+        pump(0.1)
+    s.engine = engine
+    docker._building = True
+    docker._load_settings()
+    docker._building = False
+
+
 def run():
     import impasto_krita.extension as ext
     from impasto_krita.docker import ImpastoDocker
@@ -94,6 +119,8 @@ def run():
         d.raise_()
     arrange_dockers(qwin)
     doc.setActiveNode(doc.rootNode().childNodes()[0])
+    if os.environ.get("SHOT_PROGRESS") == "1" and dockers:
+        capture_progress(c, s, dockers[0], engines)
     select_ellipse(doc)
     pump(0.5)
     tracker = None
@@ -107,10 +134,14 @@ def run():
         pump(0.1)
     if tracker is not None:
         log("job", tracker.status_text())
+    log("layers", [(n.name(), n.type()) for n in doc.rootNode().childNodes()])
+    pump(1.0)                                   # let the Layers docker catch up with the new layer
+    top = [n for n in doc.rootNode().childNodes() if n.type() == "paintlayer"][-1]
+    doc.setActiveNode(top)
     app.action("deselect").trigger()            # hide the marching ants; the layer keeps the soft edge
     for d in dockers:
         d.refresh()
-    pump(2.0)
+    pump(3.0)
     ok = qwin.grab().save(os.path.join(OUT, "krita.png"))
     log("saved window", ok)
     if dockers:
