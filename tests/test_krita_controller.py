@@ -175,13 +175,13 @@ def test_add_markers_then_read_pairs_at_pixel_positions(app, style_png):
     assert pairing.pairs[0].content == pytest.approx((10.0, 5.0))     # 1/4 of the 40x20 content
     assert pairing.pairs[3].style == pytest.approx((7.5, 7.5))        # 3/4 of the 10x10 style, style-relative
     assert c.add_markers() == [5]                                     # a second press adds one more pair
-    # DST from markers sends them
+    # DST from markers sends them; with the content-marker layer active, the picture under it is stylized
     c.settings.engine, c.settings.keypoint_mode = "dst", "markers"
-    doc.setActiveNode(bg)
+    doc.setActiveNode(doc.rootNode().childNodes()[1])
     assert c.stylize() is not None, c.error
     opts = c.client.calls[-1]["options"]
     assert opts.keypoint_mode == "markers" and len(opts.keypoints) == 5
-    assert c.client.calls[-1]["style"].width == 10
+    assert c.client.calls[-1]["style"].width == 10 and c.client.calls[-1]["content"].width == 40
 
 
 def test_problems_become_messages(app, style_png):

@@ -268,6 +268,8 @@ class Controller:
 
     def _content(self, doc) -> tuple[Any, Rect, Optional[bytes]]:
         source = doc.activeNode()
+        if source is not None and source.name() == markers.CONTENT_LAYER:
+            source = self.api.layer_below(source)      # the content markers sit right above the picture
         if source is None or source.type() not in CONTENT_TYPES:
             raise PluginError("select a paint layer (or group) to stylize in the Layers docker")
         if source.name() in (markers.CONTENT_LAYER, markers.STYLE_LAYER):
@@ -407,6 +409,7 @@ class Controller:
         style_rect = self.api.node_rect(doc, style_node)
         c_layer = self.api.find_layer(doc, markers.CONTENT_LAYER)
         s_layer = self.api.find_layer(doc, markers.STYLE_LAYER)
+        was_active = doc.activeNode()
         if c_layer is None:
             source, crop, _ = self._content(doc)
         else:
@@ -427,6 +430,7 @@ class Controller:
             svg = markers.markers_svg([(n, x, y) for n, (x, y) in zip(numbers, pos)], res, w, h,
                                       markers.marker_radius(rect))
             self.api.add_svg_shapes(doc, layer, svg)
+        self.api.restore_active_later(doc, was_active)
         self.notice = (f"Added marker(s) {', '.join(map(str, numbers))}: move each ring onto the same feature in "
                        "the content and in the style")
         self.notify()

@@ -70,6 +70,18 @@ def find_layer(doc, name: str):
     return None
 
 
+def layer_below(node):
+    """The sibling directly under ``node`` in the Layers docker, or None."""
+    parent = node.parentNode()
+    if parent is None:
+        return None
+    siblings = parent.childNodes()                 # bottom-up
+    for i, n in enumerate(siblings):
+        if n.name() == node.name() and n.type() == node.type() and i > 0:
+            return siblings[i - 1]
+    return None
+
+
 def pixel_layers(doc) -> list[Any]:
     """Layers that have pixels to use as a style, top-most first (as in the Layers docker)."""
     return [n for n in reversed(list(walk(doc.rootNode()))) if n.type() in PIXEL_LAYER_TYPES]
@@ -184,6 +196,18 @@ def refresh(doc) -> None:
 
 def set_active(doc, node) -> None:
     doc.setActiveNode(node)
+
+
+def restore_active_later(doc, node, delay_ms: int = 150) -> None:
+    """Krita activates an inserted layer asynchronously; put the artist's layer back once that has happened."""
+    if node is None:
+        return
+    try:
+        from PyQt5.QtCore import QTimer
+    except ImportError:                        # no Qt event loop (the logic tests' fake): nothing is pending
+        doc.setActiveNode(node)
+        return
+    QTimer.singleShot(delay_ms, lambda: doc.setActiveNode(node))
 
 
 # ------------------------------------------------------------------------------------------------- vector markers

@@ -374,3 +374,33 @@ def test_train_a_style_then_use_it_from_the_list(window, png, ctrl, style_png):
         ext_mod._controller = old
     doc.setModified(False)
     doc.close()
+
+
+def test_dst_with_markers_end_to_end(window, png, ctrl):
+    """DST driven by the artist's markers: pairs read from the two marker layers travel with the job."""
+    if "dst" not in ctrl.conn.info.get("engines", []):
+        pytest.skip("this daemon has no DST engine")
+    doc = open_doc(window, png)
+    root = doc.rootNode()
+    src = root.childNodes()[0]
+    style = doc.createNode("Painting", "paintlayer")
+    pat = b"".join(bytes([(x * 7) % 256, (y * 5) % 256, 200, 255]) for y in range(48) for x in range(48))
+    style.setPixelData(QByteArray(pat), 40, 8, 48, 48)
+    root.addChildNode(style, src)
+    pump(0.2)
+    doc.setActiveNode(src)
+    pump(0.2)
+    ctrl.settings.engine, ctrl.settings.keypoint_mode = "dst", "markers"
+    ctrl.settings.style_source, ctrl.settings.style_layer = "layer", "Painting"
+    assert ctrl.add_markers() == [1, 2, 3, 4], ctrl.error
+    pump(0.5)
+    assert doc.activeNode().name() == "Background"          # the plugin gives the artist's layer back
+    tracker = ctrl.stylize()
+    assert tracker is not None, ctrl.error
+    assert ctrl.last_markers is not None and len(ctrl.last_markers.pairs) == 4
+    assert "4 marker pair(s) used" in ctrl.notice
+    wait(ctrl, lambda: not tracker.active, timeout=600)
+    assert tracker.state is State.DONE, tracker.status_text()
+    assert "Painting · DST" in layer_names(doc)
+    doc.setModified(False)
+    doc.close()
