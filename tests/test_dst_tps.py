@@ -107,3 +107,26 @@ def test_gradient_wrt_image_is_correct():
 def test_too_few_centres_is_an_error():
     with pytest.raises(ValueError, match="at least 3"):
         ThinPlateSpline.fit(torch.zeros(2, 2), torch.zeros(2, 2))
+
+
+def test_symmetric_solve_and_its_gradient():
+    from impasto.engines.dst.tps import symmetric_solve
+    g = torch.Generator().manual_seed(5)
+    m = torch.randn(6, 6, generator=g, dtype=torch.float64)
+    a = (m + m.t()).requires_grad_(True)                      # indefinite
+    b = torch.randn(6, 2, generator=g, dtype=torch.float64, requires_grad=True)
+    assert torch.allclose(symmetric_solve(a, b), torch.linalg.solve(a, b), atol=1e-10)
+    sym = lambda x, y: symmetric_solve((x + x.t()) / 2, y)   # noqa: E731  (perturb symmetrically)
+    assert torch.autograd.gradcheck(sym, (a, b))
+
+
+def test_smooth_flow_is_close_to_the_exact_field():
+    from impasto.engines.dst.tps import smooth_flow
+    frame = (256, 192)
+    src = torch.tensor([[60.0, 50.0], [180.0, 120.0], [128.0, 96.0]], dtype=torch.float64)
+    dst = src + torch.tensor([[8.0, -5.0], [-6.0, 7.0], [3.0, 3.0]], dtype=torch.float64)
+    tps = fit_displacement(src, dst, frame)
+    exact = dense_flow(tps, (192, 256), frame)
+    approx = smooth_flow(tps, (192, 256), frame, max_side=64)
+    assert (exact - approx).abs().max().item() < 0.1
+    assert exact.abs().max().item() > 5

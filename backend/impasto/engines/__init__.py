@@ -9,6 +9,7 @@ given.  ``artifacts``, when a dict is passed, receives named side products for c
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 from typing import Optional
@@ -69,6 +70,11 @@ def stylize(content: torch.Tensor, style: Optional[torch.Tensor], options: Styli
     engine = load_engine(options.engine)
 
     out_h, out_w = output_size(content.shape[2], content.shape[3], options)
+    kp_scale = (out_w / content.shape[3], out_h / content.shape[2])
+    if options.keypoints and kp_scale != (1.0, 1.0):
+        # keypoints refer to the content as given: follow it to the output size (and back in the artifacts below)
+        from .dst.keypoints import scale_pairs
+        options = dataclasses.replace(options, keypoints=scale_pairs(options.keypoints, kp_scale))
     if (out_h, out_w) != tuple(content.shape[2:]):
         content = F.interpolate(content, size=(out_h, out_w), mode="bicubic", align_corners=False,
                                 antialias=True).clamp_(0, 1)
@@ -85,6 +91,9 @@ def stylize(content: torch.Tensor, style: Optional[torch.Tensor], options: Styli
     result = engine.stylize(rgb, style, options, progress=progress, cancel=cancel, device=device, on_tile=tile_cb,
                             artifacts=artifacts)
     result = result.to(rgb.device, torch.float32)
+    if artifacts is not None and artifacts.get("keypoints") and kp_scale != (1.0, 1.0):
+        from .dst.keypoints import scale_pairs
+        artifacts["keypoints"] = scale_pairs(artifacts["keypoints"], (1 / kp_scale[0], 1 / kp_scale[1]))
     if tuple(result.shape[2:]) != (out_h, out_w):
         result = F.interpolate(result, size=(out_h, out_w), mode="bicubic", align_corners=False).clamp_(0, 1)
     result = apply_strength_and_color(result, rgb, options)

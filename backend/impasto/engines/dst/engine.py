@@ -1,0 +1,312 @@
+"""DST engine: jointly optimise a stylised image X and a keypoint-driven warp θ (Kim et al., ECCV 2020).
+
+    L = α_s·L_content(X) + L_style(X) + L_style(W(X, θ)) + β·L_warp + γ·TV(f_θ),    output W(X, θ)
+
+* Keypoints (``keypoints.py``, ``nbb.py``, ``cleaning.py``): artist pairs from ``options.keypoints`` and/or automatic
+  Neural-Best-Buddies pairs, cleaned as in DST; the style points are mapped into the content frame by the inverse
+  of the fitted similarity, giving targets T.  ``keypoint_mode``: ``markers`` (the given pairs), ``auto`` (NBB),
+  ``both``, or ``none`` (the given pairs when there are any, NBB otherwise).
+* W(X, θ): thin-plate-spline warp moving content point P_i to P_i + θ_i, with fixed border anchors (``tps.py``).
+  L_warp = mean_i ‖T_i − (P_i + θ_i)‖ in working pixels; TV is the 4-direction mean squared difference of the
+  dense flow (pixels of the current scale).
+* Terms per ``options.variant``: ``strotss`` (self-similarity content, REMD + moments + palette style on sampled
+  hypercolumns, ``impasto.losses.strotss``) or ``gatys`` (relu4_2 content, normalised Gram style on relu1_1..5_1,
+  ``impasto.losses.gram``/``content``; weights as in ``impasto.engines.optim.gatys``).
+* Optimisation as in DST's code: X is a 5-level Laplacian pyramid of the working-size image initialised from the
+  content; 3 scales (1/4, 1/2, 1 of the working size) where scale s uses only the coarsest levels; α is scaled by
+  4, 2, 1; one SGD (momentum 0.9) over the pyramid and θ (init ~1e-4).
+* Output: X upsampled to the requested size, then warped there (the field is resolution independent) with bicubic
+  sampling.  ``artifacts`` gets ``keypoints`` (pairs used, in the coordinates of the tensors given), ``targets``,
+  ``losses`` and, for ``debug_images``, the keypoint overlays, the warp grid and the unwarped X.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from impasto_protocol.options import KeypointPair, StylizeOptions
+
+from ...device import autocast
+from ...losses.content import content_loss
+from ...losses.gram import gram_style_loss
+from ...losses.strotss import HYPERCOLUMN_LAYERS, StrotssStyle, hypercolumns, sample_locations, self_similarity_loss
+from ...losses.tv import tv_loss
+from ..base import CancelCheck, EngineError, Progress, ProgressFn, check_cancel, never_cancel, no_progress
+from ..optim.common import prepare, preview_of, resize_long_side
+from ..optim.gatys import CONTENT_LAYERS as GATYS_CONTENT, STYLE_LAYERS as GATYS_STYLE, GatysObjective
+from ..optim.pyramid import laplacian_pyramid, synthesize
+from .cleaning import CleanedPoints, clean_correspondences
+from .keypoints import KeypointError, pairs_to_tensors, tensors_to_pairs, validate_pairs
+from .nbb import NBBConfig, neural_best_buddies
+from .tps import BORDER_PER_SIDE, dense_flow, fit_displacement, sample_backward, smooth_flow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DSTDefaults:
+    steps_per_scale: int = 150            # DST's job script (the notebook uses 250)
+    content_weight: float = 8.0           # α, STROTSS terms (× 4, 2, 1 over the scales)
+    content_weight_gatys: float = 0.05    # α, Gatys terms (Gatys engine's default)
+    warp_weight: float = 0.5              # β
+    warp_tv_weight: float = 50.0          # γ
+    lr: float = 0.3                       # SGD, momentum 0.9
+    momentum: float = 0.9
+    scales: int = 3
+    pyramid_levels: int = 5
+    samples: int = 1024                   # hypercolumn locations per step (DST: 2048)
+    style_samples: int = 5000
+    nbb_size: int = 256
+    max_points: int = 80
+    min_distance: float = 10.0            # px in a 256 frame
+    border_per_side: int = BORDER_PER_SIDE
+    field_side: int = 128                 # the flow is evaluated at <= this long side inside the loop
+
+
+DEFAULTS = DSTDefaults()
+
+
+# ------------------------------------------------------------------------------------------------- keypoints
+
+def resolve_keypoints(content: torch.Tensor, style: torch.Tensor, options: StylizeOptions, *, device, vgg,
+                      progress: ProgressFn = no_progress) -> CleanedPoints:
+    """The pairs DST uses, in pixel coordinates of ``content`` and ``style`` as given, with their targets."""
+    ch, cw = content.shape[2:]
+    sh, sw = style.shape[2:]
+    mode = options.keypoint_mode
+    if mode == "none":
+        mode = "markers" if options.keypoints else "auto"
+    markers = None
+    if mode in ("markers", "both"):
+        pairs = validate_pairs(options.keypoints, (cw, ch), (sw, sh), require=(mode == "markers"))
+        if pairs:
+            markers = pairs_to_tensors(pairs)
+    if mode in ("auto", "both"):
+        progress(Progress(0.0, "keypoints: neural best buddies"))
+        t0 = time.perf_counter()
+        found = neural_best_buddies(content, style, NBBConfig(image_size=DEFAULTS.nbb_size), device=device, vgg=vgg)
+        log.info("NBB: %d raw pairs in %.1f s", found.content.shape[0], time.perf_counter() - t0)
+        auto_c, auto_s, auto_w = found.content, found.style, found.activation
+    else:
+        auto_c = auto_s = torch.zeros(0, 2, dtype=torch.float64)
+        auto_w = torch.zeros(0, dtype=torch.float64)
+    cleaned = clean_correspondences(auto_c, auto_s, auto_w, content_size=(cw, ch), style_size=(sw, sh),
+                                    markers=markers, im_size=DEFAULTS.nbb_size, max_points=DEFAULTS.max_points,
+                                    min_distance=DEFAULTS.min_distance)
+    log.info("keypoints: %d markers, automatic %s", cleaned.n_markers, cleaned.counts)
+    return cleaned
+
+
+# --------------------------------------------------------------------------------------------------- losses
+
+class _StrotssTerms:
+    """Content and style terms of one scale, STROTSS flavour; the same sample locations for X and W(X)."""
+
+    def __init__(self, vgg, content, style, alpha, device, fmt, gen, samples, style_samples):
+        self.vgg, self.device, self.fmt, self.alpha, self.gen, self.samples = vgg, device, fmt, alpha, gen, samples
+        self.content = content
+        with torch.no_grad(), autocast(device):
+            self.style = StrotssStyle(vgg, style.contiguous(memory_format=fmt), style_samples, gen)
+            self.content_feats = {k: v.float() for k, v in
+                                  vgg(content.contiguous(memory_format=fmt), list(HYPERCOLUMN_LAYERS)).items()}
+
+    def __call__(self, x: torch.Tensor, wx: torch.Tensor | None):
+        h, w = x.shape[2:]
+        pts = sample_locations(h, w, self.samples, self.gen)
+        batch = x if wx is None else torch.cat([x, wx])
+        with autocast(self.device):
+            feats = self.vgg(batch.contiguous(memory_format=self.fmt), list(HYPERCOLUMN_LAYERS))
+        scale = getattr(self.vgg, "feature_scale", 1.0)
+        hx = hypercolumns({k: v[:1] for k, v in feats.items()}, x, pts, feature_scale=scale)
+        hc = hypercolumns(self.content_feats, self.content, pts, feature_scale=scale)
+        lc = self_similarity_loss(hx[:, :-3], hc[:, :-3])
+        ls = self.style.loss(hx, self.alpha)
+        if wx is None:
+            return lc, ls, None
+        hw = hypercolumns({k: v[1:] for k, v in feats.items()}, wx, pts, feature_scale=scale)
+        return lc, ls, self.style.loss(hw, self.alpha)
+
+
+class _GatysTerms:
+    """Content and style terms of one scale, Gatys flavour (targets and normalisation from ``GatysObjective``)."""
+
+    def __init__(self, vgg, content, style, options, device, fmt):
+        self.vgg, self.device, self.fmt = vgg, device, fmt
+        self.ref = GatysObjective(vgg, content, style, options, device, fmt)
+
+    def __call__(self, x: torch.Tensor, wx: torch.Tensor | None):
+        batch = x if wx is None else torch.cat([x, wx])
+        with autocast(self.device):
+            feats = self.vgg(batch.contiguous(memory_format=self.fmt), GATYS_STYLE + GATYS_CONTENT)
+        fx = {k: v[:1] for k, v in feats.items()}
+        lc = content_loss(fx, self.ref.content_targets, GATYS_CONTENT) * self.ref.content_norm
+        ls = gram_style_loss(fx, self.ref.gram, self.ref.style_norm) / len(GATYS_STYLE)
+        if wx is None:
+            return lc, ls, None
+        fw = {k: v[1:] for k, v in feats.items()}
+        return lc, ls, gram_style_loss(fw, self.ref.gram, self.ref.style_norm) / len(GATYS_STYLE)
+
+
+# --------------------------------------------------------------------------------------------------- engine
+
+def num_scales(content_short_side: int, style_short_side: int, wanted: int = DEFAULTS.scales,
+               min_content: int = 32, min_style: int = 16) -> int:
+    """DST's 3 scales (1/4, 1/2, 1), fewer when the coarsest would be under ``min_content`` px (content) or
+    ``min_style`` px (style) on its short side: VGG's relu5 layers need 16 px."""
+    n = wanted
+    while n > 1 and (content_short_side / 2 ** (n - 1) < min_content or style_short_side / 2 ** (n - 1) < min_style):
+        n -= 1
+    return n
+
+
+def _resize_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    if tuple(x.shape[2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
+
+
+def stylize(content: torch.Tensor, style: torch.Tensor | None, options: StylizeOptions, *,
+            progress: ProgressFn = no_progress, cancel: CancelCheck = never_cancel, device=None, on_tile=None,
+            artifacts: dict | None = None) -> torch.Tensor:
+    if style is None:
+        raise EngineError("DST needs a style image")
+    opt_name = options.optimizer or "sgd"
+    if opt_name not in ("sgd", "adam", "rmsprop"):
+        raise EngineError(f"DST optimizes with 'sgd' (default), 'adam' or 'rmsprop', not {opt_name!r}")
+    device, fmt, vgg = prepare(device)
+    gen = torch.Generator().manual_seed(options.seed)
+    out_size = tuple(content.shape[2:])
+    content, style = content[:, :3].float(), style[:, :3].float()
+    variant = options.variant
+
+    # keypoints, in the given images' pixels, then in the working frame
+    check_cancel(cancel)
+    t0 = time.perf_counter()
+    kp = resolve_keypoints(content, style, options, device=device, vgg=vgg, progress=progress)
+    t_kp = time.perf_counter() - t0
+    check_cancel(cancel)
+
+    c_full = resize_long_side(content, options.size).to(device)
+    s_full = resize_long_side(style, options.size).to(device)
+    h, w = c_full.shape[2:]
+    frame = (w, h)
+    to_work = torch.tensor([w / content.shape[3], h / content.shape[2]], dtype=torch.float64)
+    p_src = (kp.content * to_work).float().to(device)
+    targets = (kp.targets * to_work).float().to(device)
+    k = p_src.shape[0]
+    if k == 0:
+        log.warning("DST: no keypoint pairs survived; the result is not warped")
+
+    alpha = options.content_weight if options.content_weight is not None else (
+        DEFAULTS.content_weight if variant == "strotss" else DEFAULTS.content_weight_gatys)
+    beta = DEFAULTS.warp_weight if options.warp_weight is None else options.warp_weight
+    gamma = DEFAULTS.warp_tv_weight if options.warp_tv_weight is None else options.warp_tv_weight
+    sw = 1.0 if options.style_weight is None else options.style_weight
+    use_warp = k > 0 and beta > 0
+    steps = options.steps or DEFAULTS.steps_per_scale
+    n_scales = num_scales(min(c_full.shape[2:]), min(s_full.shape[2:]))
+    levels = DEFAULTS.pyramid_levels
+
+    start = c_full if options.init == "content" else torch.rand(c_full.shape, generator=gen).to(device)
+    pyr = [p.detach().clone().requires_grad_(True) for p in laplacian_pyramid(start, levels)]
+    theta = (torch.rand(k, 2, generator=gen) * 1e-4).to(device).requires_grad_(True)
+    params = [{"params": pyr}] + ([{"params": [theta]}] if use_warp else [])
+    lr = options.learning_rate or DEFAULTS.lr
+    if opt_name == "sgd":
+        opt = torch.optim.SGD(params, lr=lr, momentum=DEFAULTS.momentum)
+    elif opt_name == "adam":
+        opt = torch.optim.Adam(params, lr=lr)
+    else:
+        opt = torch.optim.RMSprop(params, lr=lr)
+
+    total_steps, done = steps * n_scales, 0
+    last: dict[str, float] = {}
+    t_opt = time.perf_counter()
+    for si in range(n_scales):
+        begin = n_scales - 1 - si
+        down = 2 ** begin
+        with torch.no_grad():
+            size_s = tuple(synthesize(pyr[begin:]).shape[2:])
+        c_s = _resize_to(c_full, size_s)
+        s_s = resize_long_side(s_full, max(16, round(max(s_full.shape[2:]) / down)))
+        alpha_s = alpha * down
+        if variant == "strotss":
+            terms = _StrotssTerms(vgg, c_s, s_s, alpha_s, device, fmt, gen, DEFAULTS.samples, DEFAULTS.style_samples)
+        else:
+            terms = _GatysTerms(vgg, c_s, s_s, options, device, fmt)
+        for step in range(1, steps + 1):
+            check_cancel(cancel)
+            opt.zero_grad(set_to_none=True)
+            x = synthesize(pyr[begin:])
+            if use_warp:
+                tps = fit_displacement(p_src, p_src + theta, frame, DEFAULTS.border_per_side)
+                flow = smooth_flow(tps, size_s, frame, DEFAULTS.field_side)
+                wx = sample_backward(x, flow)
+            else:
+                wx = None
+            lc, ls_x, ls_w = terms(x, wx)
+            loss = alpha_s * lc + sw * ls_x
+            last = {"content": lc.item(), "style": ls_x.item()}
+            if use_warp:
+                l_warp = (targets - (p_src + theta)).norm(dim=1).mean()
+                l_tv = tv_loss(flow, diagonals=True)
+                loss = loss + sw * ls_w + beta * l_warp + gamma * l_tv
+                last.update({"style_warped": ls_w.item(), "warp": l_warp.item(), "flow_tv": l_tv.item()})
+            last["total"] = loss.item()
+            if not torch.isfinite(loss):
+                raise EngineError(f"DST diverged at scale {si + 1} step {step} (loss {last['total']:g}); lower the "
+                                  f"learning rate (now {lr:g}) or the warp weights")
+            loss.backward()
+            opt.step()
+            done += 1
+            preview = None
+            if options.preview_every and done % options.preview_every == 0:
+                with torch.no_grad():
+                    preview = preview_of(wx if wx is not None else x)
+            progress(Progress(done / total_steps, f"scale {si + 1}/{n_scales} step {step}/{steps}", preview,
+                              dict(last)))
+        log.debug("DST scale %d/%d (%dx%d): %s", si + 1, n_scales, size_s[1], size_s[0], last)
+    t_opt = time.perf_counter() - t_opt
+
+    with torch.no_grad():
+        x = synthesize(pyr).clamp(0, 1).float()
+        dst_pts = p_src + theta.detach()
+        unwarped = F.interpolate(x, size=out_size, mode="bicubic", align_corners=False).clamp(0, 1)
+        if k > 0:
+            tps = fit_displacement(p_src.double(), dst_pts.double(), frame, DEFAULTS.border_per_side)
+            flow = dense_flow(tps, out_size, frame).float()
+            result = sample_backward(unwarped, flow, mode="bicubic").clamp(0, 1)
+        else:
+            flow = torch.zeros(1, 2, *out_size, device=x.device)
+            result = unwarped
+    log.info("DST %s: %d keypoints, keypoints %.1f s, optimisation %.1f s (%d steps), final %s",
+             variant, k, t_kp, t_opt, total_steps, last)
+
+    if artifacts is not None:
+        from_work = (1.0 / to_work).float().to(dst_pts.device)
+        artifacts["keypoints"] = tensors_to_pairs(kp.content, kp.style)
+        artifacts["targets"] = (kp.targets.float()).cpu()
+        artifacts["warped_points"] = (dst_pts * from_work).cpu()
+        artifacts["losses"] = dict(last)
+        artifacts["timings"] = {"keypoints": t_kp, "optimization": t_opt}
+        artifacts["debug_images"] = _debug_images(content, style, kp, result, unwarped, flow,
+                                                  (dst_pts * from_work).cpu())
+    return result.cpu().contiguous()
+
+
+def _debug_images(content, style, kp: CleanedPoints, result, unwarped, flow, warped_points) -> dict:
+    from .debug import draw_keypoints, draw_warp_grid
+    return {
+        "keypoints_content": draw_keypoints(content.cpu(), kp.content, kp.targets),
+        "keypoints_style": draw_keypoints(style.cpu(), kp.style),
+        "keypoints_result": draw_keypoints(result.cpu(), warped_points),
+        "warp_grid": draw_warp_grid(result.cpu(), flow.cpu()),
+        "unwarped": unwarped.cpu(),
+    }
+
+
+__all__ = ["stylize", "resolve_keypoints", "DEFAULTS", "KeypointError", "KeypointPair"]
