@@ -8,7 +8,7 @@ IN layers are sequential: layer k's input depends on the statistics used by laye
 therefore makes one streamed pass per IN layer, in call order: layers < k apply the statistics already gathered,
 layer k accumulates its input over the counted region of every crop, and the forward stops right there
 (``StopForward``) so pass k costs only the network prefix up to layer k.  The counted regions of the crops partition
-the canvas (exact statistics) or are a spread-out sample of it (an estimate, see ``sample_count_boxes``).
+the canvas (exact statistics) -- of the canvas itself or of a thumbnail of it (``runner.TiledRunner.run``).
 Per-crop moments are merged with Chan's parallel formula in float64.
 """
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 Box = tuple[int, int, int, int]   # (y0, y1, x0, x1), half-open, canvas pixels
 
@@ -88,13 +89,11 @@ class GlobalStatsNorm(nn.Module):
         if self.mean is None or self.var is None:
             raise RuntimeError("GlobalStatsNorm in 'apply' mode has no statistics; run collect_global_stats first")
         inn = self.inner
-        scale = torch.rsqrt(self.var.to(x.device) + inn.eps)
-        shift = -self.mean.to(x.device) * scale
-        if inn.affine:
-            scale = scale * inn.weight.float()
-            shift = shift * inn.weight.float() + inn.bias.float()
-        y = x.float() * scale.view(1, -1, 1, 1) + shift.view(1, -1, 1, 1)
-        return y.to(x.dtype)
+        mean, var = self.mean.to(x.device), self.var.to(x.device)
+        weight = inn.weight.float() if inn.affine else None
+        bias = inn.bias.float() if inn.affine else None
+        # eval-mode batch norm with the global statistics = instance norm with fixed statistics (one fused kernel)
+        return F.batch_norm(x, mean, var, weight, bias, training=False, eps=inn.eps)
 
     def finish_collect(self) -> None:
         self.mean, self.var = self.moments.result()

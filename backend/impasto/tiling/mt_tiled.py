@@ -6,9 +6,12 @@
 2. The refine subnet's input -- the enhance output bilinearly upsampled to the output size and reflection-padded to
    a multiple of its stride, as ``RefineSubnet.forward`` does -- is computed per crop from the small enhance output,
    never for the whole canvas.
-3. ``TiledRunner`` gathers every refine IN layer's statistics over the whole canvas (exact up to ``stats_pixels``,
-   a stratified sample above) and then runs the refine tiles with context >= its receptive field, blends them
-   and hands each finished rectangle to ``on_tile(x, y, tile)``.
+3. ``TiledRunner`` gathers every refine IN layer's statistics over the whole canvas, streamed tile by tile (one
+   pass per IN layer) -- exactly when the output's long side is <= ``stats_side`` (default 2048), otherwise over
+   the same refine input rendered at ``stats_side`` (a thumbnail: the refine input is an upsampled 1024-px image,
+   so its statistics hardly change with the output size; bench/bench_tiling_stats.py measures the difference) --
+   then runs the refine tiles with context >= its receptive field, blends them and hands each finished rectangle
+   to ``on_tile(x, y, tile)``.
 
 For outputs up to 2048 px the result equals ``net(content)[-1]`` up to float rounding (tests/test_tiling_mt.py,
 bench/bench_tiling_2048.py).
@@ -30,10 +33,10 @@ from .runner import TiledRunConfig, TiledRunner
 log = logging.getLogger(__name__)
 
 COARSE_OUTPUT_SIDE = 2048        # the coarse levels run as for an output of this long side (style 512, enhance 1024)
-REFINE_CONTEXT = 48              # refine receptive-field radius is 32 px (65-px field); + margin, multiple of 4
+REFINE_CONTEXT = 40              # refine receptive-field radius: 32 px (65-px field) measured; + 8 px margin
 REFINE_OVERLAP = 32              # blend ramp between neighbouring tiles
 REFINE_BYTES_PER_PIXEL = 700     # peak working memory of the refine subnet per crop pixel (fp32; bench_tiling_memory)
-DEFAULT_STATS_MEGAPIXELS = 4.0   # exact IN statistics up to this canvas area; a stratified sample of it above
+DEFAULT_STATS_SIDE = 2048        # IN statistics over the whole canvas up to this long side, over a thumbnail above
 
 
 def downscale(content: torch.Tensor, size: tuple[int, int], band_rows: int = 512) -> torch.Tensor:
@@ -113,20 +116,18 @@ def coarse_levels(net, content: torch.Tensor, out_size: tuple[int, int], device:
     return y.float()
 
 
-def plan_config(options, device: torch.device, tile_size: Optional[int] = None,
-                stats_megapixels: float = DEFAULT_STATS_MEGAPIXELS) -> TiledRunConfig:
+def plan_config(options, device: torch.device, tile_size: Optional[int] = None) -> TiledRunConfig:
     tile = tile_size or getattr(options, "tile_size", None)
     if not tile:
         tile = choose_tile_size(device, REFINE_BYTES_PER_PIXEL, REFINE_CONTEXT)
     tile = max(4 * REFINE_OVERLAP, tile // 4 * 4)
-    return TiledRunConfig(tile=tile, context=REFINE_CONTEXT, overlap=REFINE_OVERLAP, align=4,
-                          stats_pixels=int(stats_megapixels * 2**20))
+    return TiledRunConfig(tile=tile, context=REFINE_CONTEXT, overlap=REFINE_OVERLAP, align=4)
 
 
 def stylize_tiled(net, content: torch.Tensor, options=None, progress=no_progress, cancel=never_cancel,
                   on_tile: Optional[Callable[[int, int, torch.Tensor], None]] = None, *,
                   device: Optional[torch.device] = None, tile_size: Optional[int] = None,
-                  stats_megapixels: float = DEFAULT_STATS_MEGAPIXELS, precision: Optional[str] = None,
+                  stats_side: int = DEFAULT_STATS_SIDE, precision: Optional[str] = None,
                   assemble: bool = True) -> Optional[torch.Tensor]:
     """MT-stylize ``content`` (1, 3|4, H, W), float [0,1] or uint8, at its own size; returns (1, 3, H, W) float32
     on the CPU (``assemble=False``: returns None and the result exists only as the ``on_tile`` rectangles, which
@@ -143,13 +144,22 @@ def stylize_tiled(net, content: torch.Tensor, options=None, progress=no_progress
     stride = net.refine.STRIDE
     Hp, Wp = max(-(-H // stride) * stride, 2 * stride), max(-(-W // stride) * stride, 2 * stride)
     reflect = (Hp - H) < H and (Wp - W) < W          # as blocks.pad_to_multiple
-    config = plan_config(options, device, tile_size, stats_megapixels)
+    config = plan_config(options, device, tile_size)
     runner = TiledRunner(net.refine, Hp, Wp, config, device=device, autocast_dtype=dtype)
     n_tiles = len(runner.grid)
     stats_share = 0.3
 
     def read(box):
         return upsample_region(small, (H, W), box, reflect)
+
+    stats_read, stats_size = None, None
+    if max(H, W) > stats_side:
+        f = stats_side / max(H, W)
+        hs, ws = (max(2 * stride, round(H * f) // stride * stride), max(2 * stride, round(W * f) // stride * stride))
+        stats_size = (hs, ws)
+
+        def stats_read(box):
+            return upsample_region(small, (hs, ws), box, reflect=True)
 
     result = torch.empty(1, 3, H, W) if assemble else None
 
@@ -170,5 +180,5 @@ def stylize_tiled(net, content: torch.Tensor, options=None, progress=no_progress
             progress(Progress(stats_share + (1 - stats_share) * done / total, f"tile {done}/{total}"))
 
     log.info("mt tiled: %dx%d, coarse %s, %d tiles", W, H, tuple(small.shape[-2:]), n_tiles)
-    runner.run(read, emit, cancel=cancel, progress=report)
+    runner.run(read, emit, cancel=cancel, progress=report, stats_read=stats_read, stats_size=stats_size)
     return result

@@ -4,7 +4,7 @@ The canvas is never materialised as a network input: ``read(box)`` returns the i
 (the MT path computes them on the fly from a low-resolution image).  Two phases:
 
 1. global statistics (``global_norm.collect_global_stats``) over crops whose counted regions partition the canvas --
-   or, above ``stats_pixels``, a spread-out sample of it;
+   or a thumbnail of it (``stats_read``/``stats_size``: URST's "thumbnail instance norm" idea, bounded cost);
 2. the output pass: each tile's write window is computed on window + context, blended into a band accumulator,
    and its finished owned rectangle is handed to ``emit(x, y, values)``.
 
@@ -38,27 +38,11 @@ class TiledRunConfig:
     context: int              # pixels of context each side (>= receptive-field radius)
     overlap: int              # blend overlap between write windows
     align: int = 4            # network's total stride
-    stats_pixels: int = 4 * 2**20   # above this canvas area the IN statistics are estimated on a sample
 
 
 def grow(box: Box, context: int, height: int, width: int) -> Box:
     y0, y1, x0, x1 = box
     return max(0, y0 - context), min(height, y1 + context), max(0, x0 - context), min(width, x1 + context)
-
-
-def sample_count_boxes(height: int, width: int, budget_pixels: int, side: int, align: int) -> list[Box]:
-    """About ``budget_pixels`` of square boxes of ``side`` spread evenly (stratified) over the canvas."""
-    side = max(align, min(side, height, width) // align * align)
-    n = max(1, budget_pixels // (side * side))
-    gy = max(1, min(height // side, round(math.sqrt(n * height / width))))
-    gx = max(1, min(width // side, round(n / gy)))
-    boxes = []
-    for i in range(gy):
-        y0 = min(height - side, max(0, round((i + 0.5) * height / gy - side / 2))) // align * align
-        for j in range(gx):
-            x0 = min(width - side, max(0, round((j + 0.5) * width / gx - side / 2))) // align * align
-            boxes.append((y0, y0 + side, x0, x0 + side))
-    return boxes
 
 
 class TiledRunner:
@@ -76,41 +60,48 @@ class TiledRunner:
         self.in_channels = in_channels
         self.grid = TileGrid.plan(height, width, config.tile, config.overlap, config.context, config.align)
         self.splitter = OOMSplitter(device, config.align)
-        self.exact_stats = height * width <= config.stats_pixels
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=self.autocast_dtype,
                                                     enabled=self.autocast_dtype is not None):
+            if self.autocast_dtype is not None:
+                x = x.contiguous(memory_format=torch.channels_last)
             return self.net(x)
 
-    def stats_crops(self) -> list[StatsCrop]:
+    def stats_crops(self, height: int, width: int) -> list[StatsCrop]:
+        """Crops of a (height, width) statistics canvas whose counted regions partition it."""
         c = self.config
-        if self.exact_stats:
-            boxes = [t.owned for t in self.grid]
-        else:
-            boxes = sample_count_boxes(self.height, self.width, c.stats_pixels, min(c.tile, 512), c.align)
-        return [StatsCrop(grow(b, c.context, self.height, self.width), b) for b in boxes]
+        grid = self.grid if (height, width) == (self.height, self.width) else \
+            TileGrid.plan(height, width, c.tile, c.overlap, c.context, c.align)
+        return [StatsCrop(grow(t.owned, c.context, height, width), t.owned) for t in grid]
 
     def run(self, read: ReadFn, emit: EmitFn, *, out_channels: int = 3,
             cancel: Optional[Callable[[], bool]] = None,
-            progress: Optional[Callable[[str, int, int], None]] = None) -> None:
+            progress: Optional[Callable[[str, int, int], None]] = None,
+            stats_read: Optional[ReadFn] = None, stats_size: Optional[tuple[int, int]] = None) -> None:
+        """Statistics over the canvas itself, or -- with ``stats_read``/``stats_size`` -- over another canvas
+        (a thumbnail of this one, see ``mt_tiled``); then the output pass over this canvas."""
         c = self.config
+        sh, sw = stats_size or (self.height, self.width)
+        sread = stats_read or read
+        if sh % c.align or sw % c.align:
+            raise ValueError(f"statistics canvas {sw}x{sh} must be a multiple of the stride {c.align}")
         with global_instance_norm(self.net, self.in_channels) as norms:
-            crops = self.stats_crops()
+            crops = self.stats_crops(sh, sw)
             n_norms = len(norms)
-            log.info("tiled run %dx%d: %d tiles of %d (+%d context, %d overlap), %d IN layers, %s statistics over "
-                     "%d crops", self.width, self.height, len(self.grid), c.tile, c.context, c.overlap, n_norms,
-                     "exact" if self.exact_stats else "sampled", len(crops))
+            log.info("tiled run %dx%d: %d tiles of %d (+%d context, %d overlap), %d IN layers, statistics over "
+                     "%dx%d in %d crops", self.width, self.height, len(self.grid), c.tile, c.context, c.overlap,
+                     n_norms, sw, sh, len(crops))
 
             def run_stats(sc: StatsCrop) -> None:
                 def compute(count: Box) -> None:
-                    crop = grow(count, c.context, self.height, self.width)
+                    crop = grow(count, c.context, sh, sw)
                     for m in norms:
                         m.crop_size = (crop[1] - crop[0], crop[3] - crop[2])
                     for m in norms:
                         m.count_box = (count[0] - crop[0], count[1] - crop[0], count[2] - crop[2], count[3] - crop[2])
                     try:
-                        self._forward(read(crop).to(self.device))
+                        self._forward(sread(crop).to(self.device))
                     except StopForward:
                         return
                     raise RuntimeError("the statistics pass ran through the network without reaching its norm")
