@@ -24,8 +24,8 @@ PHOTOS = ["astronaut", "coffee", "chelsea"]
 
 
 def fit(img: Image.Image, cell: int) -> Image.Image:
-    img = img.copy()
-    img.thumbnail((cell, cell), Image.LANCZOS)
+    s = cell / max(img.size)
+    img = img.resize((max(1, round(img.width * s)), max(1, round(img.height * s))), Image.LANCZOS)
     canvas = Image.new("RGB", (cell, cell), "white")
     canvas.paste(img, ((cell - img.width) // 2, (cell - img.height) // 2))
     return canvas
