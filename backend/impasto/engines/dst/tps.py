@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-BORDER_PER_SIDE = 40          # anchors per image side besides the corners (DST's code uses 80)
+BORDER_PER_SIDE = 20          # anchors per image side besides the corners (DST's code uses 80)
 CHUNK_ELEMENTS = 1 << 21      # points × centres per chunk of dense evaluation
 
 
