@@ -40,9 +40,23 @@ class TiledRunConfig:
     align: int = 4            # network's total stride
 
 
-def grow(box: Box, context: int, height: int, width: int) -> Box:
+def grow(box: Box, context: int, height: int, width: int, side: int = 0) -> Box:
+    """``box`` grown by ``context`` each side, clipped to the canvas.  With ``side``, the crop is instead a
+    ``side``-long interval containing that (shifted inwards at the canvas edges), so every crop of a run has the
+    same shape: oneDNN/cuDNN then reuse one kernel plan instead of building one per odd-sized edge tile (measured
+    2x slower in bf16 on CPU without this)."""
     y0, y1, x0, x1 = box
-    return max(0, y0 - context), min(height, y1 + context), max(0, x0 - context), min(width, x1 + context)
+
+    def axis(lo: int, hi: int, length: int) -> tuple[int, int]:
+        a, b = max(0, lo - context), min(length, hi + context)
+        n = max(side, b - a)
+        if side and length >= n:
+            a = min(a, length - n)
+            return a, a + n
+        return a, b
+
+    (a0, a1), (b0, b1) = axis(y0, y1, height), axis(x0, x1, width)
+    return a0, a1, b0, b1
 
 
 class TiledRunner:
@@ -60,6 +74,7 @@ class TiledRunner:
         self.in_channels = in_channels
         self.grid = TileGrid.plan(height, width, config.tile, config.overlap, config.context, config.align)
         self.splitter = OOMSplitter(device, config.align)
+        self.crop_side = -(-config.tile // config.align) * config.align + 2 * config.context
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=self.autocast_dtype,
@@ -73,7 +88,7 @@ class TiledRunner:
         c = self.config
         grid = self.grid if (height, width) == (self.height, self.width) else \
             TileGrid.plan(height, width, c.tile, c.overlap, c.context, c.align)
-        return [StatsCrop(grow(t.owned, c.context, height, width), t.owned) for t in grid]
+        return [StatsCrop(grow(t.owned, c.context, height, width, self.crop_side), t.owned) for t in grid]
 
     def run(self, read: ReadFn, emit: EmitFn, *, out_channels: int = 3,
             cancel: Optional[Callable[[], bool]] = None,
@@ -95,7 +110,7 @@ class TiledRunner:
 
             def run_stats(sc: StatsCrop) -> None:
                 def compute(count: Box) -> None:
-                    crop = grow(count, c.context, sh, sw)
+                    crop = grow(count, c.context, sh, sw, self.crop_side if self.splitter.depth == 0 else 0)
                     for m in norms:
                         m.crop_size = (crop[1] - crop[0], crop[3] - crop[2])
                     for m in norms:
@@ -123,7 +138,8 @@ class TiledRunner:
                 values = torch.empty(1, out_channels, wy1 - wy0, wx1 - wx0)
 
                 def compute(box: Box) -> None:
-                    crop = grow(box, c.context, self.height, self.width)
+                    crop = grow(box, c.context, self.height, self.width,
+                                self.crop_side if self.splitter.depth == 0 else 0)
                     set_crop_size(norms, crop[1] - crop[0], crop[3] - crop[2])
                     y = self._forward(read(crop).to(self.device))
                     by0, by1, bx0, bx1 = box
