@@ -35,7 +35,7 @@ def draw_keypoints(image: torch.Tensor, points: torch.Tensor, targets: torch.Ten
     target and a small cross there (where the warp moves that point)."""
     im = _to_pil(image)
     w, h = im.size
-    r = radius if radius is not None else max(2.0, max(w, h) / 160)
+    r = radius if radius is not None else max(3.0, max(w, h) / 90)
     draw = ImageDraw.Draw(im)
     pts = points.detach().double().cpu().tolist()
     tgs = targets.detach().double().cpu().tolist() if targets is not None else [None] * len(pts)
