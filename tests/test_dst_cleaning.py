@@ -112,3 +112,11 @@ def test_clean_pipeline_drops_weak_crossing_and_crowded_pairs_and_keeps_markers(
     # the targets of the consistent pairs are their own content points
     err = (out.targets - out.content).norm(dim=1)
     assert err.median() < 1.0 and (err < 3.0).sum() >= out.content.shape[0] - 1
+
+
+def test_one_or_two_markers_are_aligned_by_the_frames_not_absorbed_by_a_fit():
+    # content 200x100, style 400x200 (twice the size): the marker at style (300, 100) means content (150, 50)
+    one = (torch.tensor([[100.0, 50.0]], dtype=torch.float64), torch.tensor([[300.0, 100.0]], dtype=torch.float64))
+    out = clean_correspondences(torch.zeros(0, 2), torch.zeros(0, 2), torch.zeros(0), content_size=(200, 100),
+                                style_size=(400, 200), markers=one)
+    assert torch.allclose(out.targets, torch.tensor([[150.0, 50.0]], dtype=torch.float64), atol=1e-6)

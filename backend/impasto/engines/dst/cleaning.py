@@ -146,11 +146,25 @@ class CleanedPoints:
     crossing_markers: int = 0
 
 
+def frame_similarity(content_size: tuple[float, float], style_size: tuple[float, float]) -> Similarity:
+    """Content → style similarity from the frames alone: scale by the long sides, centres on each other."""
+    scale = max(style_size) / max(content_size)
+    c_centre = torch.tensor([content_size[0] / 2, content_size[1] / 2], dtype=torch.float64)
+    s_centre = torch.tensor([style_size[0] / 2, style_size[1] / 2], dtype=torch.float64)
+    return Similarity(scale, torch.eye(2, dtype=torch.float64), s_centre - scale * c_centre)
+
+
 def align_targets(content: torch.Tensor, style: torch.Tensor, content_size: tuple[float, float],
-                  margin: float = 0.0) -> tuple[torch.Tensor, Similarity]:
+                  margin: float = 0.0, style_size: tuple[float, float] | None = None,
+                  min_fit: int = 3) -> tuple[torch.Tensor, Similarity]:
     """Style points mapped into the content frame by the inverse of the content → style similarity, clamped to
-    [margin, W − margin] × [margin, H − margin]."""
-    sim = umeyama(content, style)
+    [margin, W − margin] × [margin, H − margin].  With fewer than ``min_fit`` pairs a fitted similarity would
+    absorb every displacement (one or two pairs fit exactly), so the frames' similarity is used instead when
+    ``style_size`` is given."""
+    if content.shape[0] < min_fit and style_size is not None:
+        sim = frame_similarity(content_size, style_size)
+    else:
+        sim = umeyama(content, style)
     t = sim.inverse().apply(style.double())
     w, h = content_size
     t[:, 0] = t[:, 0].clamp(margin, w - margin)
@@ -190,12 +204,13 @@ def clean_correspondences(content: torch.Tensor, style: torch.Tensor, strength: 
     all_s = torch.cat([ms, style]) * ss
     all_w = torch.cat([torch.full((n_fixed,), float("inf"), dtype=torch.float64), strength])
     c_size = (content_size[0] * cs, content_size[1] * cs)
+    s_size = (style_size[0] * ss, style_size[1] * ss)
     for _ in range(2):
-        targets, _sim = align_targets(all_c, all_s, c_size, target_margin)
+        targets, _sim = align_targets(all_c, all_s, c_size, target_margin, s_size)
         keep = crossing_survivors(all_c, targets, n_fixed)
         all_c, all_s, all_w = all_c[keep], all_s[keep], all_w[keep]
     counts["uncrossed"] = int(all_c.shape[0]) - n_fixed
-    targets, sim_work = align_targets(all_c, all_s, c_size, target_margin) if all_c.shape[0] else \
+    targets, sim_work = align_targets(all_c, all_s, c_size, target_margin, s_size) if all_c.shape[0] else \
         (all_c.clone(), Similarity.identity())
     crossing_markers = count_crossings(all_c[:n_fixed], targets[:n_fixed]) if n_fixed > 1 else 0
     if crossing_markers:
