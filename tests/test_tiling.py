@@ -11,7 +11,7 @@ from impasto.engines.base import Cancelled
 from impasto.tiling.global_norm import global_instance_norm, reference_stats
 from impasto.tiling.memory import OOMSplitter, choose_tile_size, is_out_of_memory, memory_budget_bytes
 from impasto.tiling.runner import TiledRunConfig, TiledRunner
-from impasto.tiling.tiles import BandAccumulator, TileGrid, plan_axis
+from impasto.tiling.tiles import BandAccumulator, TileGrid, plan_axis, seam_ratio
 
 
 class Block(nn.Module):
@@ -200,31 +200,16 @@ def test_too_little_context_is_detected():
     assert (out - ref).abs().max() > 1e-3
 
 
-def border_gradient_ratio(img: torch.Tensor, grid: TileGrid) -> float:
-    """Mean |gradient| on the columns/rows where tiles meet (owned boundaries) over the mean elsewhere."""
-    gx = (img[..., :, 1:] - img[..., :, :-1]).abs().mean(dim=(0, 1))     # (H, W-1): between column c and c+1
-    gy = (img[..., 1:, :] - img[..., :-1, :]).abs().mean(dim=(0, 1))
-    cols = [w.own_start - 1 for w in grid.cols[1:]]
-    rows = [w.own_start - 1 for w in grid.rows[1:]]
-    mask_x = torch.zeros_like(gx, dtype=torch.bool)
-    mask_x[:, cols] = True
-    mask_y = torch.zeros_like(gy, dtype=torch.bool)
-    mask_y[rows, :] = True
-    border = torch.cat([gx[mask_x], gy[mask_y]]).mean()
-    rest = torch.cat([gx[~mask_x], gy[~mask_y]]).mean()
-    return float(border / rest)
-
-
 def test_no_seams_along_tile_borders():
     net, x = make_net(), smooth_image(128, 160)
     out, runner = run_tiled(net, x)
-    ratio = border_gradient_ratio(out, runner.grid)
+    ratio = seam_ratio(out, runner.grid)
     assert abs(ratio - 1) < 0.05, ratio
     # the metric sees a real seam: offset every other tile column
     seamy = out.clone()
     for w in runner.grid.cols[1::2]:
         seamy[..., w.own_start:w.own_stop] += 0.25
-    assert abs(border_gradient_ratio(seamy, runner.grid) - 1) > 0.05
+    assert abs(seam_ratio(seamy, runner.grid) - 1) > 0.05
 
 
 # ---------------------------------------------------------------- callbacks, progress, cancel

@@ -170,3 +170,33 @@ class BandAccumulator:
         self.band[:, :, y0 - self.band_start:y1 - self.band_start, x0:x1] += (values.to(self.dtype) * w)
         oy0, oy1, ox0, ox1 = tile.owned
         return self.band[:, :, oy0 - self.band_start:oy1 - self.band_start, ox0:ox1]
+
+
+def seam_ratio(img: torch.Tensor, grid: TileGrid, period: int = 1) -> float:
+    """Mean |gradient| across the lines where tiles meet (owned-interval boundaries) divided by the mean |gradient|
+    across all other lines of the same phase modulo ``period``; 1.0 = the borders are statistically invisible.
+
+    ``period``: a network with total stride 4 and nearest upsampling leaves a faint period-4 texture, and tile
+    borders always fall on the same phase of it, so compare like with like (``period=4``).
+    ``img``: (1, C, H, W) with H, W <= the grid's."""
+    H, W = img.shape[-2:]
+    gx = (img[..., :, 1:] - img[..., :, :-1]).abs().float().mean(dim=(0, 1))      # (H, W-1)
+    gy = (img[..., 1:, :] - img[..., :-1, :]).abs().float().mean(dim=(0, 1))      # (H-1, W)
+    cols = [w.own_start - 1 for w in grid.cols[1:] if w.own_start - 1 < W - 1]
+    rows = [w.own_start - 1 for w in grid.rows[1:] if w.own_start - 1 < H - 1]
+    mx = torch.zeros_like(gx, dtype=torch.bool)
+    mx[:, cols] = True
+    my = torch.zeros_like(gy, dtype=torch.bool)
+    my[rows, :] = True
+    # "elsewhere": lines of the same phase as the borders (all borders share one phase when starts are aligned)
+    phase_x = torch.zeros_like(mx)
+    phase_y = torch.zeros_like(my)
+    for c in cols:
+        phase_x[:, c % period::period] = True
+    for r in rows:
+        phase_y[r % period::period, :] = True
+    border = torch.cat([gx[mx], gy[my]])
+    rest = torch.cat([gx[phase_x & ~mx], gy[phase_y & ~my]])
+    if border.numel() == 0:
+        return 1.0
+    return float(border.mean() / rest.mean())
