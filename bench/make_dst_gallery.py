@@ -82,7 +82,8 @@ def pairs(out: Path, tsv: Path, size: int, steps: int, variant: str, show: dict[
                                     align_corners=False)
             scale = torch.tensor([dst.shape[3] / content.shape[3], dst.shape[2] / content.shape[2]])
             pts = torch.tensor([p.content for p in art["keypoints"]]) * scale
-            save_image(draw_keypoints(c_small, pts, art["targets"].float() * scale), out / f"{name}_keypoints.png")
+            # "keypoints" are in the given content's pixels; "targets" in the engine's (the output size)
+            save_image(draw_keypoints(c_small, pts, art["targets"].float()), out / f"{name}_keypoints.png")
         log.info("%s: %d keypoints, losses %s", name, len(art["keypoints"]), art["losses"])
 
 

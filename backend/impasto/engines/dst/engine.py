@@ -16,8 +16,11 @@
   content; 3 scales (1/4, 1/2, 1 of the working size) where scale s uses only the coarsest levels; α is scaled by
   4, 2, 1; one SGD (momentum 0.9) over the pyramid and θ (init ~1e-4).
 * Output: X upsampled to the requested size, then warped there (the field is resolution independent) with the
-  same bilinear sampling as in the loop.  ``artifacts`` gets ``keypoints`` (pairs used, in the coordinates of the tensors given), ``targets``,
-  ``losses`` and, for ``debug_images``, the keypoint overlays, the warp grid and the unwarped X.
+  same bilinear sampling as in the loop.
+* ``artifacts`` gets ``keypoints`` (pairs used, in the coordinates of the tensors given; the registry maps them
+  back to the caller's content), ``targets`` and ``warped_points`` ((K, 2) tensors in pixels of the content tensor
+  this engine received), ``losses``, ``timings`` and ``debug_images`` (keypoint overlays, the warp grid, the
+  unwarped X).
 """
 from __future__ import annotations
 
