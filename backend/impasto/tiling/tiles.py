@@ -48,6 +48,8 @@ def plan_axis(length: int, tile: int, overlap: int, context: int, align: int = 1
     if length <= tile:
         return [AxisWindow(0, length, 0, length, 0, length, 0, 0)]
     n = math.ceil((length - overlap) / (tile - overlap))
+    # shrink the windows to what n of them need (equal sizes, overlap close to the minimum, no wasted compute)
+    tile = min(tile, _ceil_to(math.ceil((length + (n - 1) * overlap) / n), align))
     while True:
         # spread the starts evenly over [0, length - tile], aligned down (the last one ends exactly at length
         # only when length - tile is aligned; otherwise the last window is shorter)
