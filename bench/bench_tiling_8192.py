@@ -68,7 +68,9 @@ def child_untiled(side: int, model: str | None) -> dict:
     return {"seconds": min(times), "all_seconds": times}
 
 
-def child_tiled(side: int, model: str | None, out_dir: str | None, tile: int | None) -> dict:
+def child_tiled(side: int, model: str | None, out_dir: str | None, tile: int | None, max_tiles: int = 0,
+                stats_side: int = 2048) -> dict:
+    from impasto.engines.base import Cancelled
     from impasto.tiling.mt_tiled import stylize_tiled
     net = make_net(model)
     rgba = make_canvas(side)
@@ -88,20 +90,27 @@ def child_tiled(side: int, model: str | None, out_dir: str | None, tile: int | N
         stages.append((time.perf_counter(), p.stage))
 
     t = time.perf_counter()
-    stylize_tiled(net, content, None, progress=progress, on_tile=on_tile, device=torch.device("cpu"),
-                  tile_size=tile, assemble=False)
+    try:
+        stylize_tiled(net, content, None, progress=progress, on_tile=on_tile, device=torch.device("cpu"),
+                      tile_size=tile, assemble=False, stats_side=stats_side,
+                      cancel=(lambda: len(calls) >= max_tiles) if max_tiles else (lambda: False))
+    except Cancelled:
+        pass
     seconds = time.perf_counter() - t
+    total_tiles = [st for _, st in stages if st.startswith("tile ")]
     cover = sum(w * h for _, _, w, h in calls)
     stats_end = max((ts for ts, st in stages if st.startswith("global")), default=t)
     res = {"seconds": seconds, "tiles": len(calls), "covered_pixels": cover, "canvas_pixels": side * side,
-           "stats_seconds": stats_end - t}
+           "stats_seconds": stats_end - t, "last_stage": total_tiles[-1] if total_tiles else ""}
     if out_dir:
         from PIL import Image
         Path(out_dir).mkdir(parents=True, exist_ok=True)
-        c = side // 2
-        Image.fromarray(out[c - 512:c + 512, c - 512:c + 512]).save(Path(out_dir) / f"mt_tiled_{side}_crop100.png")
-        Image.fromarray(rgba[c - 512:c + 512, c - 512:c + 512]).save(Path(out_dir) / f"content_{side}_crop100.png")
-        Image.fromarray(out[::side // 1024, ::side // 1024]).save(Path(out_dir) / f"mt_tiled_{side}_small.png")
+        # top-left 1024^2 at 100 % (the part the first tiles cover, also when cancelled early), and a reduced view
+        r = min(1024, side)
+        Image.fromarray(out[:r, :r]).save(Path(out_dir) / f"mt_tiled_{side}_crop100.png")
+        Image.fromarray(rgba[:r, :r]).save(Path(out_dir) / f"content_{side}_crop100.png")
+        step = max(1, side // 1024)
+        Image.fromarray(out[::step, ::step]).save(Path(out_dir) / f"mt_tiled_{side}_small.png")
     return res
 
 
@@ -124,6 +133,9 @@ def main() -> None:
     ap.add_argument("--tile", type=int)
     ap.add_argument("--out", default="bench_out/tiling")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--max-tiles", type=int, default=0,
+                    help="cancel after this many tiles (memory check only: peak RSS is reached by the first tiles)")
+    ap.add_argument("--stats-side", type=int, default=2048)
     ap.add_argument("--child", choices=["untiled", "tiled"])
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -131,12 +143,18 @@ def main() -> None:
         print(json.dumps(child_untiled(a.ref_side, a.model)))
         return
     if a.child == "tiled":
-        print(json.dumps(child_tiled(a.side, a.model, a.out, a.tile)))
+        print(json.dumps(child_tiled(a.side, a.model, a.out, a.tile, a.max_tiles, a.stats_side)))
         return
     common = ["--threads", str(a.threads)] + (["--model", a.model] if a.model else [])
     # the tiled child first: ru_maxrss of children is the max over all of them, so measure it before the other
-    tiled, tiled_rss = run_child(["--child", "tiled", "--side", str(a.side), "--out", a.out, *common]
+    tiled, tiled_rss = run_child(["--child", "tiled", "--side", str(a.side), "--out", a.out, *common,
+                                  "--max-tiles", str(a.max_tiles), "--stats-side", str(a.stats_side)]
                                  + (["--tile", str(a.tile)] if a.tile else []))
+    if a.max_tiles:
+        print(f"memory check: {a.side}x{a.side} RGBA, statistics over a {a.stats_side} thumbnail, cancelled after "
+              f"{tiled['tiles']} tiles ({tiled['last_stage']}) in {tiled['seconds']:.1f} s; peak RSS (ru_maxrss of "
+              f"the child) {tiled_rss:.2f} GiB [limit 4 GB = 3.73 GiB] {'OK' if tiled_rss * 2**30 <= 4e9 else 'OVER'}")
+        return
     untiled, _ = run_child(["--child", "untiled", "--ref-side", str(a.ref_side), *common])
     mp_t, mp_u = a.side ** 2 / 1e6, a.ref_side ** 2 / 1e6
     spm_t, spm_u = tiled["seconds"] / mp_t, untiled["seconds"] / mp_u
