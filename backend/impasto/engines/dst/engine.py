@@ -42,7 +42,7 @@ from ..base import CancelCheck, EngineError, Progress, ProgressFn, check_cancel,
 from ..optim.common import prepare, preview_of, resize_long_side
 from ..optim.gatys import CONTENT_LAYERS as GATYS_CONTENT, STYLE_LAYERS as GATYS_STYLE, GatysObjective
 from ..optim.pyramid import laplacian_pyramid, synthesize
-from .cleaning import CleanedPoints, clean_correspondences
+from .cleaning import CleanedPoints, Similarity, clean_correspondences
 from .keypoints import KeypointError, pairs_to_tensors, tensors_to_pairs, validate_pairs
 from .nbb import NBBConfig, neural_best_buddies
 from .tps import BORDER_PER_SIDE, dense_flow, fit_displacement, sample_backward, smooth_flow
@@ -189,7 +189,12 @@ def stylize(content: torch.Tensor, style: torch.Tensor | None, options: StylizeO
     # keypoints, in the given images' pixels, then in the working frame
     check_cancel(cancel)
     t0 = time.perf_counter()
-    kp = resolve_keypoints(content, style, options, device=device, vgg=vgg, progress=progress)
+    if options.warp_weight == 0 and not options.keypoints:
+        # β = 0 is plain STROTSS/Gatys with DST's schedule: no keypoints needed, don't spend NBB's seconds
+        kp = CleanedPoints(*(torch.zeros(0, 2, dtype=torch.float64),) * 3, torch.zeros(0, dtype=torch.float64),
+                           Similarity.identity())
+    else:
+        kp = resolve_keypoints(content, style, options, device=device, vgg=vgg, progress=progress)
     t_kp = time.perf_counter() - t0
     check_cancel(cancel)
 
@@ -201,7 +206,7 @@ def stylize(content: torch.Tensor, style: torch.Tensor | None, options: StylizeO
     p_src = (kp.content * to_work).float().to(device)
     targets = (kp.targets * to_work).float().to(device)
     k = p_src.shape[0]
-    if k == 0:
+    if k == 0 and options.warp_weight != 0:
         log.warning("DST: no keypoint pairs survived; the result is not warped")
 
     alpha = options.content_weight if options.content_weight is not None else (
