@@ -1,0 +1,171 @@
+"""Full-resolution pass for the optimization engines (Gatys, STROTSS, DST) on large canvases.
+
+The engine optimizes at a working resolution (<= 1024); its result is brought to the output size (upsampled, or
+-- for DST -- sampled through the TPS warp evaluated at full resolution by the caller's ``read``), and this pass adds
+fine brushwork at full size, tile by tile, while matching the style statistics of the **whole canvas**:
+
+* the global Gram matrices G_l = sum over tiles of F F^T / (C N) are accumulated over the tile grid (owned regions,
+  VGG run on crops with context >= its receptive field up to ``relu3_1``, so each tile's features are exact);
+* each tile then minimizes || G_l - G_l,tile(before) * n/N + G_l,tile(x) * n/N - G_l,style ||^2 (scaled by (N/n)^2)
+  + a content term keeping it close to its input -- block-coordinate descent on the global Gram loss, the other
+  tiles held fixed -- and G_l is updated with the tile's new contribution before the next tile;
+* tiles are blended and emitted exactly as in the MT path (``TileGrid``, ``BandAccumulator``, ``on_tile``).
+"""
+from __future__ import annotations
+
+import logging
+from typing import Callable, Optional
+
+import torch
+import torch.nn.functional as F
+
+from ..engines.base import Progress, check_cancel, never_cancel, no_progress
+from .memory import OOMSplitter, choose_tile_size
+from .mt_tiled import upsample_region
+from .runner import grow
+from .tiles import BandAccumulator, TileGrid
+
+log = logging.getLogger(__name__)
+
+STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1")    # the fine-scale layers: brushwork, not composition
+CONTENT_LAYER = "relu2_1"
+VGG_CONTEXT = 24          # receptive-field radius of relu3_1 is 12 px (+ pooling alignment)
+VGG_ALIGN = 4             # two poolings before relu3_1
+OVERLAP = 32
+BYTES_PER_PIXEL = 3000    # VGG up to relu3_1 with gradients, fp32
+STYLE_LONG_SIDE = 1024
+
+
+def _owned_features(feats: dict[str, torch.Tensor], crop, own) -> dict[str, torch.Tensor]:
+    """Each layer's activations restricted to the owned box (crop coordinates scaled to the layer's resolution)."""
+    y0, y1, x0, x1 = crop
+    oy0, oy1, ox0, ox1 = own
+    out = {}
+    for name, f in feats.items():
+        s = f.shape[2] / (y1 - y0)
+        out[name] = f[:, :, round((oy0 - y0) * s):round((oy1 - y0) * s), round((ox0 - x0) * s):round((ox1 - x0) * s)]
+    return out
+
+
+def _gram_sum(f: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """(sum of F F^T in fp32, pixel count) of an (1, C, h, w) activation."""
+    c = f.shape[1]
+    m = f.float().reshape(c, -1)
+    return m @ m.t(), m.shape[1]
+
+
+def global_grams(vgg, read: Callable, height: int, width: int, grid: TileGrid,
+                 layers=STYLE_LAYERS, device=torch.device("cpu")) -> tuple[dict, dict]:
+    """Gram matrices (normalized by C x pixels, as ``vgg.gram_matrix``) of the whole canvas, accumulated over the
+    grid's owned regions; also the pixel counts per layer."""
+    sums: dict[str, torch.Tensor] = {}
+    counts: dict[str, int] = {}
+    for t in grid:
+        crop = grow(t.owned, VGG_CONTEXT, height, width)
+        with torch.inference_mode():
+            feats = vgg(read(crop).to(device), list(layers))
+        for name, f in _owned_features(feats, crop, t.owned).items():
+            g, n = _gram_sum(f)
+            sums[name] = sums.get(name, 0) + g
+            counts[name] = counts.get(name, 0) + n
+    grams = {n: (sums[n] / (sums[n].shape[0] * counts[n])) for n in sums}
+    return grams, counts
+
+
+def refine_full_resolution(stylized: torch.Tensor, out_size: tuple[int, int], style: torch.Tensor, options=None, *,
+                           progress=no_progress, cancel=never_cancel,
+                           on_tile: Optional[Callable[[int, int, torch.Tensor], None]] = None,
+                           device: Optional[torch.device] = None, read: Optional[Callable] = None,
+                           steps: int = 30, tile_size: Optional[int] = None, style_weight: float = 1e3,
+                           content_weight: float = 1.0, learning_rate: float = 0.01,
+                           assemble: bool = True) -> Optional[torch.Tensor]:
+    """Bring a working-resolution result ``stylized`` (1, 3, h, w) to ``out_size`` with full-size brushwork.
+
+    ``read(box)`` (optional) returns the full-resolution starting image for a canvas box (y0, y1, x0, x1) -- DST
+    passes one that samples its texture through the TPS warp evaluated at full resolution; the default is the
+    bilinear upsampling of ``stylized``.  ``style``: the style image (1, 3, H, W) [0, 1].  Returns (1, 3, H, W)
+    float32 on the CPU, or None with ``assemble=False`` (the result then exists only as ``on_tile`` rectangles)."""
+    from ..vgg import get_vgg, gram_matrix
+    device = device or torch.device("cpu")
+    H, W = out_size
+    if read is None:
+        small = stylized.float()
+
+        def read(box):
+            return upsample_region(small, (H, W), box, reflect=False)
+
+    tile = tile_size or getattr(options, "tile_size", None) or choose_tile_size(device, BYTES_PER_PIXEL, VGG_CONTEXT)
+    tile = max(4 * OVERLAP, tile // VGG_ALIGN * VGG_ALIGN)
+    grid = TileGrid.plan(H, W, tile, OVERLAP, VGG_CONTEXT, VGG_ALIGN)
+    vgg = get_vgg(device)
+    layers = list(STYLE_LAYERS)
+    s = style[:, :3].float()
+    if max(s.shape[-2:]) > STYLE_LONG_SIDE:
+        f = STYLE_LONG_SIDE / max(s.shape[-2:])
+        s = F.interpolate(s, scale_factor=f, mode="bilinear", antialias=True, align_corners=False)
+    with torch.inference_mode():
+        targets = {n: gram_matrix(v)[0] for n, v in vgg(s.to(device), layers).items()}
+
+    progress(Progress(0.0, "global style statistics"))
+    grams, counts = global_grams(vgg, read, H, W, grid, layers, device)
+    grams = {n: g.clone() for n, g in grams.items()}
+    check_cancel(cancel)
+    acc = BandAccumulator(grid, 3, torch.float32, "cpu")
+    result = torch.empty(1, 3, H, W) if assemble else None
+    splitter = OOMSplitter(device, VGG_ALIGN)
+    n_tiles = len(grid)
+
+    for t in grid:
+        check_cancel(cancel)
+        wy0, wy1, wx0, wx1 = t.window
+        values = torch.empty(1, 3, wy1 - wy0, wx1 - wx0)
+
+        def compute(box, t=t):
+            crop = grow(box, VGG_CONTEXT, H, W)
+            # the tile's Gram contribution is counted over its owned box (within ``box`` when split)
+            oy0, oy1, ox0, ox1 = t.owned
+            own = (max(oy0, box[0]), min(oy1, box[1]), max(ox0, box[2]), min(ox1, box[3]))
+            start = read(crop).to(device).float()
+            with torch.inference_mode():
+                f0 = vgg(start, layers + [CONTENT_LAYER])
+            content_target = f0[CONTENT_LAYER].clone()
+            before = {}
+            for name, f in _owned_features({n: f0[n] for n in layers}, crop, own).items():
+                g, n = _gram_sum(f)
+                before[name] = (g.clone(), n)
+            x = start.clone().requires_grad_(True)
+            opt = torch.optim.Adam([x], lr=learning_rate)
+            for _ in range(steps):
+                opt.zero_grad(set_to_none=True)
+                feats = vgg(x, layers + [CONTENT_LAYER])
+                loss = content_weight * F.mse_loss(feats[CONTENT_LAYER], content_target)
+                for name, f in _owned_features({n: feats[n] for n in layers}, crop, own).items():
+                    g, n = _gram_sum(f)
+                    N = counts[name]
+                    c = g.shape[0]
+                    g_b, _ = before[name]
+                    g_new = grams[name] + (g - g_b) / (c * N)          # global Gram with this tile's new share
+                    loss = loss + style_weight * ((g_new - targets[name]) * (N / max(n, 1))).pow(2).mean()
+                loss.backward()
+                opt.step()
+                with torch.no_grad():
+                    x.clamp_(0, 1)
+            with torch.inference_mode():
+                feats = vgg(x.detach(), layers)
+                for name, f in _owned_features(feats, crop, own).items():
+                    g, _ = _gram_sum(f)
+                    grams[name] += (g - before[name][0]) / (g.shape[0] * counts[name])
+            by0, by1, bx0, bx1 = box
+            values[:, :, by0 - wy0:by1 - wy0, bx0 - wx0:bx1 - wx0] = \
+                x.detach()[:, :, by0 - crop[0]:by1 - crop[0], bx0 - crop[2]:bx1 - crop[2]].cpu()
+
+        splitter.run(t.window, compute)
+        owned = acc.add(t, values)
+        oy0, oy1, ox0, ox1 = t.owned
+        piece = owned.clamp(0, 1)
+        if result is not None:
+            result[:, :, oy0:oy1, ox0:ox1] = piece
+        if on_tile is not None:
+            on_tile(ox0, oy0, piece)
+        progress(Progress(0.1 + 0.9 * (t.index + 1) / n_tiles, f"tile {t.index + 1}/{n_tiles}"))
+    return result
