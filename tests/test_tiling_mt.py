@@ -99,3 +99,21 @@ def test_progress_and_cancel(net):
         stylize_tiled(net, x, None, on_tile=lambda *a: tiles.append(a), cancel=lambda: len(tiles) >= 2,
                       device=CPU, tile_size=128, precision="fp32")
     assert len(tiles) == 2
+
+
+def test_mt_engine_routes_large_or_tile_size_jobs_to_the_tiled_path(net, tmp_path, monkeypatch):
+    from impasto.engines import stylize
+    from impasto.engines.mt import engine as mt_engine
+    from impasto.engines.mt.model_file import StyleMetadata, save_model
+    from impasto_protocol.options import StylizeOptions
+    monkeypatch.setenv("IMPASTO_STYLES_DIR", str(tmp_path))
+    monkeypatch.setenv("IMPASTO_PRECISION", "fp32")
+    save_model(tmp_path / "tiletest.safetensors", net, StyleMetadata(name="tiletest", title="T", artist="", year=""))
+    x = image(200, 260)
+    untiled = stylize(x, None, StylizeOptions(engine="mt", style_name="tiletest", size=260), device=CPU)
+    tiles = []
+    tiled = stylize(x, None, StylizeOptions(engine="mt", style_name="tiletest", size=260, tile_size=128),
+                    device=CPU, on_tile=lambda a, b, t: tiles.append((a, b)))
+    assert len(tiles) >= 4                          # it did go through the tiled path
+    assert (tiled - untiled).abs().max() < 2e-3     # fp16 weights in the file: same net on both paths
+    assert mt_engine.TILED_ABOVE == 1024

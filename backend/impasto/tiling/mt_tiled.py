@@ -141,11 +141,12 @@ def stylize_tiled(net, content: torch.Tensor, options=None, progress=no_progress
     small = coarse_levels(net, content, (H, W), device, dtype)
     check_cancel(cancel)
 
-    stride = net.refine.STRIDE
+    stride = getattr(net.refine, "_orig_mod", net.refine).STRIDE
     Hp, Wp = max(-(-H // stride) * stride, 2 * stride), max(-(-W // stride) * stride, 2 * stride)
     reflect = (Hp - H) < H and (Wp - W) < W          # as blocks.pad_to_multiple
     config = plan_config(options, device, tile_size)
-    runner = TiledRunner(net.refine, Hp, Wp, config, device=device, autocast_dtype=dtype)
+    refine = getattr(net.refine, "_orig_mod", net.refine)   # not a torch.compile wrapper: its IN layers get swapped
+    runner = TiledRunner(refine, Hp, Wp, config, device=device, autocast_dtype=dtype)
     n_tiles = len(runner.grid)
     stats_share = 0.3
 

@@ -29,6 +29,7 @@ from .styles import find_style, style_names
 log = logging.getLogger(__name__)
 
 _cache: dict[tuple, tuple[MultimodalTransferNet, StyleMetadata]] = {}
+TILED_ABOVE = 1024      # output long side above which the refine level is tiled (impasto.tiling.mt_tiled)
 _cache_lock = threading.Lock()
 
 
@@ -85,6 +86,14 @@ def stylize(content: torch.Tensor, style: Optional[torch.Tensor], options, *, pr
         raise EngineError("engine 'mt' needs a style name (see `impasto styles`)")
     device = device or default_device()
     net, meta = load_style_model(options.style_name, device)
+    # --- large canvases (impasto.tiling, issue 5): above TILED_ABOVE px, or when a tile size is given, the refine
+    # level runs tile by tile with whole-canvas instance-norm statistics (identical result up to 2048 px)
+    if max(content.shape[-2:]) > TILED_ABOVE or options.tile_size:
+        from ...tiling.mt_tiled import stylize_tiled
+        if artifacts is not None:
+            artifacts["style"] = meta.name
+        return stylize_tiled(net, content, options, progress, cancel, on_tile, device=device)
+    # --- end large canvases
     outs = run_levels(net, content, device, progress=progress, cancel=cancel)
     result = outs[-1].clamp(0, 1)
     if artifacts is not None:
