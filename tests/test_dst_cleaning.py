@@ -97,7 +97,7 @@ def test_clean_pipeline_drops_weak_crossing_and_crowded_pairs_and_keeps_markers(
     strength = torch.cat([strength, torch.tensor([5.0, 4.9], dtype=torch.float64)])
     markers = (torch.tensor([[120.0, 200.0]], dtype=torch.float64), torch.tensor([[70.0, 120.0]], dtype=torch.float64))
     out = clean_correspondences(content, style, strength, content_size=(256, 256), style_size=(256, 256),
-                                markers=markers, max_points=80, min_distance=10)
+                                markers=markers, max_points=80, min_distance=10, max_shift=None)
     assert out.n_markers == 1
     assert torch.allclose(out.content[0], markers[0][0]) and torch.allclose(out.style[0], markers[1][0])
     assert out.counts["raw"] == 147 and out.counts["strong"] < 146
@@ -120,3 +120,19 @@ def test_one_or_two_markers_are_aligned_by_the_frames_not_absorbed_by_a_fit():
     out = clean_correspondences(torch.zeros(0, 2), torch.zeros(0, 2), torch.zeros(0), content_size=(200, 100),
                                 style_size=(400, 200), markers=one)
     assert torch.allclose(out.targets, torch.tensor([[150.0, 50.0]], dtype=torch.float64), atol=1e-6)
+
+
+def test_robust_alignment_drops_pairs_whose_targets_lie_far_away():
+    g = torch.Generator().manual_seed(4)
+    content = torch.rand(30, 2, generator=g, dtype=torch.float64) * 200 + 28
+    style = content * 0.8 + torch.tensor([20.0, 10.0], dtype=torch.float64)
+    style = style + torch.randn(style.shape, generator=g, dtype=torch.float64) * 2
+    outliers = torch.tensor([3, 11, 17])
+    style[outliers] = torch.rand(3, 2, generator=g, dtype=torch.float64) * 40 + torch.tensor([180.0, 10.0])
+    strength = torch.full((30,), 2.0, dtype=torch.float64)
+    out = clean_correspondences(content, style, strength, content_size=(256, 256), style_size=(256, 256),
+                                min_distance=1, max_shift=32)
+    kept = {tuple(c.tolist()) for c in out.content}
+    assert not any(tuple(content[i].tolist()) in kept for i in outliers)
+    assert out.counts["consistent"] >= 25
+    assert out.similarity.scale == pytest.approx(0.8, rel=0.03)

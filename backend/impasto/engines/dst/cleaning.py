@@ -11,6 +11,10 @@ Steps for automatic (NBB) correspondences, in a frame where each image's long si
 4. remove crossing pairs: for each pair in order of strength, drop every weaker pair whose segment content point →
    target crosses its segment; done twice, refitting the similarity in between.
 
+Added here (not in DST's code): before step 3, automatic pairs whose aligned target lies more than ``max_shift``
+(32 px at 256) from their content point are dropped and the similarity refitted on the rest, a few rounds
+(a robust fit): between a photo and a painting NBB also pairs clothes and background across the picture.
+
 Artist-placed pairs ("markers") are never dropped: they go first, automatic pairs near them or crossing them are
 removed instead, and crossings between markers are only reported (``CleanedPoints.crossing_markers``).
 """
@@ -176,11 +180,13 @@ def clean_correspondences(content: torch.Tensor, style: torch.Tensor, strength: 
                           content_size: tuple[int, int], style_size: tuple[int, int],
                           markers: tuple[torch.Tensor, torch.Tensor] | None = None, im_size: int = 256,
                           min_activation: float = 1.0, max_points: int = 80, min_distance: float = 10.0,
-                          target_margin: float = 5.0) -> CleanedPoints:
+                          target_margin: float = 5.0, max_shift: float | None = 32.0) -> CleanedPoints:
     """DST's cleaning of automatic pairs (``content``/``style`` (K, 2) pixel points in each image, ``strength``
     the accumulated NBB activation), merged with optional artist ``markers`` (content, style) that always stay.
 
-    Distances (``min_distance``, ``target_margin``) are in pixels of a frame whose long side is ``im_size``.
+    Distances (``min_distance``, ``target_margin``, ``max_shift``) are in pixels of a frame whose long side is
+    ``im_size``.  ``max_shift`` (None: off) drops automatic pairs whose aligned target is farther than that from
+    their content point, refitting the similarity on the rest (markers always stay and always count).
     Returns points in the input coordinates."""
     content, style, strength = content.double(), style.double(), strength.double()
     cs = im_size / max(content_size)          # content pixels -> working frame
@@ -200,11 +206,25 @@ def clean_correspondences(content: torch.Tensor, style: torch.Tensor, strength: 
     content, style, strength = content[idx], style[idx], strength[idx]
     counts["selected"] = int(content.shape[0])
 
+    c_size = (content_size[0] * cs, content_size[1] * cs)
+    s_size = (style_size[0] * ss, style_size[1] * ss)
+    if max_shift is not None and content.shape[0] + n_fixed >= 3:
+        # robust alignment (not in DST's code): refit on the pairs whose aligned target lies within max_shift of
+        # their content point and drop the others -- NBB between a photo and a painting finds pairs on clothes and
+        # background whose targets lie across the picture, and one such pair folds the warp
+        keep = torch.ones(content.shape[0], dtype=torch.bool)
+        for _ in range(4):
+            sim = umeyama(torch.cat([mc * cs, content[keep] * cs]), torch.cat([ms * ss, style[keep] * ss]))
+            shift = (sim.inverse().apply(style * ss) - content * cs).norm(dim=1)
+            new_keep = shift <= max_shift
+            if new_keep.sum() + n_fixed < 3 or torch.equal(new_keep, keep):
+                break
+            keep = new_keep
+        content, style, strength = content[keep], style[keep], strength[keep]
+    counts["consistent"] = int(content.shape[0])
     all_c = torch.cat([mc, content]) * cs
     all_s = torch.cat([ms, style]) * ss
     all_w = torch.cat([torch.full((n_fixed,), float("inf"), dtype=torch.float64), strength])
-    c_size = (content_size[0] * cs, content_size[1] * cs)
-    s_size = (style_size[0] * ss, style_size[1] * ss)
     for _ in range(2):
         targets, _sim = align_targets(all_c, all_s, c_size, target_margin, s_size)
         keep = crossing_survivors(all_c, targets, n_fixed)

@@ -222,8 +222,11 @@ def stylize(content: torch.Tensor, style: torch.Tensor | None, options: StylizeO
     start = c_full if options.init == "content" else torch.rand(c_full.shape, generator=gen).to(device)
     pyr = [p.detach().clone().requires_grad_(True) for p in laplacian_pyramid(start, levels)]
     theta = (torch.rand(k, 2, generator=gen) * 1e-4).to(device).requires_grad_(True)
-    params = [{"params": pyr}] + ([{"params": [theta]}] if use_warp else [])
     lr = options.learning_rate or DEFAULTS.lr
+    # L_warp is a mean over the K points, so each θ_i gets 1/K of the pull: with DST's lr a point moves at most
+    # ~1.5/K px a step.  Scaling θ's lr by K/8 keeps that speed for any K (unchanged up to 8 points).
+    lr_theta = lr * max(1.0, k / 8)
+    params = [{"params": pyr}] + ([{"params": [theta], "lr": lr_theta}] if use_warp else [])
     if opt_name == "sgd":
         opt = torch.optim.SGD(params, lr=lr, momentum=DEFAULTS.momentum)
     elif opt_name == "adam":
