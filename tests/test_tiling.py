@@ -300,3 +300,20 @@ def test_tile_size_follows_the_ram_budget(monkeypatch):
     monkeypatch.setenv("IMPASTO_RAM_BUDGET_MB", "lots")
     with pytest.raises(ValueError, match="IMPASTO_RAM_BUDGET_MB"):
         memory_budget_bytes(cpu)
+
+
+def test_single_pass_statistics_when_the_canvas_fits_one_crop():
+    net, x = make_net(), smooth_image(100, 140)
+    with torch.inference_mode():
+        ref = net(x)
+    runner = TiledRunner(net, 100, 140, TiledRunConfig(32, 16, 8, 4, single_pass_pixels=100 * 140),
+                         device=torch.device("cpu"))
+    out = torch.zeros_like(ref)
+    passes = []
+
+    def emit(x0, y0, v):
+        out[:, :, y0:y0 + v.shape[2], x0:x0 + v.shape[3]] = v
+    runner.run(lambda b: x[:, :, b[0]:b[1], b[2]:b[3]], emit,
+               progress=lambda phase, d, n: passes.append((phase, d, n)))
+    assert [p for p in passes if p[0] == "statistics"] == [("statistics", 1, 1)]
+    assert (out - ref).abs().max() < 2e-5

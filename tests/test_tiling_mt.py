@@ -116,4 +116,4 @@ def test_mt_engine_routes_large_or_tile_size_jobs_to_the_tiled_path(net, tmp_pat
                     device=CPU, on_tile=lambda a, b, t: tiles.append((a, b)))
     assert len(tiles) >= 4                          # it did go through the tiled path
     assert (tiled - untiled).abs().max() < 2e-3     # fp16 weights in the file: same net on both paths
-    assert mt_engine.TILED_ABOVE == 1024
+    assert mt_engine.TILED_ABOVE == 2048

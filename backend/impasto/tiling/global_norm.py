@@ -64,6 +64,7 @@ class GlobalStatsNorm(nn.Module):
     mode "collect": accumulate the moments of the input over ``count_box`` (given in crop pixels, scaled to this
     layer's resolution) and raise ``StopForward``.
     mode "local": behave exactly like the wrapped IN (per-tensor statistics).
+    mode "record": the input is the whole canvas -- store its statistics, switch to "apply" and apply them.
     """
 
     def __init__(self, inner: nn.InstanceNorm2d):
@@ -79,6 +80,11 @@ class GlobalStatsNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.mode == "local":
             return self.inner(x)
+        if self.mode == "record":
+            # the input is the whole canvas: its own statistics are the global ones; keep them for the tiles
+            var, mean = torch.var_mean(x.float(), dim=(0, 2, 3), unbiased=False)
+            self.mean, self.var = mean.detach().clone(), var.detach().clone()
+            self.mode = "apply"
         if self.mode == "collect":
             ch, cw = self.crop_size
             sy, sx = x.shape[2] / ch, x.shape[3] / cw

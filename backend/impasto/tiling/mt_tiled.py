@@ -121,7 +121,10 @@ def plan_config(options, device: torch.device, tile_size: Optional[int] = None) 
     if not tile:
         tile = choose_tile_size(device, REFINE_BYTES_PER_PIXEL, REFINE_CONTEXT)
     tile = max(4 * REFINE_OVERLAP, tile // 4 * 4)
-    return TiledRunConfig(tile=tile, context=REFINE_CONTEXT, overlap=REFINE_OVERLAP, align=4)
+    # a statistics canvas that fits the memory of one crop is done in one forward instead of one pass per IN layer
+    crop_pixels = (tile + 2 * REFINE_CONTEXT) ** 2
+    return TiledRunConfig(tile=tile, context=REFINE_CONTEXT, overlap=REFINE_OVERLAP, align=4,
+                          single_pass_pixels=crop_pixels)
 
 
 def stylize_tiled(net, content: torch.Tensor, options=None, progress=no_progress, cancel=never_cancel,

@@ -38,6 +38,7 @@ class TiledRunConfig:
     context: int              # pixels of context each side (>= receptive-field radius)
     overlap: int              # blend overlap between write windows
     align: int = 4            # network's total stride
+    single_pass_pixels: int = 0   # statistics canvases up to this area: one whole forward records them all
 
 
 def grow(box: Box, context: int, height: int, width: int, side: tuple[int, int] = (0, 0)) -> Box:
@@ -134,7 +135,15 @@ class TiledRunner:
                 if progress is not None:
                     progress("statistics", done, total)
 
-            if n_norms:
+            if n_norms and sh * sw <= c.single_pass_pixels:
+                # the statistics canvas fits in one crop's memory: one forward records every layer (exact)
+                for m in norms:
+                    m.mode = "record"
+                self._forward(sread((0, sh, 0, sw)).to(self.device))
+                if any(m.mode != "apply" for m in norms):
+                    raise RuntimeError("an instance-norm layer was not reached by the statistics forward")
+                on_pass(1, 1)
+            elif n_norms:
                 collect_global_stats(norms, crops, run_stats, on_pass=on_pass)
 
             acc = BandAccumulator(self.grid, out_channels, torch.float32, "cpu")

@@ -29,7 +29,8 @@ from .styles import find_style, style_names
 log = logging.getLogger(__name__)
 
 _cache: dict[tuple, tuple[MultimodalTransferNet, StyleMetadata]] = {}
-TILED_ABOVE = 1024      # output long side above which the refine level is tiled (impasto.tiling.mt_tiled)
+TILED_ABOVE = 2048      # output long side above which the refine level is tiled (impasto.tiling.mt_tiled);
+                        # up to here the one-piece pass is faster (tiling needs exact streamed IN statistics)
 _cache_lock = threading.Lock()
 
 
