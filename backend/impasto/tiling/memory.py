@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from typing import Callable, TypeVar
+from typing import Callable
 
 import torch
 
@@ -21,8 +21,6 @@ DEFAULT_RAM_BUDGET_MB = 1024
 CUDA_FRACTION = 0.6
 MIN_TILE = 64
 MAX_TILE = 4096
-
-T = TypeVar("T")
 
 
 def memory_budget_bytes(device: torch.device) -> int:

@@ -14,7 +14,6 @@ height; out-of-memory on a crop halves it and retries (``memory.OOMSplitter``).
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 from typing import Callable, Optional
 
