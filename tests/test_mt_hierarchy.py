@@ -1,4 +1,4 @@
-"""The paper's central claim at small scale: on a held-out photo at 1024 px output, the hierarchical result's Gram
+"""The paper's central claim at small scale: on two held-out photos (summed) at 1024 px output, the hierarchical result's Gram
 style loss (against the painting's 1024-level Grams stored in the model file) is >= 20 % lower than singular
 transfer's (the style subnet alone at 1024), with content loss at most 10 % higher.  Full table:
 bench/bench_mt_hierarchy.py."""
@@ -23,9 +23,13 @@ def _row(style):
     if style not in _rows:
         from bench_mt_hierarchy import compare
         from impasto.imageio import sample_image
-        (_rows[style],) = compare(style, [("astronaut", sample_image("astronaut"))], size=1024)
+        rows = compare(style, [(n, sample_image(n)) for n in ("astronaut", "coffee")], size=1024)
+        _rows[style] = {k: sum(r[k] for r in rows) for k in ("hier_style", "single_style", "hier_content",
+                                                             "single_content")}
     return _rows[style]
 
+
+pytestmark = pytest.mark.slow   # ~1 min per shipped style on 2 CPU cores (VGG19 at 1024)
 
 STYLES = _shipped() or [pytest.param(None, marks=pytest.mark.skip("no shipped styles"))]
 
@@ -36,11 +40,15 @@ def test_hierarchical_style_loss_at_least_20_percent_lower_at_1024(style):
     assert row["hier_style"] <= 0.8 * row["single_style"], row
 
 
-# The shipped models were trained for ~100 hierarchical steps on a shared 2-core CPU; their upper levels
-# stylize more strongly than singular transfer, so content loss is ~25 % higher (docs/mt.md, bench table).
-# strict: when a better-trained model meets the bound this xfail turns into a failure and must be removed.
-@pytest.mark.xfail(strict=True, reason="CPU-trained shipped models: content loss ~1.26x singular (target <= 1.10)")
-@pytest.mark.parametrize("style", STYLES)
+# starry_night was trained for only 100 hierarchical steps on a shared 2-core CPU; its upper levels stylize more
+# strongly than singular transfer, so its content loss is ~25 % higher (docs/mt.md, bench table).  strict: when a
+# retrained model meets the bound the xfail turns into a failure and must be removed.
+KNOWN_CONTENT_MISS = {"starry_night": "CPU-trained: content loss ~1.26x singular (target <= 1.10)"}
+CONTENT_STYLES = [pytest.param(s, marks=pytest.mark.xfail(strict=True, reason=KNOWN_CONTENT_MISS[s]))
+                  if s in KNOWN_CONTENT_MISS else s for s in _shipped()] or STYLES
+
+
+@pytest.mark.parametrize("style", CONTENT_STYLES)
 def test_hierarchical_content_loss_at_most_10_percent_higher_at_1024(style):
     row = _row(style)
     assert row["hier_content"] <= 1.1 * row["single_content"], row
