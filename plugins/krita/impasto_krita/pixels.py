@@ -7,20 +7,16 @@ come back RGBA and are swizzled to BGRA for ``setPixelData``.
 """
 from __future__ import annotations
 
-import operator
 from array import array
 from dataclasses import dataclass
-from itertools import repeat
 
 from impasto_protocol.images import ImageBuffer
+from impasto_protocol.pixels import PixelError, apply_mask, buffer_to_rgba, convert_depth, swap_rb  # noqa: F401
+from impasto_protocol.pixels import check_len as _check_len
 
 ITEMSIZE = {"U8": 1, "U16": 2, "F16": 2, "F32": 4}
 WIRE_DTYPE = {"U8": "u8", "U16": "u16"}
 SRGB_PROFILE = "sRGB-elle-V2-srgbtrc.icc"       # Krita's bundled sRGB (gamma-encoded) profile, any depth
-
-
-class PixelError(ValueError):
-    """Pixel data does not have the size or layout we expected."""
 
 
 @dataclass(frozen=True)
@@ -60,11 +56,6 @@ def needs_conversion(color_model: str, color_depth: str, profile: str) -> bool:
                 and "g10" not in profile.lower() and "linear" not in profile.lower())
 
 
-def _check_len(data, n: int, what: str) -> None:
-    if len(data) != n:
-        raise PixelError(f"{what}: got {len(data)} bytes, expected {n}")
-
-
 def krita_to_buffer(data: bytes, width: int, height: int, depth: str) -> ImageBuffer:
     """Wrap Krita BGRA bytes (U8/U16) as a wire image without copying or swizzling (``bgr=True``)."""
     if depth not in WIRE_DTYPE:
@@ -73,87 +64,15 @@ def krita_to_buffer(data: bytes, width: int, height: int, depth: str) -> ImageBu
     return ImageBuffer(width, height, 4, WIRE_DTYPE[depth], data, bgr=True)
 
 
-def swap_rb(data, itemsize: int) -> bytearray:
-    """Swap the first and third channel of interleaved 4-channel pixels (RGBA <-> BGRA)."""
-    if itemsize == 1:
-        out = bytearray(data)
-        out[0::4] = data[2::4]
-        out[2::4] = data[0::4]
-        return out
-    code = {2: "H", 4: "f"}[itemsize]
-    src = array(code)
-    src.frombytes(bytes(data))
-    out = array(code, src)
-    out[0::4] = src[2::4]
-    out[2::4] = src[0::4]
-    return bytearray(out.tobytes())
-
-
-def buffer_to_rgba(img: ImageBuffer) -> bytearray:
-    """Any 3/4-channel u8/u16 wire image as tight RGBA bytes of the same dtype (opaque alpha added to RGB)."""
-    if img.dtype not in ("u8", "u16"):
-        raise PixelError(f"results must be u8 or u16, got {img.dtype}")
-    if img.channels not in (3, 4):
-        raise PixelError(f"results must be RGB or RGBA, got {img.channels} channels")
-    data = bytes(img.tight_bytes())
-    size = img.itemsize
-    if img.channels == 3:
-        code = "B" if size == 1 else "H"
-        src = array(code)
-        src.frombytes(data)
-        out = array(code, bytes(img.width * img.height * 4 * size))
-        out[0::4], out[1::4], out[2::4] = src[0::3], src[1::3], src[2::3]
-        out[3::4] = array(code, repeat(255 if size == 1 else 65535, img.width * img.height))
-        rgba = bytearray(out.tobytes())
-    else:
-        rgba = bytearray(data)
-    return swap_rb(rgba, size) if img.bgr else rgba
-
-
 def rgba_to_krita(rgba, itemsize: int) -> bytearray:
     """RGBA bytes to Krita's integer BGRA."""
     return swap_rb(rgba, itemsize)
-
-
-def convert_depth(rgba, src_size: int, dst_size: int) -> bytes:
-    """u8 <-> u16 RGBA (exact for u8 -> u16 -> u8; u16 -> u8 rounds)."""
-    if src_size == dst_size:
-        return bytes(rgba)
-    if src_size == 1 and dst_size == 2:
-        return array("H", map(operator.mul, rgba, repeat(257))).tobytes()
-    src = array("H")
-    src.frombytes(bytes(rgba))
-    return bytes(map(operator.floordiv, map(operator.add, src, repeat(128)), repeat(257)))
-
-
-def apply_mask(rgba, mask: bytes, itemsize: int) -> bytearray:
-    """Multiply the alpha of RGBA pixels by an 8-bit selection mask (0 = outside, 255 = fully selected).
-
-    Feathered (partial) selection values scale alpha proportionally; everything runs in C-level ``map`` calls."""
-    n = len(mask)
-    _check_len(rgba, n * 4 * itemsize, "masked image")
-    out = bytearray(rgba)
-    if is_full_mask(mask):
-        return out
-    if itemsize == 1:
-        alpha = out[3::4]
-        out[3::4] = bytes(map(operator.floordiv, map(operator.add, map(operator.mul, alpha, mask), repeat(127)),
-                              repeat(255)))
-        return out
-    px = array("H")
-    px.frombytes(bytes(out))
-    px[3::4] = array("H", map(operator.floordiv, map(operator.add, map(operator.mul, px[3::4], mask), repeat(127)),
-                              repeat(255)))
-    return bytearray(px.tobytes())
 
 
 def mask_buffer(mask: bytes, width: int, height: int) -> ImageBuffer:
     _check_len(mask, width * height, f"{width}x{height} selection mask")
     return ImageBuffer(width, height, 1, "u8", mask)
 
-
-def is_full_mask(mask: bytes) -> bool:
-    return not mask or min(mask) == 255
 
 
 def unmix_partial(result, content, mask: bytes, itemsize: int) -> bytearray:
