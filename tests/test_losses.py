@@ -25,6 +25,25 @@ def test_gram_of_a_known_tensor():
     assert torch.allclose(g[0], torch.tensor([[5.0, 2.0], [2.0, 1.0]]) / 4)
 
 
+def test_gram_gradient_matches_finite_differences_in_both_layouts():
+    f = torch.rand(2, 3, 4, 5, dtype=torch.float64)
+    assert torch.autograd.gradcheck(gram_matrix, (f.clone().requires_grad_(True),))
+    cl = f.contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    assert torch.autograd.gradcheck(gram_matrix, (cl,))
+
+
+def test_gram_in_bf16_is_close_to_fp32_and_its_gradient_keeps_the_layout():
+    torch.manual_seed(0)
+    f = torch.relu(torch.randn(1, 16, 32, 32)).contiguous(memory_format=torch.channels_last)
+    want = gram_matrix(f)
+    fb = f.bfloat16().requires_grad_(True)
+    got = gram_matrix(fb)
+    assert got.dtype == torch.float32
+    assert ((got - want).abs() / want.abs().clamp(min=1e-3)).max().item() < 0.02
+    got.sum().backward()
+    assert fb.grad.dtype == torch.bfloat16 and fb.grad.shape == fb.shape
+
+
 def test_gram_style_loss_zero_for_same_and_known_for_scaled():
     f = {"a": torch.rand(1, 3, 4, 4)}
     t = gram_targets(f, ["a"])
