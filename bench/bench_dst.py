@@ -9,15 +9,13 @@ markers.  Prints how far the warped output puts the content keypoints from the s
 timing: one full run per size (3 scales x --steps, default the engine's 150) with markers from the synthetic case;
 prints total seconds, seconds per step at each scale, and the peak RSS (or CUDA peak memory).  With --steps below
 the default it also prints the extrapolation to 150 steps per scale, marked as such.
-The machine this was written on is shared: figures are noisy.  OMP_WAIT_POLICY=PASSIVE is set when absent
-(spinning OpenMP threads on busy cores made every op 5-10x slower).
+Runs with the OpenMP settings the product runs with (the default wait policy; PASSIVE costs ~25 % at 256 px on an
+idle machine).  On a busy shared machine, set OMP_WAIT_POLICY=PASSIVE: spinning threads on busy cores made every
+op 5-10x slower.
 """
 from __future__ import annotations
 
 import os
-
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 import argparse  # noqa: E402
 import resource  # noqa: E402
 import time  # noqa: E402

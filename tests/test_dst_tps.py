@@ -130,3 +130,29 @@ def test_smooth_flow_is_close_to_the_exact_field():
     approx = smooth_flow(tps, (192, 256), frame, max_side=64)
     assert (exact - approx).abs().max().item() < 0.1
     assert exact.abs().max().item() > 5
+
+
+def test_warped_image_reads_boxes_of_the_full_size_warp():
+    """WarpedImage (DST outputs above the working size): per box = the same pixels as one whole render; the
+    lattice flow matches the exact field; zero displacement is bicubic upsampling."""
+    import torch.nn.functional as F
+
+    from impasto.engines.dst.tps import WarpedImage
+    frame = (64, 48)                                            # working size (w, h)
+    small = _image(48, 64).float()
+    src = torch.tensor([[20.0, 16.0], [44.0, 30.0]], dtype=torch.float64)
+    dst = torch.tensor([[26.0, 13.0], [40.0, 33.0]], dtype=torch.float64)
+    tps = fit_displacement(src, dst, frame)
+    out_size = (192, 256)                                       # 4x the working size
+    warped = WarpedImage(small, tps, frame, out_size, lattice_side=128)
+    whole = warped.render(band_rows=50)
+    assert whole.shape == (1, 3, 192, 256)
+    box = (37, 101, 90, 203)
+    assert torch.equal(warped.read(box), whole[:, :, 37:101, 90:203])
+    exact = dense_flow(tps, out_size, frame).float()
+    assert (warped.flow((0, 192, 0, 256)) - exact).abs().max().item() < 0.1      # px at 256, lattice at 2x
+    # a moved point shows its source pixel at its destination (4x: destination (26, 13) -> (104, 52) px)
+    src_px = F.interpolate(small, size=out_size, mode="bicubic", align_corners=False)
+    assert (whole[0, :, 52, 104] - src_px[0, :, 64, 80].clamp(0, 1)).abs().max().item() < 0.05
+    identity = WarpedImage(small, fit_displacement(src, src, frame), frame, out_size).render()
+    assert (identity - src_px.clamp(0, 1)).abs().max().item() < 1e-4

@@ -24,6 +24,7 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -39,13 +40,14 @@ from ...losses.gram import gram_style_loss
 from ...losses.strotss import HYPERCOLUMN_LAYERS, StrotssStyle, hypercolumns, sample_locations, self_similarity_loss
 from ...losses.tv import tv_loss
 from ..base import CancelCheck, EngineError, Progress, ProgressFn, check_cancel, never_cancel, no_progress
-from ..optim.common import prepare, preview_of, resize_long_side
+from ..optim.common import (OPTIMIZE_SHARE, finish_at_full_resolution, is_large, prepare, preview_of, resize_long_side,
+                            scaled_progress)
 from ..optim.gatys import CONTENT_LAYERS as GATYS_CONTENT, STYLE_LAYERS as GATYS_STYLE, GatysObjective
 from ..optim.pyramid import laplacian_pyramid, synthesize
 from .cleaning import CleanedPoints, Similarity, clean_correspondences
 from .keypoints import KeypointError, pairs_to_tensors, tensors_to_pairs, validate_pairs
 from .nbb import NBBConfig, neural_best_buddies
-from .tps import BORDER_PER_SIDE, fit_displacement, sample_backward, smooth_flow
+from .tps import BORDER_PER_SIDE, WarpedImage, fit_displacement, sample_backward, smooth_flow
 
 log = logging.getLogger(__name__)
 
@@ -142,15 +144,16 @@ class _GatysTerms:
         self.ref = GatysObjective(vgg, content, style, options, device, fmt)
 
     def __call__(self, x: torch.Tensor, wx: torch.Tensor | None):
-        batch = x if wx is None else torch.cat([x, wx])
+        # two passes, not one batch of two: slicing a batch's features makes autograd zero-fill and sum full-size
+        # gradients for every layer (measured 0.30 -> 0.2x s a step at 256)
         with autocast(self.device):
-            feats = self.vgg(batch.contiguous(memory_format=self.fmt), GATYS_STYLE + GATYS_CONTENT)
-        fx = {k: v[:1] for k, v in feats.items()}
+            fx = self.vgg(x.contiguous(memory_format=self.fmt), GATYS_STYLE + GATYS_CONTENT)
         lc = content_loss(fx, self.ref.content_targets, GATYS_CONTENT) * self.ref.content_norm
         ls = gram_style_loss(fx, self.ref.gram, self.ref.style_norm) / len(GATYS_STYLE)
         if wx is None:
             return lc, ls, None
-        fw = {k: v[1:] for k, v in feats.items()}
+        with autocast(self.device):
+            fw = self.vgg(wx.contiguous(memory_format=self.fmt), GATYS_STYLE)
         return lc, ls, gram_style_loss(fw, self.ref.gram, self.ref.style_norm) / len(GATYS_STYLE)
 
 
@@ -183,6 +186,10 @@ def stylize(content: torch.Tensor, style: torch.Tensor | None, options: StylizeO
     device, fmt, vgg = prepare(device)
     gen = torch.Generator().manual_seed(options.seed)
     out_size = tuple(content.shape[2:])
+    large = is_large(out_size)      # then the tiled full-resolution pass follows (impasto.tiling.optim_tiled)
+    final_progress = progress
+    if large:
+        progress = scaled_progress(progress, 0.0, OPTIMIZE_SHARE)
     content, style = content[:, :3].float(), style[:, :3].float()
     variant = options.variant
 
@@ -286,17 +293,28 @@ def stylize(content: torch.Tensor, style: torch.Tensor | None, options: StylizeO
     with torch.no_grad():
         x = synthesize(pyr).clamp(0, 1).float()
         dst_pts = p_src + theta.detach()
-        unwarped = F.interpolate(x, size=out_size, mode="bicubic", align_corners=False).clamp(0, 1)
+        tps = fit_displacement(p_src.double(), dst_pts.double(), frame, DEFAULTS.border_per_side) if k > 0 else None
+        if large:
+            # never a full-size float image of X or a full-size field: the warp is read box by box by the tiled
+            # full-resolution pass (the field is resolution independent); debug images at the working size
+            field = tps if tps is not None else fit_displacement(p_src.double(), p_src.double(), frame)
+            warped = WarpedImage(x.cpu(), field, frame, out_size)
+            result = None
+            debug_size = tuple(x.shape[2:])
+        else:
+            debug_size = out_size
+        unwarped = F.interpolate(x, size=debug_size, mode="bicubic", align_corners=False).clamp(0, 1)
         if k > 0:
-            tps = fit_displacement(p_src.double(), dst_pts.double(), frame, DEFAULTS.border_per_side)
             # exact up to 1024 px; above, on a 1025-point lattice (< 0.1 px off, 16x fewer kernel evaluations at 4096)
-            flow = smooth_flow(tps, out_size, frame, max_side=1024).float()
+            flow = smooth_flow(tps, debug_size, frame, max_side=1024).float()
             # bilinear, as inside the loop: X was optimised through a bilinear warp, and bicubic resampling brings
             # back high frequencies the optimiser left for it to filter (3x the Gram style loss, measured)
-            result = sample_backward(unwarped, flow, mode="bilinear").clamp(0, 1)
+            shown = sample_backward(unwarped, flow, mode="bilinear").clamp(0, 1)
         else:
-            flow = torch.zeros(1, 2, *out_size, device=x.device)
-            result = unwarped
+            flow = torch.zeros(1, 2, *debug_size, device=x.device)
+            shown = unwarped
+        if not large:
+            result = shown
     log.info("DST %s: %d keypoints, keypoints %.1f s, optimisation %.1f s (%d steps), final %s",
              variant, k, t_kp, t_opt, total_steps, last)
 
@@ -307,9 +325,19 @@ def stylize(content: torch.Tensor, style: torch.Tensor | None, options: StylizeO
         artifacts["warped_points"] = (dst_pts * from_work).cpu()
         artifacts["losses"] = dict(last)
         artifacts["timings"] = {"keypoints": t_kp, "optimization": t_opt}
-        artifacts["debug_images"] = _debug_images(content, style, kp, result, unwarped, flow,
-                                                  (dst_pts * from_work).cpu())
+        shown_points = dst_pts if large else dst_pts * from_work
+        artifacts["debug_images"] = _debug_images(content if not large else resize_long_side(content, max(frame)),
+                                                  style, kp if not large else _scaled_points(kp, to_work), shown,
+                                                  unwarped, flow, shown_points.cpu())
+    if large:
+        return finish_at_full_resolution(x.cpu(), out_size, style, options, progress=final_progress, cancel=cancel,
+                                         on_tile=on_tile, device=device, read=warped.read)
     return result.cpu().contiguous()
+
+
+def _scaled_points(kp: CleanedPoints, scale: torch.Tensor) -> CleanedPoints:
+    """``kp`` with its content-frame points (content, targets) scaled by ``scale`` (x, y), for debug overlays."""
+    return dataclasses.replace(kp, content=kp.content * scale, targets=kp.targets * scale)
 
 
 @torch.no_grad()

@@ -26,7 +26,7 @@ from ...losses.content import content_loss
 from ...losses.gram import gram_style_loss, gram_targets
 from ...losses.tv import tv_loss
 from ..base import CancelCheck, EngineError, Progress, ProgressFn, check_cancel, never_cancel, no_progress
-from .common import prepare, preview_of, resize_long_side
+from .common import OPTIMIZE_SHARE, finish_at_full_resolution, is_large, prepare, preview_of, resize_long_side, scaled_progress
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,9 @@ def stylize(content: torch.Tensor, style: torch.Tensor | None, options: StylizeO
     if style is None:
         raise EngineError("Gatys needs a style image")
     device, fmt, vgg = prepare(device)
-    out_size = content.shape[2:]
+    out_size = tuple(content.shape[2:])
+    large = is_large(out_size)      # then the tiled full-resolution pass follows (impasto.tiling.optim_tiled)
+    report = scaled_progress(progress, 0.0, OPTIMIZE_SHARE) if large else progress
     c = resize_long_side(content[:, :3].float(), options.size).to(device).contiguous(memory_format=fmt)
     s = resize_long_side(style[:, :3].float(), options.size).to(device).contiguous(memory_format=fmt)
     objective = GatysObjective(vgg, c, s, options, device, fmt)
@@ -124,10 +126,13 @@ def stylize(content: torch.Tensor, style: torch.Tensor | None, options: StylizeO
         with torch.no_grad():
             x.clamp_(0, 1)
         preview = preview_of(x) if options.preview_every and step % options.preview_every == 0 else None
-        progress(Progress(step / steps, f"step {step}/{steps}", preview, dict(last)))
+        report(Progress(step / steps, f"step {step}/{steps}", preview, dict(last)))
     if artifacts is not None:
         artifacts["losses"] = dict(last)
     result = x.detach().float().contiguous()
+    if large:
+        return finish_at_full_resolution(result.cpu(), out_size, style, options, progress=progress, cancel=cancel,
+                                         on_tile=on_tile, device=device)
     if tuple(result.shape[2:]) != tuple(out_size):
         result = F.interpolate(result, size=tuple(out_size), mode="bicubic", align_corners=False).clamp(0, 1)
     return result.cpu()

@@ -21,7 +21,7 @@ from impasto_protocol.options import StylizeOptions
 from ...device import autocast
 from ...losses.strotss import HYPERCOLUMN_LAYERS, StrotssStyle, hypercolumns, sample_locations, self_similarity_loss
 from ..base import CancelCheck, EngineError, Progress, ProgressFn, check_cancel, never_cancel, no_progress
-from .common import prepare, preview_of, resize_long_side
+from .common import OPTIMIZE_SHARE, finish_at_full_resolution, is_large, prepare, preview_of, resize_long_side, scaled_progress
 from .pyramid import laplacian_pyramid, synthesize
 
 log = logging.getLogger(__name__)
@@ -84,6 +84,8 @@ def stylize(content: torch.Tensor, style: torch.Tensor | None, options: StylizeO
         raise EngineError(f"STROTSS optimizes with 'rmsprop' (default) or 'adam', not {options.optimizer!r}")
     device, fmt, vgg = prepare(device)
     out_size = tuple(content.shape[2:])
+    large = is_large(out_size)      # then the tiled full-resolution pass follows (impasto.tiling.optim_tiled)
+    report = scaled_progress(progress, 0.0, OPTIMIZE_SHARE) if large else progress
     gen = torch.Generator().manual_seed(options.seed)
     sizes = scale_sizes(options.size)
     steps = options.steps or DEFAULTS.steps_per_scale
@@ -125,14 +127,17 @@ def stylize(content: torch.Tensor, style: torch.Tensor | None, options: StylizeO
             done += 1
             preview = (preview_of(synthesize(pyr)) if options.preview_every and done % options.preview_every == 0
                        else None)
-            progress(Progress(done / total_steps, f"scale {si + 1}/{len(sizes)} step {step}/{steps}", preview,
-                              dict(last)))
+            report(Progress(done / total_steps, f"scale {si + 1}/{len(sizes)} step {step}/{steps}", preview,
+                            dict(last)))
         with torch.no_grad():
             x = synthesize(pyr).clamp(0, 1)
         alpha /= 2
     if artifacts is not None:
         artifacts["losses"] = dict(last)
     result = x.detach().float()
+    if large:
+        return finish_at_full_resolution(result.cpu(), out_size, style, options, progress=progress, cancel=cancel,
+                                         on_tile=on_tile, device=device)
     if tuple(result.shape[2:]) != out_size:
         result = F.interpolate(result, size=out_size, mode="bicubic", align_corners=False).clamp(0, 1)
     return result.cpu().contiguous()
