@@ -65,6 +65,15 @@ def main() -> None:
           + ("OK" if max(per_mean) <= 0.5 and max(per_max) <= 2 else "FAIL"))
     print(f"seam ratio (border / elsewhere gradient): tiled {seam_t:.4f}, untiled {seam_u:.4f} on the same lines "
           f"[limit |ratio - 1| <= 0.05] {'OK' if abs(seam_t - 1) <= 0.05 else 'FAIL'}")
+    if a.precision == "auto":
+        # the noise floor of bf16 itself: the untiled pass in bf16 vs the same pass in fp32
+        os.environ["IMPASTO_PRECISION"] = "fp32"
+        ref32 = run_levels(net, x, dev)[-1].clamp(0, 1)
+        del os.environ["IMPASTO_PRECISION"]
+        d32 = (q(ref) - q(ref32)).abs()
+        print("bf16 noise floor, untiled bf16 vs untiled fp32: mean " +
+              ", ".join(f"{v:.4f}" for v in d32.mean(dim=(0, 2, 3)).tolist()) + " /255; max " +
+              ", ".join(f"{v:.0f}" for v in d32.amax(dim=(0, 2, 3)).tolist()) + " /255")
     print(f"time: untiled {t_untiled:.1f} s, tiled {t_tiled:.1f} s (tiled includes exact streamed IN statistics: one "
           f"pass per IN layer); load average {os.getloadavg()}")
     if a.save:
