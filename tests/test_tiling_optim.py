@@ -51,7 +51,7 @@ def test_refinement_lowers_the_global_style_loss_and_streams_tiles():
     assert bool((cover == 1).all()) and len(tiles) >= 2
 
 
-def test_finished_band_keeps_what_earlier_tiles_finished_and_carries_rows():
+def test_finished_band_records_finished_pixels_and_carries_rows():
     from impasto.tiling.optim_tiled import FinishedBand
     grid = TileGrid.plan(128, 160, 64, 16, 24, 4)
     band = FinishedBand(grid, 24)
@@ -59,17 +59,17 @@ def test_finished_band_keeps_what_earlier_tiles_finished_and_carries_rows():
     first = grid.rows[0]
     box = (first.start, first.stop, 0, 80)
     band.finish(box, torch.full((1, 3, first.stop - first.start, 80), 0.25))
-    # a later box overlapping the first one keeps the first one's pixels and takes its own elsewhere
+    # a later box overlapping the first one records its own (latest) pixels
     band.finish((first.start, first.stop, 60, 120), torch.full((1, 3, first.stop - first.start, 60), 0.75))
     values, done = band.read((first.start, first.stop, 0, 160))
-    assert bool((values[..., :80] == 0.25).all()) and bool((values[..., 80:120] == 0.75).all())
+    assert bool((values[..., :60] == 0.25).all()) and bool((values[..., 60:120] == 0.75).all())
     assert bool(done[:, :120].all()) and not bool(done[:, 120:].any())
     # the next grid row sees the finished rows it overlaps, and nothing below them
     band.begin_row(1)
     second = grid.rows[1]
     shared = (max(0, second.start - 24), first.stop)
     values, done = band.read((shared[0], shared[1], 0, 160))
-    assert shared[1] > shared[0] and bool(done[:, :120].all()) and bool((values[..., :80] == 0.25).all())
+    assert shared[1] > shared[0] and bool(done[:, :120].all()) and bool((values[..., :60] == 0.25).all())
     _, below = band.read((first.stop, min(128, second.stop), 0, 160))
     assert not bool(below.any())
 

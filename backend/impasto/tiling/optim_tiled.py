@@ -37,6 +37,7 @@ CONTENT_LAYER = "relu2_1"
 VGG_CONTEXT = 24          # receptive-field radius of relu3_1 is 12 px (+ pooling alignment)
 VGG_ALIGN = 4             # two poolings before relu3_1
 OVERLAP = 32
+HOLD_RAMP = 16            # px inside the finished/new border over which a tile's hold fades out
 BYTES_PER_PIXEL = 3000    # VGG up to relu3_1 with gradients, fp32
 STYLE_LONG_SIDE = 1024
 
@@ -80,10 +81,11 @@ def global_grams(vgg, read: Callable, height: int, width: int, grid: TileGrid,
 class FinishedBand:
     """The pixels earlier tiles have finished, for the rows the current grid row's crops can see.
 
-    Tiles are optimized in raster order, and each one starts from -- and holds fixed -- every pixel of its crop
-    that an earlier tile already finished (its write window), optimizing only the rest.  The texture therefore
-    continues across tile borders instead of two independent textures being cross-faded (which shows as a
-    low-contrast band along every border at 100 %), and in the blend overlap both tiles hold the same values.
+    Tiles are optimized in raster order, and each one starts from -- and holds -- every pixel of its crop that an
+    earlier tile already finished (its write window), optimizing the rest; the hold fades out over a few pixels
+    across the border (``HOLD_RAMP``).  The texture therefore continues across tile borders instead of two
+    independent textures being cross-faded (which shows as a low-contrast band along every border at 100 %), and
+    in the blend overlap both tiles hold nearly the same values.
     Memory: (tile + overlap + 2 * context) rows x canvas width, not the canvas."""
 
     def __init__(self, grid: TileGrid, context: int, channels: int = 3):
@@ -112,12 +114,10 @@ class FinishedBand:
                 self.done[y0 - self.start:y1 - self.start, x0:x1])
 
     def finish(self, box, values: torch.Tensor) -> None:
-        """Record ``values`` (1, C, h, w) for the box's pixels not finished before (those keep their values)."""
+        """Record ``values`` (1, C, h, w) as the box's latest finished pixels."""
         y0, y1, x0, x1 = box
-        old = self.values[:, :, y0 - self.start:y1 - self.start, x0:x1]
-        done = self.done[y0 - self.start:y1 - self.start, x0:x1]
-        old.copy_(torch.where(done, old, values.to(old.dtype)))
-        done.fill_(True)
+        self.values[:, :, y0 - self.start:y1 - self.start, x0:x1] = values.to(self.values.dtype)
+        self.done[y0 - self.start:y1 - self.start, x0:x1] = True
 
 
 def refine_full_resolution(stylized: torch.Tensor, out_size: tuple[int, int], style: torch.Tensor, options=None, *,
@@ -182,8 +182,14 @@ def refine_full_resolution(stylized: torch.Tensor, out_size: tuple[int, int], st
             # stay as smooth as the start image and show as a plain band along every tile border
             start = read(crop).to(device).float()
             fixed_values, fixed = finished.read(crop)
-            fixed = fixed.to(device)
-            start = torch.where(fixed, fixed_values.to(device), start)
+            # how much each pixel is held: 1 inside what earlier tiles finished, falling linearly to 0 over the
+            # last HOLD_RAMP px before the border, 0 in the new part.  The start image cross-fades from the finished
+            # pixels to the new start over that ramp, and this tile's change fades in over it: any hard step between
+            # finished and new pixels showed as a 1-px line at 100 % (2x the mean gradient on those lines)
+            blur = F.avg_pool2d(fixed.to(device)[None, None].float(), 2 * HOLD_RAMP + 1, stride=1,
+                                padding=HOLD_RAMP, count_include_pad=False)
+            hold = (2 * blur - 1).clamp(0, 1)
+            start = hold * fixed_values.to(device) + (1 - hold) * start
             with torch.inference_mode(), autocast(device):
                 f0 = vgg(start.contiguous(memory_format=fmt), layers + [CONTENT_LAYER])
             content_target = f0[CONTENT_LAYER].float().clone()
@@ -193,7 +199,7 @@ def refine_full_resolution(stylized: torch.Tensor, out_size: tuple[int, int], st
             opt = torch.optim.Adam([free], lr=learning_rate)
             for _ in range(steps):
                 opt.zero_grad(set_to_none=True)
-                x = torch.where(fixed, start, free)          # finished pixels stay as they are
+                x = hold * start + (1 - hold) * free
                 with autocast(device):
                     feats = vgg(x.contiguous(memory_format=fmt), layers + [CONTENT_LAYER])
                 loss = content_weight * F.mse_loss(feats[CONTENT_LAYER].float(), content_target)
@@ -203,11 +209,12 @@ def refine_full_resolution(stylized: torch.Tensor, out_size: tuple[int, int], st
                 opt.step()
                 with torch.no_grad():
                     free.clamp_(0, 1)
-            x = torch.where(fixed, start, free.detach())
+            with torch.no_grad():
+                x = (hold * start + (1 - hold) * free).clamp(0, 1)
             by0, by1, bx0, bx1 = box
             mine = x[:, :, by0 - crop[0]:by1 - crop[0], bx0 - crop[2]:bx1 - crop[2]].cpu()
             finished.finish(box, mine)
-            values[:, :, by0 - wy0:by1 - wy0, bx0 - wx0:bx1 - wx0] = finished.read(box)[0]
+            values[:, :, by0 - wy0:by1 - wy0, bx0 - wx0:bx1 - wx0] = mine
 
         splitter.run(t.window, compute)
         owned = acc.add(t, values)
