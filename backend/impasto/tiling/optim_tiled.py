@@ -188,7 +188,9 @@ def refine_full_resolution(stylized: torch.Tensor, out_size: tuple[int, int], st
             # finished and new pixels showed as a 1-px line at 100 % (2x the mean gradient on those lines)
             blur = F.avg_pool2d(fixed.to(device)[None, None].float(), 2 * HOLD_RAMP + 1, stride=1,
                                 padding=HOLD_RAMP, count_include_pad=False)
-            hold = (2 * blur - 1).clamp(0, 1)
+            # (zero outside the finished pixels: near the inside corner of an L-shaped finished region the blur
+            # passes 0.5 on unfinished pixels, whose band values are empty -- dark marks at tile corners)
+            hold = (2 * blur - 1).clamp(0, 1) * fixed.to(device)
             start = hold * fixed_values.to(device) + (1 - hold) * start
             with torch.inference_mode(), autocast(device):
                 f0 = vgg(start.contiguous(memory_format=fmt), layers + [CONTENT_LAYER])
