@@ -175,7 +175,7 @@ def refine_full_resolution(stylized: torch.Tensor, out_size: tuple[int, int], st
         wy0, wy1, wx0, wx1 = t.window
         values = torch.empty(1, 3, wy1 - wy0, wx1 - wx0)
 
-        def compute(box, t=t):
+        def compute(box):
             crop = grow(box, VGG_CONTEXT, H, W)
             # the style term covers the whole box (the write window, or a part of it when split), not only the
             # owned part: pixels outside the owned box but inside the window get no Gram gradient otherwise,
