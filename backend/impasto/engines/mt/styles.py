@@ -1,6 +1,8 @@
 """Where MT style models live, and how a style name finds its file.
 
-* Shipped styles: ``weights/styles/*.safetensors`` in the source tree (override with ``IMPASTO_STYLES_DIR``).
+* Shipped styles: ``weights/styles/*.safetensors`` in the source tree (an editable install or a checkout); a
+  wheel installs the same files as data files into ``<prefix>/share/impasto/styles`` (pyproject's
+  ``tool.setuptools.data-files``).  ``IMPASTO_STYLES_DIR`` overrides both.
 * User-trained styles: ``<user data dir>/styles/*.safetensors`` where the user data dir is
   ``platformdirs.user_data_dir("impasto")`` or ``$IMPASTO_DATA_DIR``.  ``impasto train`` writes there.
 
@@ -22,11 +24,40 @@ log = logging.getLogger(__name__)
 SUFFIX = ".safetensors"
 
 
+SOURCE_TREE_STYLES = Path(__file__).resolve().parents[4] / "weights" / "styles"
+
+
+def _installed_styles_dirs() -> list[Path]:
+    """Where a wheel's data files land: the prefix of the environment the package was installed into (found
+    from this file's site-packages, so it works for venvs, --prefix and --user installs alike), then sys.prefix."""
+    import site
+    import sys
+    import sysconfig
+    candidates = []
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if parent.name == "site-packages":
+            # <prefix>/lib/pythonX.Y/site-packages (posix) or <prefix>/Lib/site-packages (Windows)
+            prefix = parent.parent.parent if parent.parent.name.startswith("python") else parent.parent
+            candidates.append(prefix / "share" / "impasto" / "styles")
+            break
+    candidates.append(Path(sysconfig.get_path("data")) / "share" / "impasto" / "styles")
+    candidates.append(Path(sys.prefix) / "share" / "impasto" / "styles")
+    if site.ENABLE_USER_SITE and site.USER_BASE:
+        candidates.append(Path(site.USER_BASE) / "share" / "impasto" / "styles")
+    return candidates
+
+
 def shipped_styles_dir() -> Path:
     env = os.environ.get("IMPASTO_STYLES_DIR")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[4] / "weights" / "styles"
+    if SOURCE_TREE_STYLES.is_dir():
+        return SOURCE_TREE_STYLES
+    for d in _installed_styles_dirs():
+        if d.is_dir():
+            return d
+    return SOURCE_TREE_STYLES          # nothing installed: report the source-tree location in messages
 
 
 def user_data_dir() -> Path:
