@@ -101,3 +101,38 @@ def test_torchrun_two_cpu_processes_gloo(data, tmp_path):
 
 def checkpoint_path_for(work: Path, name: str) -> Path:
     return work / name / "checkpoint.pt"
+
+
+def test_style_weight_per_level_and_content_layer_reach_the_model_file(data, tmp_path, monkeypatch, capsys):
+    """--style-weight B means (B, 0.4B, 0.2B), B1,B2,B3 is taken as given; --content-layer is trained with and
+    recorded in the model's training metadata; a bad value is a clear error."""
+    from impasto.cli import main as cli_main
+    from impasto.engines.mt.model_file import read_metadata
+    monkeypatch.setenv("IMPASTO_DATA_DIR", str(tmp_path / "userdata"))
+    torch.set_num_threads(1)
+    out = tmp_path / "w"
+    assert cli_main(_args(data, "lv", 2, 10, out, ("--style-weight", "2", "--content-layer", "relu2_2",
+                                                  "--no-progress"))) == 0
+    training = read_metadata(out / "lv.safetensors").training
+    assert training["style_weights"] == pytest.approx([2.0, 0.8, 0.4])
+    assert training["content_layer"] == "relu2_2"
+    assert cli_main(_args(data, "lv3", 2, 10, out, ("--style-weight", "3,1,0.5", "--no-progress"))) == 0
+    training = read_metadata(out / "lv3.safetensors").training
+    assert training["style_weights"] == [3.0, 1.0, 0.5] and training["content_layer"] == "relu4_2"
+    assert cli_main(_args(data, "bad", 2, 10, out, ("--style-weight", "1,2",))) == 2
+    assert "--style-weight must be B or B1,B2,B3" in capsys.readouterr().err
+
+
+def test_checkpoint_from_before_content_layer_setting_loads_as_relu4_2(data, tmp_path):
+    from impasto.engines.mt.network import MTConfig, MultimodalTransferNet
+    from impasto.engines.mt.train import TrainConfig, net_from_checkpoint, save_checkpoint
+    cfg = TrainConfig(name="old", style_paths=(str(data / "painting.png"),) * 3, content_dir=str(data / "photos"),
+                      net=MTConfig.tiny().to_dict(), content_layer="relu2_2")
+    net = MultimodalTransferNet(MTConfig.tiny())
+    path = tmp_path / "ckpt.pt"
+    save_checkpoint(path, 3, net, torch.optim.Adam(net.parameters()), "style", cfg)
+    ckpt = torch.load(path, weights_only=True)
+    del ckpt["config"]["content_layer"]                 # what an older checkpoint looked like
+    torch.save(ckpt, path)
+    _, loaded, step = net_from_checkpoint(path)
+    assert loaded.content_layer == "relu4_2" and step == 3

@@ -27,14 +27,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--content-dir", required=True, metavar="DIR", help="folder of training photos")
     p.add_argument("--name", required=True, help="style name (letters, digits, - and _)")
     p.add_argument("--steps", type=int, default=None,
-                   help="total steps (default 2100 = 1500 style-subnet steps + 600 hierarchical); split 5:2")
+                   help="total steps (default 1600 = 1200 style-subnet steps + 400 hierarchical); split 3:1")
     p.add_argument("--style-steps", type=int, default=None, help="phase 1: style subnet alone at 256 px")
     p.add_argument("--hier-steps", type=int, default=None, help="phase 2: all three levels at 512 px")
     p.add_argument("--batch", type=int, default=4, help="phase-1 batch size (phase 2 uses --hier-batch)")
     p.add_argument("--hier-batch", type=int, default=1)
     p.add_argument("--crop", type=int, default=512, help="phase-2 crop size (phase 1 uses half)")
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--style-weight", type=float, default=5.0, help="beta at the style level (enhance equal, refine 0.6x)")
+    p.add_argument("--style-weight", default="5,2,1", metavar="B or B1,B2,B3",
+                   help="beta per level (style, enhance, refine); one number B means B, 0.4B, 0.2B")
+    p.add_argument("--content-layer", default="relu4_2", choices=("relu2_1", "relu2_2", "relu3_1", "relu4_2"),
+                   help="VGG layer of the content loss (deeper: looser content, bolder style)")
     p.add_argument("--content-weight", type=float, default=1.0)
     p.add_argument("--tv-weight", type=float, default=0.0)
     p.add_argument("--checkpoint-every", type=int, default=100)
@@ -59,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
 
     from ..engines.mt.network import MTConfig
     from ..engines.mt.styles import user_data_dir, user_styles_dir
-    from ..engines.mt.train import TrainConfig, TrainError, _dist_info, export_model, train
+    from ..engines.mt.train import (TrainConfig, TrainError, _dist_info, cpu_schedule, export_model,
+                                     level_style_weights, split_steps, train)
 
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", args.name):
         raise ImpastoError(f"style name {args.name!r}: use letters, digits, '-' and '_' (max 64)")
@@ -67,9 +71,9 @@ def run(args: argparse.Namespace) -> int:
     for pth in paths:
         if not Path(pth).is_file():
             raise TrainError(f"painting {pth} does not exist")
-    style_steps, hier_steps = 1500, 600
+    style_steps, hier_steps = cpu_schedule()["style_steps"], cpu_schedule()["hier_steps"]
     if args.steps is not None:
-        style_steps, hier_steps = round(args.steps * 5 / 7), args.steps - round(args.steps * 5 / 7)
+        style_steps, hier_steps = split_steps(args.steps)
     if args.style_steps is not None:
         style_steps = args.style_steps
     if args.hier_steps is not None:
@@ -82,11 +86,17 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, AssertionError):
         raise ImpastoError(f"--style-sizes must be three sizes >= 16 like 256,512,1024, got {args.style_sizes!r}")
     work_dir = args.work_dir or str(user_data_dir() / "training")
-    sw = args.style_weight
+    try:
+        sw = tuple(float(v) for v in str(args.style_weight).split(","))
+        if len(sw) == 1:
+            sw = level_style_weights(sw[0])
+        assert len(sw) == 3 and min(sw) >= 0
+    except (ValueError, AssertionError):
+        raise ImpastoError(f"--style-weight must be B or B1,B2,B3 (>= 0), got {args.style_weight!r}")
     cfg = TrainConfig(
         name=args.name, style_paths=paths, content_dir=args.content_dir, out_dir=work_dir,
         style_steps=style_steps, hier_steps=hier_steps, style_batch=args.batch, hier_batch=args.hier_batch,
-        crop=args.crop, lr=args.lr, content_weight=args.content_weight, style_weights=(sw, sw, 0.6 * sw),
+        crop=args.crop, lr=args.lr, content_weight=args.content_weight, style_weights=sw, content_layer=args.content_layer,
         tv_weight=args.tv_weight, checkpoint_every=args.checkpoint_every, seed=args.seed,
         net=(MTConfig.tiny() if args.net == "tiny" else MTConfig()).to_dict(), max_photos=args.max_photos,
         style_sizes=style_sizes)

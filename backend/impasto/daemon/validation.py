@@ -57,15 +57,15 @@ def _is_kind(v: Any, kind: str) -> bool:
 def train_config(name: str, painting: str, work_dir: str, steps: int | None, params: dict):
     """(TrainConfig, export metadata kwargs, resume) for a validated train request, like `impasto train`."""
     from ..engines.mt.network import MTConfig
-    from ..engines.mt.train import TrainConfig
-    style_steps, hier_steps = 1500, 600
+    from ..engines.mt.train import TrainConfig, cpu_schedule, level_style_weights, split_steps
+    style_steps, hier_steps = cpu_schedule()["style_steps"], cpu_schedule()["hier_steps"]
     if steps is not None:
-        style_steps, hier_steps = round(steps * 5 / 7), steps - round(steps * 5 / 7)
+        style_steps, hier_steps = split_steps(steps)
     style_steps = params.get("style_steps", style_steps)
     hier_steps = params.get("hier_steps", hier_steps)
     if style_steps + hier_steps == 0:
         raise RequestError("bad_request", "training needs a positive number of steps")
-    sw = float(params.get("style_weight", 5.0))
+    sw = level_style_weights(float(params.get("style_weight", TrainConfig.style_weights[0])))
     kw: dict[str, Any] = {}
     for wire_key, cfg_key in (("batch", "style_batch"), ("hier_batch", "hier_batch"), ("crop", "crop"),
                               ("lr", "lr"), ("content_weight", "content_weight"), ("tv_weight", "tv_weight"),
@@ -78,7 +78,7 @@ def train_config(name: str, painting: str, work_dir: str, steps: int | None, par
     net = MTConfig.tiny() if params.get("net") == "tiny" else MTConfig()
     cfg = TrainConfig(name=name, style_paths=(painting, painting, painting), content_dir=params["content_dir"],
                       out_dir=work_dir, style_steps=style_steps, hier_steps=hier_steps,
-                      style_weights=(sw, sw, 0.6 * sw), net=net.to_dict(), **kw)
+                      style_weights=sw, net=net.to_dict(), **kw)
     export_kw = {k: str(params.get(k, "")) for k in ("title", "artist", "year")}
     return cfg, export_kw, bool(params.get("resume", False))
 

@@ -47,7 +47,7 @@ from .network import LEVELS, MTConfig, MultimodalTransferNet, resize
 log = logging.getLogger(__name__)
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
-CONTENT_LAYER = "relu4_2"
+CONTENT_LAYER = "relu4_2"      # default; FeliMe's port uses relu2_1 (tighter content), TrainConfig.content_layer
 LAMBDAS = (1.0, 0.5, 0.25)
 STYLE_TARGET_SIZES = (256, 512, 1024)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
@@ -65,15 +65,15 @@ class TrainConfig:
     style_paths: tuple[str, str, str]            # painting per level (style, enhance, refine); usually all equal
     content_dir: str
     out_dir: str = "scratch/mt_train"           # checkpoints land in out_dir/name/
-    style_steps: int = 1500                     # phase 1: style subnet alone at 256
-    hier_steps: int = 600                       # phase 2: whole stack at 512
+    style_steps: int = 1200                     # phase 1: style subnet alone at 256
+    hier_steps: int = 400                       # phase 2: whole stack at 512
     style_batch: int = 4
     hier_batch: int = 1
     crop: int = 512                             # phase-2 content size (phase 1 uses crop // 2)
     lr: float = 1e-3
     style_lr_in_hier: float = 2e-4              # the already-trained style subnet moves slowly in phase 2
     content_weight: float = 1.0
-    style_weights: tuple[float, float, float] = (3e5, 3e5, 1e5)   # beta per level (Gram normalised by C*H*W)
+    style_weights: tuple[float, float, float] = (5.0, 2.0, 1.0)   # beta per level (Gram normalised by C*H*W)
     tv_weight: float = 1e-6
     checkpoint_every: int = 100
     seed: int = 0
@@ -81,6 +81,7 @@ class TrainConfig:
     max_photos: int = 0                         # 0 = all photos in content_dir
     photo_cache_side: int = 640                 # photos are kept in memory with this short side
     style_sizes: tuple[int, int, int] = STYLE_TARGET_SIZES   # painting short side per level (tests use smaller)
+    content_layer: str = CONTENT_LAYER          # VGG layer of the content loss (see CONTENT_LAYER)
 
     @property
     def total_steps(self) -> int:
@@ -92,10 +93,23 @@ class TrainConfig:
 
 
 def cpu_schedule() -> dict:
-    """The defaults above: ~1500 style steps at 256 batch 4 (~0.6 s/step with bf16 on 2 free cores) and ~600
-    hierarchical steps at 512 batch 1 (~2.5 s/step) -- about 40 min of 2 idle cores.  On a GPU use the paper's
-    schedule instead: style_steps=0, hier_steps=10000, hier_batch=4, style_lr_in_hier=lr."""
-    return {"style_steps": 1500, "hier_steps": 600}
+    """The defaults above: 1200 style steps at 256 batch 4 (~0.9 s/step with bf16 on 2 idle cores, ~1.8 s with
+    one core) and 400 hierarchical steps at 512 batch 1 (~2.5 s/step; ~3 s on one core) -- about 35 minutes of
+    2 idle cores, or ~55 minutes each for two styles trained side by side.  On a GPU use the paper's schedule
+    instead: style_steps=0, hier_steps=10000, hier_batch=4, style_lr_in_hier=lr."""
+    return {"style_steps": 1200, "hier_steps": 400}
+
+
+def split_steps(total: int) -> tuple[int, int]:
+    """A total step budget split like the CPU schedule (3 style-subnet steps per hierarchical step)."""
+    style = round(total * 3 / 4)
+    return style, total - style
+
+
+def level_style_weights(beta: float) -> tuple[float, float, float]:
+    """One style weight -> per level (beta, 0.4 beta, 0.2 beta): the upper levels start from the identity and only
+    add texture at their scale; with equal weights they overwrite content (docs/mt.md, hierarchy bench)."""
+    return beta, 0.4 * beta, 0.2 * beta
 
 
 # ------------------------------------------------------------------------------------------------ 2. photos
@@ -187,11 +201,12 @@ def total_variation(x: torch.Tensor) -> torch.Tensor:
 def level_loss(vgg, output: torch.Tensor, content: torch.Tensor, grams: dict[str, torch.Tensor],
                cfg: TrainConfig, level: int) -> tuple[torch.Tensor, float, float]:
     """alpha * L_content + beta_k * L_style + tv; returns (loss, content part, style part) for logging."""
-    layers = STYLE_LAYERS + (CONTENT_LAYER,)
+    cl = cfg.content_layer
+    layers = STYLE_LAYERS + (cl,)
     out_f = vgg(output, layers)
     with torch.no_grad():
-        target_f = vgg(content, (CONTENT_LAYER,))[CONTENT_LAYER]
-    l_content = F.mse_loss(out_f[CONTENT_LAYER].float(), target_f.float())
+        target_f = vgg(content, (cl,))[cl]
+    l_content = F.mse_loss(out_f[cl].float(), target_f.float())
     l_style = sum(F.mse_loss(gram_matrix(out_f[k]), grams[k].expand(output.shape[0], -1, -1)) for k in STYLE_LAYERS)
     c = cfg.content_weight * l_content
     s = cfg.style_weights[level] * l_style
@@ -368,7 +383,6 @@ def export_model(net: MultimodalTransferNet, cfg: TrainConfig, out_path: str | P
     training["steps_done"] = cfg.total_steps if step is None else step
     training["lambdas"] = list(LAMBDAS)
     training["style_layers"] = list(STYLE_LAYERS)
-    training["content_layer"] = CONTENT_LAYER
     meta = StyleMetadata(name=cfg.name, title=title, artist=artist, year=str(year), paintings=paintings,
                          training=training, thumbnail_png=thumb)
     vgg = get_vgg("cpu")
@@ -379,6 +393,7 @@ def export_model(net: MultimodalTransferNet, cfg: TrainConfig, out_path: str | P
 def net_from_checkpoint(path: str | Path) -> tuple[MultimodalTransferNet, TrainConfig, int]:
     ckpt = load_checkpoint(Path(path))
     c = dict(ckpt["config"])
+    c.setdefault("content_layer", "relu4_2")     # checkpoints from before the setting existed
     for k in ("style_paths", "style_weights", "style_sizes"):
         if k in c:
             c[k] = tuple(c[k])
