@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     for pth in paths:
         if not Path(pth).is_file():
             raise TrainError(f"painting {pth} does not exist")
-    style_steps, hier_steps = cpu_schedule()["style_steps"], cpu_schedule()["hier_steps"]
+    style_steps, hier_steps = cpu_schedule().values()
     if args.steps is not None:
         style_steps, hier_steps = split_steps(args.steps)
     if args.style_steps is not None:
@@ -96,8 +96,9 @@ def run(args: argparse.Namespace) -> int:
     cfg = TrainConfig(
         name=args.name, style_paths=paths, content_dir=args.content_dir, out_dir=work_dir,
         style_steps=style_steps, hier_steps=hier_steps, style_batch=args.batch, hier_batch=args.hier_batch,
-        crop=args.crop, lr=args.lr, content_weight=args.content_weight, style_weights=sw, content_layer=args.content_layer,
-        tv_weight=args.tv_weight, checkpoint_every=args.checkpoint_every, seed=args.seed,
+        crop=args.crop, lr=args.lr, content_weight=args.content_weight, style_weights=sw,
+        content_layer=args.content_layer, tv_weight=args.tv_weight, checkpoint_every=args.checkpoint_every,
+        seed=args.seed,
         net=(MTConfig.tiny() if args.net == "tiny" else MTConfig()).to_dict(), max_photos=args.max_photos,
         style_sizes=style_sizes)
     device = torch.device(args.device) if args.device else None

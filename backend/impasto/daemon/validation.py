@@ -58,7 +58,7 @@ def train_config(name: str, painting: str, work_dir: str, steps: int | None, par
     """(TrainConfig, export metadata kwargs, resume) for a validated train request, like `impasto train`."""
     from ..engines.mt.network import MTConfig
     from ..engines.mt.train import TrainConfig, cpu_schedule, level_style_weights, split_steps
-    style_steps, hier_steps = cpu_schedule()["style_steps"], cpu_schedule()["hier_steps"]
+    style_steps, hier_steps = cpu_schedule().values()
     if steps is not None:
         style_steps, hier_steps = split_steps(steps)
     style_steps = params.get("style_steps", style_steps)

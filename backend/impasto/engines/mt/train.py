@@ -97,7 +97,7 @@ def cpu_schedule() -> dict:
     one core) and 400 hierarchical steps at 512 batch 1 (~2.5 s/step; ~3 s on one core) -- about 35 minutes of
     2 idle cores, or ~55 minutes each for two styles trained side by side.  On a GPU use the paper's schedule
     instead: style_steps=0, hier_steps=10000, hier_batch=4, style_lr_in_hier=lr."""
-    return {"style_steps": 1200, "hier_steps": 400}
+    return {"style_steps": TrainConfig.style_steps, "hier_steps": TrainConfig.hier_steps}
 
 
 def split_steps(total: int) -> tuple[int, int]:
