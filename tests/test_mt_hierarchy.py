@@ -34,25 +34,13 @@ pytestmark = pytest.mark.slow   # ~1 min per shipped style on 2 CPU cores (VGG19
 STYLES = _shipped() or [pytest.param(None, marks=pytest.mark.skip("no shipped styles"))]
 
 
-# great_wave's upper levels had only 450 hierarchical CPU steps at the low style weight its style subnet needs
-# (docs/mt.md): on these two photos its style ratio is 0.84 and its content ratio 1.30.  strict: a retrained model
-# that meets a bound turns its xfail into a failure, and the entry must then be removed.
-KNOWN_STYLE_MISS = {"great_wave": "CPU-trained: style loss 0.84x singular on astronaut+coffee (target <= 0.80)"}
-KNOWN_CONTENT_MISS = {"great_wave": "CPU-trained: content loss 1.30x singular on astronaut+coffee (target <= 1.10)"}
-
-
-def _with_known(styles, known):
-    return [pytest.param(s, marks=pytest.mark.xfail(strict=True, reason=known[s])) if s in known else s
-            for s in styles] or STYLES
-
-
-@pytest.mark.parametrize("style", _with_known(_shipped(), KNOWN_STYLE_MISS))
+@pytest.mark.parametrize("style", STYLES)
 def test_hierarchical_style_loss_at_least_20_percent_lower_at_1024(style):
     row = _row(style)
     assert row["hier_style"] <= 0.8 * row["single_style"], row
 
 
-@pytest.mark.parametrize("style", _with_known(_shipped(), KNOWN_CONTENT_MISS))
+@pytest.mark.parametrize("style", STYLES)
 def test_hierarchical_content_loss_at_most_10_percent_higher_at_1024(style):
     row = _row(style)
     assert row["hier_content"] <= 1.1 * row["single_content"], row
