@@ -29,7 +29,7 @@ def _row(style):
     return _rows[style]
 
 
-pytestmark = pytest.mark.slow   # ~1 min per shipped style on 2 CPU cores (VGG19 at 1024)
+pytestmark = pytest.mark.slow   # ~25 s per shipped style on 2 CPU cores (VGG19 at 1024)
 
 STYLES = _shipped() or [pytest.param(None, marks=pytest.mark.skip("no shipped styles"))]
 
