@@ -1,8 +1,8 @@
 """The paper's central claim, measured: hierarchical MT vs "singular transfer" (the style subnet alone run at the
 output size) at 1024 px on held-out photos.  Style loss = sum over relu1_1..relu4_1 of MSE between the output's Gram
 matrix and the painting's Gram at the 1024 level (stored in the model file); content loss = MSE against the photo at
-the VGG layer the style was trained with (its ``training.content_layer`` metadata: relu2_2, or relu4_2 for models
-trained before that setting).  Prints one row per image and the mean ratios.
+the VGG layer the style was trained with (its ``training.content_layer`` metadata; the training default
+relu4_2 where the metadata predates that setting).  Prints one row per image and the mean ratios.
 
     python bench/bench_mt_hierarchy.py [--styles starry_night,...] [--size 1024] [--images DIR_OR_SKIMAGE_NAMES]
 
@@ -46,7 +46,7 @@ def losses(vgg, out: torch.Tensor, content: torch.Tensor, grams: dict[str, torch
 
 
 def trained_content_layer(info) -> str:
-    return (info.metadata.training or {}).get("content_layer", "relu4_2")
+    return (info.metadata.training or {}).get("content_layer", CONTENT_LAYER)
 
 
 @torch.inference_mode()
@@ -96,20 +96,20 @@ def main() -> None:
         DEFAULT_SHARED if SHARED_CONTENT.is_dir() else DEFAULT_SKIMAGE)
     images = load_images(names)
     print(f"hierarchical vs singular (style subnet alone) at {args.size} px; losses as in training (unweighted)")
-    print(f"{'style':<14} {'image':<14} {'style H':>10} {'style S':>10} {'H/S':>6} {'content H':>10} "
+    w = max([5] + [len(s) for s in styles])
+    print(f"{'style':<{w}} {'image':<14} {'style H':>10} {'style S':>10} {'H/S':>6} {'content H':>10} "
           f"{'content S':>10} {'H/S':>6}")
     for style in styles:
         rows = compare(style, images, args.size)
         for r in rows:
-            print(f"{r['style']:<14} {r['image'][:14]:<14} {r['hier_style']:10.4g} {r['single_style']:10.4g} "
+            print(f"{r['style']:<{w}} {r['image'][:14]:<14} {r['hier_style']:10.4g} {r['single_style']:10.4g} "
                   f"{r['hier_style'] / r['single_style']:6.2f} {r['hier_content']:10.4g} {r['single_content']:10.4g} "
                   f"{r['hier_content'] / r['single_content']:6.2f}", flush=True)
         s_ratio = sum(r["hier_style"] for r in rows) / sum(r["single_style"] for r in rows)
         c_ratio = sum(r["hier_content"] for r in rows) / sum(r["single_content"] for r in rows)
         verdict = "MET" if s_ratio <= 0.8 and c_ratio <= 1.1 else "NOT MET"
-        print(f"{style:<14} {'MEAN':<14} style H/S = {s_ratio:.2f} (target <= 0.80), content ({rows[0]['content_layer']}) "
-              f"H/S = {c_ratio:.2f} "
-              f"(target <= 1.10): {verdict}")
+        print(f"{style:<{w}} {'MEAN':<14} style H/S = {s_ratio:.2f} (target <= 0.80), "
+              f"content ({rows[0]['content_layer']}) H/S = {c_ratio:.2f} (target <= 1.10): {verdict}")
 
 
 if __name__ == "__main__":

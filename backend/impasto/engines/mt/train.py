@@ -393,7 +393,7 @@ def export_model(net: MultimodalTransferNet, cfg: TrainConfig, out_path: str | P
 def net_from_checkpoint(path: str | Path) -> tuple[MultimodalTransferNet, TrainConfig, int]:
     ckpt = load_checkpoint(Path(path))
     c = dict(ckpt["config"])
-    c.setdefault("content_layer", "relu4_2")     # checkpoints from before the setting existed
+    c.setdefault("content_layer", CONTENT_LAYER)  # checkpoints from before the setting existed (its default then)
     for k in ("style_paths", "style_weights", "style_sizes"):
         if k in c:
             c[k] = tuple(c[k])
