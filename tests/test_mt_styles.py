@@ -59,3 +59,21 @@ def test_styles_command_lists(style_dirs, capsys):
     _save(style_dirs[0], "wave", "The Great Wave")
     assert main(["styles"]) == 0
     assert "wave" in capsys.readouterr().out
+
+
+def test_stylize_takes_a_model_file_path_as_style(style_dirs, tmp_path, capsys):
+    """`--style some/dir/name.safetensors` runs that model with MT (it is not a painting), and a corrupt file there
+    is reported as a broken model file, not as an unreadable image."""
+    from impasto.cli import main
+    from impasto.imageio import save_image
+    model = _save(tmp_path, "loose", "a model outside the styles folders")
+    save_image(torch.rand(1, 3, 40, 60), tmp_path / "photo.png")
+    out = tmp_path / "out.png"
+    assert main(["stylize", str(tmp_path / "photo.png"), "--style", str(model), "--size", "64", "-o", str(out),
+                 "--no-progress"]) == 0
+    assert out.is_file() and ", mt, " in capsys.readouterr().err
+    (tmp_path / "broken.safetensors").write_bytes(b"\x00" * 64)
+    assert main(["stylize", str(tmp_path / "photo.png"), "--style", str(tmp_path / "broken.safetensors"),
+                 "-o", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "not a readable safetensors file" in err and "image" not in err

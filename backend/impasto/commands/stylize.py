@@ -82,7 +82,8 @@ def _choose_engine(args: argparse.Namespace) -> tuple[str, bool]:
     engine = args.engine.strip().lower() if args.engine else None
     if engine is not None and engine not in ENGINES:
         raise ImpastoError(f"unknown engine {args.engine!r}; choose one of {', '.join(ENGINES)}")
-    if engine == "mt" or (engine is None and not is_file):
+    is_model_file = is_file and Path(style).suffix.lower() == ".safetensors"   # a style model, not a painting
+    if engine == "mt" or (engine is None and (not is_file or is_model_file)):
         if engine is None and Path(style).suffix.lower() in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"):
             raise ImpastoError(f"{style}: no such file")
         find_style = _mt_find_style()
