@@ -6,18 +6,36 @@ The original code used VGG16 (relu1_1, relu1_2, relu2_1, relu2_2, relu3_1, relu3
 with our VGG19 we take the analogous layers, the last ReLU of blocks 3–5 standing for VGG16's:
 relu1_1, relu1_2, relu2_1, relu2_2, relu3_1, relu3_2, relu3_4, relu4_4, relu5_4 — 2176 feature dims + 3 RGB.
 
-Terms (papers.md B.3):
+Terms (papers.md B.3), in their exact form:
 * ``remd_loss``: relaxed earth mover's distance, max(mean_i min_j C_ij, mean_j min_i C_ij), cosine cost;
 * ``moment_loss``: mean |μx − μy| + mean |Σx − Σy| (covariance / (N − 1));
 * ``palette_loss``: REMD on the RGB part converted to YUV, Euclidean cost;
 * ``self_similarity_loss``: content term comparing the cosine self-distance matrices of output and content
   (column-normalized), × n.
+
+``StrotssTerms`` evaluates them for the engines (STROTSS, DST) at one scale, in the exact form or in a fast form
+chosen by ``StrotssApprox`` (each switch on its own; their effect on the result is measured by
+``bench/bench_strotss.py``, figures in ``docs/optim.md``):
+
+* ``nearest_without_grad``: a REMD's value is the mean cost of each point's nearest neighbour, and its gradient
+  flows only through those pairs.  The nearest neighbours are found without autograd (the N × M cost matrix is
+  never kept for the backward pass), then the costs of the chosen pairs are recomputed exactly, with gradient: the
+  same value and gradient as the exact form wherever the low-precision search picks the same neighbour, and within
+  its rounding (< 0.5 % of a cost) where it does not.
+* ``low_precision``: the N × M, N × N and D × D products (nearest-neighbour search, self-similarity matrices,
+  covariances) in the reduced-precision dtype the device policy gives (bf16 on CPUs with bf16 units), with a
+  one-product backward for the symmetric products.
+Everything that depends only on the style image (its hypercolumn samples, their unit vectors, YUV colours, mean and
+covariance) is computed once per scale, in ``StrotssStyle``.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
+from ..device import autocast, autocast_dtype
 from ..engines.postprocess import rgb_to_yuv
 
 HYPERCOLUMN_LAYERS = ("relu1_1", "relu1_2", "relu2_1", "relu2_2", "relu3_1", "relu3_2", "relu3_4", "relu4_4",
@@ -66,8 +84,7 @@ def moment_loss(x: torch.Tensor, y: torch.Tensor | tuple[torch.Tensor, torch.Ten
 
 def palette_loss(x_rgb: torch.Tensor, y_rgb: torch.Tensor) -> torch.Tensor:
     """REMD with Euclidean cost between (N, 3) and (M, 3) RGB samples, in YUV."""
-    to_yuv = lambda c: rgb_to_yuv(c.float().t().reshape(1, 3, -1, 1)).reshape(3, -1).t()  # noqa: E731
-    return remd_loss(to_yuv(x_rgb), to_yuv(y_rgb), cost="euclidean")
+    return remd_loss(_yuv_rows(x_rgb), _yuv_rows(y_rgb), cost="euclidean")
 
 
 def self_similarity_loss(fx: torch.Tensor, fc: torch.Tensor) -> torch.Tensor:
@@ -102,44 +119,310 @@ def sample_locations(height: int, width: int, n: int, generator: torch.Generator
     return pts
 
 
+def _corners(points: torch.Tensor, size: tuple[int, int], frame: tuple[int, int], scale: float):
+    """The 4 bilinear corners of pixel ``points`` (N, 2: x, y of a ``frame`` = (H, W) image) in a map of ``size``
+    (h, w), as ``F.grid_sample(align_corners=False, padding_mode="zeros")`` takes them: flat indices (4, N) and
+    weights (4, N) × ``scale``; corners outside the map get weight 0 (and a valid index)."""
+    (h, w), (fh, fw) = size, frame
+    ix = (points[:, 0] + 0.5) * (w / fw) - 0.5
+    iy = (points[:, 1] + 0.5) * (h / fh) - 0.5
+    x0, y0 = ix.floor(), iy.floor()
+    ax, ay = ix - x0, iy - y0
+    idx, wts = [], []
+    for dy, wy in ((0, 1 - ay), (1, ay)):
+        for dx, wx in ((0, 1 - ax), (1, ax)):
+            xs, ys = x0 + dx, y0 + dy
+            inside = (xs >= 0) & (xs <= w - 1) & (ys >= 0) & (ys <= h - 1)
+            idx.append((ys.clamp(0, h - 1) * w + xs.clamp(0, w - 1)).long())
+            wts.append(wx * wy * inside * scale)
+    return torch.stack(idx), torch.stack(wts)
+
+
+class _Hypercolumns(torch.autograd.Function):
+    """Bilinear samples of several (1, C, H, W) maps at the same points, written into one (N, ΣC) fp32 matrix.
+
+    Each map is read as its (H·W, C) row view, which is free for channels_last maps (what VGG gives under
+    autocast), so neither pass converts or copies a whole map; the backward scatters into a gradient of the map's
+    own layout (fp32 ``index_add_``, then the map's dtype), so that autograd's accumulation inside VGG stays
+    contiguous."""
+
+    @staticmethod
+    def forward(ctx, corners: list, *maps: torch.Tensor) -> torch.Tensor:
+        n = corners[0][0].shape[1]
+        out = torch.empty(n, sum(m.shape[1] for m in maps), device=maps[0].device, dtype=torch.float32)
+        col = 0
+        for (idx, wts), m in zip(corners, maps):
+            c = m.shape[1]
+            rows = m[0].permute(1, 2, 0).reshape(-1, c)
+            acc = out[:, col:col + c]
+            acc.copy_(rows[idx[0]]).mul_(wts[0, :, None])
+            for k in range(1, 4):
+                acc.addcmul_(rows[idx[k]].float(), wts[k, :, None])
+            col += c
+        ctx.corners = corners
+        ctx.shapes = [(m.shape, m.dtype, m.is_contiguous(memory_format=torch.channels_last)) for m in maps]
+        return out
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):
+        grads, col = [], 0
+        for (idx, wts), (shape, dtype, channels_last) in zip(ctx.corners, ctx.shapes):
+            _, c, h, w = shape
+            gc = g[:, col:col + c]
+            rows = torch.zeros(h * w, c, device=g.device, dtype=torch.float32)    # fp32 sums, then the map's dtype
+            for k in range(4):
+                rows.index_add_(0, idx[k], gc * wts[k, :, None])
+            grad = rows.to(dtype).reshape(1, h, w, c).permute(0, 3, 1, 2)
+            grads.append(grad if channels_last else grad.contiguous())
+            col += c
+        return (None, *grads)
+
+
 def hypercolumns(features: dict[str, torch.Tensor], image: torch.Tensor, points: torch.Tensor,
                  layers: tuple[str, ...] = HYPERCOLUMN_LAYERS, feature_scale: float = 1.0) -> torch.Tensor:
-    """(N, D) hypercolumns at pixel ``points`` (N, 2: x, y) of ``image`` (1,3,H,W); ``features`` from the VGG.
+    """(N, D) fp32 hypercolumns at pixel ``points`` (N, 2: x, y) of ``image`` (1,3,H,W); ``features`` from the VGG.
 
-    Each layer is bilinearly sampled at the same relative position and multiplied by ``feature_scale`` (pass
-    ``vgg.feature_scale`` so that moments see torchvision-scale activations); the RGB values come last (3 dims)."""
-    h, w = image.shape[2:]
-    grid = torch.empty(1, 1, points.shape[0], 2, device=image.device, dtype=torch.float32)
-    grid[0, 0, :, 0] = (points[:, 0].to(image.device) + 0.5) / w * 2 - 1
-    grid[0, 0, :, 1] = (points[:, 1].to(image.device) + 0.5) / h * 2 - 1
-    cols = []
-    for layer in layers:
-        f = features[layer].float()
-        cols.append(F.grid_sample(f, grid, mode="bilinear", align_corners=False)[0, :, 0].t() * feature_scale)
-    cols.append(F.grid_sample(image.float(), grid, mode="bilinear", align_corners=False)[0, :, 0].t())
-    return torch.cat(cols, dim=1)
+    Each layer is bilinearly sampled at the same relative position (as ``F.grid_sample`` with
+    ``align_corners=False`` and zero padding) and multiplied by ``feature_scale`` (pass ``vgg.feature_scale`` so
+    that moments see torchvision-scale activations); the RGB values come last (3 dims)."""
+    frame = tuple(image.shape[2:])
+    pts = points.to(image.device, torch.float32)
+    maps = [features[layer] for layer in layers] + [image]
+    corners = [_corners(pts, tuple(m.shape[2:]), frame, feature_scale if k < len(layers) else 1.0)
+               for k, m in enumerate(maps)]
+    return _Hypercolumns.apply(corners, *maps)
 
+
+# ------------------------------------------------------------------------------------------- fast forms
+
+@dataclass(frozen=True)
+class StrotssApprox:
+    """Which of the fast forms of the STROTSS terms are on (module docstring); ``EXACT`` turns all off."""
+
+    nearest_without_grad: bool = True
+    low_precision: bool = True
+
+
+FAST = StrotssApprox()
+EXACT = StrotssApprox(nearest_without_grad=False, low_precision=False)
+
+
+class _RowGram(torch.autograd.Function):
+    """A Aᵀ for an (N, D) matrix A, multiplied in ``dtype`` (fp32 result), with a one-product backward
+    dA = (dG + dGᵀ) A instead of autograd's two products and a sum."""
+
+    @staticmethod
+    def forward(ctx, a: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        low = a.to(dtype)
+        ctx.save_for_backward(low)
+        return (low @ low.t()).float()
+
+    @staticmethod
+    def backward(ctx, dg: torch.Tensor):
+        (low,) = ctx.saved_tensors
+        return ((dg + dg.t()).to(low.dtype) @ low).float(), None
+
+
+def row_gram(a: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
+    """A Aᵀ (fp32 result), in ``dtype`` when given (see ``_RowGram``), else plain fp32 autograd."""
+    if dtype is None:
+        a = a.float()
+        return a @ a.t()
+    return _RowGram.apply(a, dtype)
+
+
+def _unit(x: torch.Tensor) -> torch.Tensor:
+    return F.normalize(x.float(), dim=1, eps=1e-8)
+
+
+def _nearest(matrix: torch.Tensor, largest: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Index of each row's and each column's best entry of an (N, M) matrix.  Reduced along rows of contiguous
+    matrices only: on CPU ``max(0)`` is 10× slower than a transposed copy plus ``max(1)`` (and a bf16 transpose 3×
+    slower than an fp32 one)."""
+    matrix = matrix.float()
+    cols = matrix.t().contiguous()
+    if largest:
+        return matrix.max(1).indices, cols.max(1).indices
+    return matrix.min(1).indices, cols.min(1).indices
+
+
+def _sum_rows_into(index: torch.Tensor, rows: torch.Tensor, n: int) -> torch.Tensor:
+    """(n, D): row i is the sum of the ``rows`` whose ``index`` is i (a constant, no autograd)."""
+    return torch.zeros(n, rows.shape[1], dtype=rows.dtype, device=rows.device).index_add_(0, index, rows)
+
+
+def remd_cosine_fast(x: torch.Tensor, y_unit: torch.Tensor, y_low: torch.Tensor | None) -> torch.Tensor:
+    """``remd_loss(x, y, "cosine")`` with the nearest neighbours found without autograd (module docstring).
+
+    ``y_unit``: the (M, D) unit vectors of y in fp32; ``y_low``: the same in the search dtype (None: fp32)."""
+    xu = _unit(x)
+    with torch.no_grad():
+        search = y_unit if y_low is None else y_low
+        j, i = _nearest(xu.to(search.dtype) @ search.t(), largest=True)
+        # Σ_j cos(x_i(j), y_j) = Σ_i x_i · (Σ_{j: i(j)=i} y_j): no (M, D) gather whose backward is a scatter
+        y_into_x = _sum_rows_into(i, y_unit, xu.shape[0])
+    rows = 1.0 - (xu * y_unit[j]).sum(1).mean()
+    cols = 1.0 - (xu * y_into_x).sum() / y_unit.shape[0]
+    return torch.maximum(rows, cols)
+
+
+def remd_euclidean_fast(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``remd_loss(x, y, "euclidean")`` with the nearest neighbours found without autograd (fp32: D is small)."""
+    x = x.float()
+    with torch.no_grad():
+        d2 = torch.addmm(y.pow(2).sum(1).unsqueeze(0), x, y.t(), alpha=-2).add_(x.pow(2).sum(1, keepdim=True))
+        j, i = _nearest(d2, largest=False)
+    d = x.shape[1]
+    rows = ((x - y[j]).pow(2).sum(1).clamp(min=1e-5) / d).sqrt()
+    cols = ((x[i] - y).pow(2).sum(1).clamp(min=1e-5) / d).sqrt()
+    return torch.maximum(rows.mean(), cols.mean())
+
+
+class _CovarianceL1(torch.autograd.Function):
+    """mean |Xcᵀ Xc / (N − 1) − Σ| for centred (N, D) samples Xc, the product in ``dtype``, fused: one product
+    forward, one backward (dXc = 2 Xc sign(·) / ((N − 1) D²): the sign matrix is symmetric)."""
+
+    @staticmethod
+    def forward(ctx, xc: torch.Tensor, target: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        n, d = xc.shape
+        low = xc.to(dtype)
+        diff = (low.t() @ low).float().sub_(target, alpha=max(n - 1, 1))     # (N − 1)·(cov − Σ)
+        loss = diff.abs().sum() / (max(n - 1, 1) * d * d)
+        ctx.save_for_backward(low, diff.sign_().to(dtype))
+        return loss
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):
+        low, sign = ctx.saved_tensors
+        n, d = low.shape
+        return (low @ sign).float() * (2 * g / (max(n - 1, 1) * d * d)), None, None
+
+
+def moment_loss_fast(x: torch.Tensor, y_moments: tuple[torch.Tensor, torch.Tensor],
+                     dtype: torch.dtype | None) -> torch.Tensor:
+    """``moment_loss`` with the covariance term fused and multiplied in ``dtype`` (``_CovarianceL1``)."""
+    if dtype is None:
+        return moment_loss(x, y_moments)
+    x = x.float()
+    mx = x.mean(0, keepdim=True)
+    my, cy = y_moments
+    return (mx - my).abs().mean() + _CovarianceL1.apply(x - mx, cy, dtype)
+
+
+def self_similarity_loss_fast(fx: torch.Tensor, fc: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
+    """``self_similarity_loss`` with the two N × N cosine matrices in ``dtype`` (see ``row_gram``)."""
+    mx = 1.0 - row_gram(_unit(fx), dtype)
+    with torch.no_grad():
+        mc = 1.0 - row_gram(_unit(fc), dtype)
+    mx = mx / mx.sum(0, keepdim=True).clamp(min=1e-8)
+    mc = mc / mc.sum(0, keepdim=True).clamp(min=1e-8)
+    return (mx - mc).abs().mean() * fx.shape[0]
+
+
+def _yuv_rows(rgb: torch.Tensor) -> torch.Tensor:
+    """(N, 3) RGB rows -> (N, 3) YUV rows."""
+    return rgb_to_yuv(rgb.float().t().reshape(1, 3, -1, 1)).reshape(3, -1).t()
+
+
+# ------------------------------------------------------------------------------------------- style and terms
 
 class StrotssStyle:
-    """The style side of STROTSS, precomputed once per scale: random hypercolumn samples of the style image.
+    """The style side of STROTSS, precomputed once per scale: random hypercolumn samples of the style image and
+    everything the terms need of them (unit vectors, YUV colours, mean and covariance).
 
-    ``loss(hyper)`` = REMD_cos + moments + palette / max(α, 1) for (N, D) hypercolumns of the output.
+    ``loss(hyper, α)`` = REMD_cos + moments + palette / max(α, 1) for (N, D) hypercolumns of the output.
     """
 
     def __init__(self, vgg, style: torch.Tensor, samples: int = 5000, generator: torch.Generator | None = None,
-                 layers: tuple[str, ...] = HYPERCOLUMN_LAYERS):
-        self.layers = layers
+                 layers: tuple[str, ...] = HYPERCOLUMN_LAYERS, approx: StrotssApprox = FAST,
+                 fp32_features: bool = False):
+        self.layers, self.approx = layers, approx
+        self.low_dtype = autocast_dtype(style.device) if approx.low_precision else None
         with torch.no_grad():
-            feats = vgg(style, list(layers))
+            # VGG under the device's autocast (unless fp32_features); the statistics below always in fp32
+            with autocast(style.device, enabled=not fp32_features):
+                feats = vgg(style, list(layers))
             h, w = style.shape[2:]
             n = min(samples, h * w)
             pts = torch.stack([torch.rand(n, generator=generator) * (w - 1),
                                torch.rand(n, generator=generator) * (h - 1)], dim=1)
             self.samples = hypercolumns(feats, style, pts, layers, getattr(vgg, "feature_scale", 1.0)).detach()
             self.feature_moments = moments(self.samples[:, :-3])
+            self.unit = _unit(self.samples[:, :-3])
+            self.unit_low = self.unit.to(self.low_dtype) if self.low_dtype is not None else None
+            self.yuv = _yuv_rows(self.samples[:, -3:])
 
     def loss(self, hyper: torch.Tensor, content_weight: float = 1.0) -> torch.Tensor:
-        s = self.samples
-        return (remd_loss(hyper[:, :-3], s[:, :-3], "cosine")
-                + moment_loss(hyper[:, :-3], self.feature_moments)
-                + palette_loss(hyper[:, -3:], s[:, -3:]) / max(content_weight, 1.0))
+        feats, rgb = hyper[:, :-3], hyper[:, -3:]
+        if not self.approx.nearest_without_grad:
+            remd = remd_loss(feats, self.samples[:, :-3], "cosine")
+            palette = remd_loss(_yuv_rows(rgb), self.yuv, "euclidean")
+        else:
+            remd = remd_cosine_fast(feats, self.unit, self.unit_low)
+            palette = remd_euclidean_fast(_yuv_rows(rgb), self.yuv)
+        moment = (moment_loss_fast(feats, self.feature_moments, self.low_dtype) if self.approx.low_precision
+                  else moment_loss(feats, self.feature_moments))
+        return remd + moment + palette / max(content_weight, 1.0)
+
+
+class StrotssTerms:
+    """STROTSS's content and style terms at one scale, for the STROTSS engine and DST.
+
+    Fixed per scale: the style samples (``StrotssStyle``) and the content's VGG features.  Each call draws fresh
+    sample locations, shared by every image of the call, and returns the self-similarity content loss of the first
+    image and the style loss of each image (DST passes X and its warp W(X)).
+    """
+
+    def __init__(self, vgg, content: torch.Tensor, style: torch.Tensor, *, alpha: float, generator: torch.Generator,
+                 samples: int, style_samples: int, approx: StrotssApprox = FAST):
+        self.vgg, self.alpha, self.gen, self.samples, self.approx = vgg, alpha, generator, samples, approx
+        self.device = content.device
+        self.fmt = torch.channels_last if autocast_dtype(self.device) is not None else torch.contiguous_format
+        self.low_dtype = autocast_dtype(self.device) if approx.low_precision else None
+        self.content = content
+        self.scale = getattr(vgg, "feature_scale", 1.0)
+        self.style = StrotssStyle(vgg, style.contiguous(memory_format=self.fmt), style_samples, generator,
+                                  approx=approx)
+        with torch.no_grad(), autocast(self.device):
+            self.content_feats = {k: v.float() for k, v in
+                                  vgg(content.contiguous(memory_format=self.fmt), list(HYPERCOLUMN_LAYERS)).items()}
+
+    def __call__(self, *images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        h, w = images[0].shape[2:]
+        pts = sample_locations(h, w, self.samples, self.gen)
+        hc = hypercolumns(self.content_feats, self.content, pts, feature_scale=self.scale)
+        content_loss, style_losses = None, []
+        for k, img in enumerate(images):
+            # one VGG pass per image: slicing a batch's features makes autograd zero-fill full-size gradients
+            with autocast(self.device):
+                feats = self.vgg(img.contiguous(memory_format=self.fmt), list(HYPERCOLUMN_LAYERS))
+            hx = hypercolumns(feats, img, pts, feature_scale=self.scale)
+            if k == 0:
+                content_loss = (self_similarity_loss_fast(hx[:, :-3], hc[:, :-3], self.low_dtype)
+                                if self.approx.low_precision else self_similarity_loss(hx[:, :-3], hc[:, :-3]))
+            style_losses.append(self.style.loss(hx, self.alpha))
+        return content_loss, style_losses
+
+
+@torch.no_grad()
+def measure_strotss(vgg, image: torch.Tensor, content: torch.Tensor, style: torch.Tensor, *, samples: int = 4096,
+                    style_samples: int = 5000, seed: int = 0) -> dict[str, float]:
+    """The exact STROTSS losses of ``image`` against ``content`` and ``style`` (all (1, 3, H, W) at the size to
+    measure at), in fp32 with fixed sample locations: the one shared yardstick of benchmarks and tests.
+
+    Returns ``style`` (REMD + moments + palette, palette weight 1), its parts ``remd``, ``moment``, ``palette``,
+    and ``content`` (self-similarity against ``content``, which must have ``image``'s size)."""
+    gen = torch.Generator().manual_seed(seed)
+    ref = StrotssStyle(vgg, style.float(), style_samples, gen, approx=EXACT, fp32_features=True)
+    h, w = image.shape[2:]
+    pts = sample_locations(h, w, samples, gen)
+    scale = getattr(vgg, "feature_scale", 1.0)
+    hx = hypercolumns({k: v.float() for k, v in vgg(image.float(), list(HYPERCOLUMN_LAYERS)).items()}, image, pts,
+                      feature_scale=scale)
+    hc = hypercolumns({k: v.float() for k, v in vgg(content.float(), list(HYPERCOLUMN_LAYERS)).items()}, content,
+                      pts, feature_scale=scale)
+    remd = remd_loss(hx[:, :-3], ref.samples[:, :-3], "cosine").item()
+    moment = moment_loss(hx[:, :-3], ref.feature_moments).item()
+    palette = remd_loss(_yuv_rows(hx[:, -3:]), ref.yuv, "euclidean").item()
+    return {"style": remd + moment + palette, "remd": remd, "moment": moment, "palette": palette,
+            "content": self_similarity_loss(hx[:, :-3], hc[:, :-3]).item()}

@@ -37,7 +37,7 @@ from impasto_protocol.options import KeypointPair, StylizeOptions
 from ...device import autocast
 from ...losses.content import content_loss
 from ...losses.gram import gram_style_loss
-from ...losses.strotss import HYPERCOLUMN_LAYERS, StrotssStyle, hypercolumns, sample_locations, self_similarity_loss
+from ...losses.strotss import FAST, StrotssApprox, StrotssTerms, measure_strotss
 from ...losses.tv import tv_loss
 from ..base import CancelCheck, EngineError, Progress, ProgressFn, check_cancel, never_cancel, no_progress
 from ..optim.common import (OPTIMIZE_SHARE, finish_at_full_resolution, is_large, prepare, preview_of, resize_long_side,
@@ -109,31 +109,19 @@ def resolve_keypoints(content: torch.Tensor, style: torch.Tensor, options: Styli
 # --------------------------------------------------------------------------------------------------- losses
 
 class _StrotssTerms:
-    """Content and style terms of one scale, STROTSS flavour; the same sample locations for X and W(X)."""
+    """Content and style terms of one scale, STROTSS flavour (``impasto.losses.strotss.StrotssTerms``): the same
+    sample locations for X and W(X)."""
 
-    def __init__(self, vgg, content, style, alpha, device, fmt, gen, samples, style_samples):
-        self.vgg, self.device, self.fmt, self.alpha, self.gen, self.samples = vgg, device, fmt, alpha, gen, samples
-        self.content = content
-        with torch.no_grad(), autocast(device):
-            self.style = StrotssStyle(vgg, style.contiguous(memory_format=fmt), style_samples, gen)
-            self.content_feats = {k: v.float() for k, v in
-                                  vgg(content.contiguous(memory_format=fmt), list(HYPERCOLUMN_LAYERS)).items()}
+    def __init__(self, vgg, content, style, alpha, gen, samples, style_samples, approx: StrotssApprox = FAST):
+        self.terms = StrotssTerms(vgg, content, style, alpha=alpha, generator=gen, samples=samples,
+                                  style_samples=style_samples, approx=approx)
 
     def __call__(self, x: torch.Tensor, wx: torch.Tensor | None):
-        h, w = x.shape[2:]
-        pts = sample_locations(h, w, self.samples, self.gen)
-        batch = x if wx is None else torch.cat([x, wx])
-        with autocast(self.device):
-            feats = self.vgg(batch.contiguous(memory_format=self.fmt), list(HYPERCOLUMN_LAYERS))
-        scale = getattr(self.vgg, "feature_scale", 1.0)
-        hx = hypercolumns({k: v[:1] for k, v in feats.items()}, x, pts, feature_scale=scale)
-        hc = hypercolumns(self.content_feats, self.content, pts, feature_scale=scale)
-        lc = self_similarity_loss(hx[:, :-3], hc[:, :-3])
-        ls = self.style.loss(hx, self.alpha)
         if wx is None:
+            lc, (ls,) = self.terms(x)
             return lc, ls, None
-        hw = hypercolumns({k: v[1:] for k, v in feats.items()}, wx, pts, feature_scale=scale)
-        return lc, ls, self.style.loss(hw, self.alpha)
+        lc, (ls, ls_w) = self.terms(x, wx)
+        return lc, ls, ls_w
 
 
 class _GatysTerms:
@@ -177,7 +165,9 @@ def _resize_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 def stylize(content: torch.Tensor, style: torch.Tensor | None, options: StylizeOptions, *,
             progress: ProgressFn = no_progress, cancel: CancelCheck = never_cancel, device=None, on_tile=None,
-            artifacts: dict | None = None) -> torch.Tensor:
+            artifacts: dict | None = None, approx: StrotssApprox = FAST) -> torch.Tensor:
+    """DST of ``content`` towards ``style`` (module docstring); ``approx`` chooses the fast or the exact form of
+    the STROTSS terms (benchmarks compare both)."""
     if style is None:
         raise EngineError("DST needs a style image")
     opt_name = options.optimizer or "sgd"
@@ -253,7 +243,7 @@ def stylize(content: torch.Tensor, style: torch.Tensor | None, options: StylizeO
         s_s = resize_long_side(s_full, max(16, round(max(s_full.shape[2:]) / down)))
         alpha_s = alpha * down
         if variant == "strotss":
-            terms = _StrotssTerms(vgg, c_s, s_s, alpha_s, device, fmt, gen, DEFAULTS.samples, DEFAULTS.style_samples)
+            terms = _StrotssTerms(vgg, c_s, s_s, alpha_s, gen, DEFAULTS.samples, DEFAULTS.style_samples, approx)
         else:
             terms = _GatysTerms(vgg, c_s, s_s, options, device, fmt)
         for step in range(1, steps + 1):
@@ -350,14 +340,11 @@ def style_distance(image: torch.Tensor, style: torch.Tensor, variant: str = "gat
     size = size or max(image.shape[2:])
     x = resize_long_side(image[:, :3].float(), size).to(device)
     s = resize_long_side(style[:, :3].float(), size).to(device)
-    gen = torch.Generator().manual_seed(seed)
     if variant == "gatys":
         opts = StylizeOptions(engine="dst", variant="gatys")
         _, ls, _ = _GatysTerms(vgg, x, s, opts, device, fmt)(x, None)
         return float(ls)
-    terms = _StrotssTerms(vgg, x, s, 1.0, device, fmt, gen, 4096, DEFAULTS.style_samples)
-    _, ls, _ = terms(x, None)
-    return float(ls)
+    return measure_strotss(vgg, x, x, s, samples=4096, style_samples=DEFAULTS.style_samples, seed=seed)["style"]
 
 
 def _debug_images(content, style, kp: CleanedPoints, result, unwarped, flow, warped_points) -> dict:

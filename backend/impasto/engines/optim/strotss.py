@@ -18,8 +18,7 @@ import torch.nn.functional as F
 
 from impasto_protocol.options import StylizeOptions
 
-from ...device import autocast
-from ...losses.strotss import HYPERCOLUMN_LAYERS, StrotssStyle, hypercolumns, sample_locations, self_similarity_loss
+from ...losses.strotss import FAST, StrotssApprox, StrotssTerms
 from ..base import CancelCheck, EngineError, Progress, ProgressFn, check_cancel, never_cancel, no_progress
 from .common import OPTIMIZE_SHARE, finish_at_full_resolution, is_large, prepare, preview_of, resize_long_side, scaled_progress
 from .pyramid import laplacian_pyramid, synthesize
@@ -49,27 +48,17 @@ def scale_sizes(size: int, min_side: int = DEFAULTS.min_side) -> list[int]:
 
 
 class StrotssObjective:
-    """The STROTSS loss at one scale: fixed style samples and content features, fresh sample locations per call."""
+    """The STROTSS loss at one scale, (α·L_selfsim + L_style) / (α + 2), on the shared terms of
+    ``impasto.losses.strotss``."""
 
-    def __init__(self, vgg, content: torch.Tensor, style: torch.Tensor, alpha: float, device, fmt,
-                 generator: torch.Generator, samples: int = DEFAULTS.samples):
-        self.vgg, self.device, self.fmt, self.alpha, self.gen, self.samples = vgg, device, fmt, alpha, generator, samples
-        self.content = content
-        with torch.no_grad(), autocast(device):
-            self.style = StrotssStyle(vgg, style.contiguous(memory_format=fmt), DEFAULTS.style_samples, generator)
-            self.content_feats = {k: v.float() for k, v in
-                                  vgg(content.contiguous(memory_format=fmt), list(HYPERCOLUMN_LAYERS)).items()}
+    def __init__(self, vgg, content: torch.Tensor, style: torch.Tensor, alpha: float, generator: torch.Generator,
+                 samples: int = DEFAULTS.samples, approx: StrotssApprox = FAST):
+        self.alpha = alpha
+        self.terms = StrotssTerms(vgg, content, style, alpha=alpha, generator=generator, samples=samples,
+                                  style_samples=DEFAULTS.style_samples, approx=approx)
 
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        h, w = x.shape[2:]
-        pts = sample_locations(h, w, self.samples, self.gen)
-        with autocast(self.device):
-            feats = self.vgg(x.contiguous(memory_format=self.fmt), list(HYPERCOLUMN_LAYERS))
-        scale = self.vgg.feature_scale
-        hx = hypercolumns(feats, x, pts, feature_scale=scale)
-        hc = hypercolumns(self.content_feats, self.content, pts, feature_scale=scale)
-        l_content = self_similarity_loss(hx[:, :-3], hc[:, :-3])
-        l_style = self.style.loss(hx, self.alpha)
+        l_content, (l_style,) = self.terms(x)
         total = (self.alpha * l_content + l_style) / (self.alpha + 2)
         return total, {"content": l_content.detach().item(), "style": l_style.detach().item(),
                        "total": total.detach().item()}
@@ -77,7 +66,9 @@ class StrotssObjective:
 
 def stylize(content: torch.Tensor, style: torch.Tensor | None, options: StylizeOptions, *,
             progress: ProgressFn = no_progress, cancel: CancelCheck = never_cancel, device=None, on_tile=None,
-            artifacts: dict | None = None) -> torch.Tensor:
+            artifacts: dict | None = None, approx: StrotssApprox = FAST) -> torch.Tensor:
+    """STROTSS of ``content`` towards ``style`` (module docstring); ``approx`` chooses the fast or the exact form
+    of the terms (benchmarks compare both)."""
     if style is None:
         raise EngineError("STROTSS needs a style image")
     if options.optimizer not in (None, "rmsprop", "adam"):
@@ -112,7 +103,7 @@ def stylize(content: torch.Tensor, style: torch.Tensor | None, options: StylizeO
                                                            antialias=True),
                                              size=c.shape[2:], mode="bilinear", align_corners=False)
                 start = start + c_detail
-        objective = StrotssObjective(vgg, c, s, alpha, device, fmt, gen)
+        objective = StrotssObjective(vgg, c, s, alpha, gen, approx=approx)
         pyr = [p.detach().clone().requires_grad_(True) for p in laplacian_pyramid(start.clamp(0, 1),
                                                                                    DEFAULTS.pyramid_levels)]
         lr = options.learning_rate or (DEFAULTS.lr_last if is_last else DEFAULTS.lr)
