@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from impasto_protocol.options import KeypointPair, StylizeOptions
 
-from ...device import autocast
+from ...precision import autocast, autocast_reductions, autocasting, loss_scaler
 from ...losses.content import content_loss
 from ...losses.gram import gram_style_loss
 from ...losses.strotss import HYPERCOLUMN_LAYERS, StrotssStyle, hypercolumns, sample_locations, self_similarity_loss
@@ -114,7 +114,8 @@ class _StrotssTerms:
     def __init__(self, vgg, content, style, alpha, device, fmt, gen, samples, style_samples):
         self.vgg, self.device, self.fmt, self.alpha, self.gen, self.samples = vgg, device, fmt, alpha, gen, samples
         self.content = content
-        with torch.no_grad(), autocast(device):
+        vgg = autocasting(vgg, device)      # VGG under autocast; StrotssStyle's covariances too only where they fit (bf16)
+        with torch.no_grad(), autocast_reductions(device):
             self.style = StrotssStyle(vgg, style.contiguous(memory_format=fmt), style_samples, gen)
             self.content_feats = {k: v.float() for k, v in
                                   vgg(content.contiguous(memory_format=fmt), list(HYPERCOLUMN_LAYERS)).items()}
@@ -184,6 +185,7 @@ def stylize(content: torch.Tensor, style: torch.Tensor | None, options: StylizeO
     if opt_name not in ("sgd", "adam", "rmsprop"):
         raise EngineError(f"DST optimizes with 'sgd' (default), 'adam' or 'rmsprop', not {opt_name!r}")
     device, fmt, vgg = prepare(device)
+    scaler = loss_scaler(device)
     gen = torch.Generator().manual_seed(options.seed)
     out_size = tuple(content.shape[2:])
     large = is_large(out_size)      # then the tiled full-resolution pass follows (impasto.tiling.optim_tiled)
@@ -278,8 +280,8 @@ def stylize(content: torch.Tensor, style: torch.Tensor | None, options: StylizeO
             if not torch.isfinite(loss):
                 raise EngineError(f"DST diverged at scale {si + 1} step {step} (loss {last['total']:g}); lower the "
                                   f"learning rate (now {lr:g}) or the warp weights")
-            loss.backward()
-            opt.step()
+            scaler.backward(loss)
+            scaler.step(opt)
             done += 1
             preview = None
             if options.preview_every and done % options.preview_every == 0:

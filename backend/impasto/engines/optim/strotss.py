@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from impasto_protocol.options import StylizeOptions
 
-from ...device import autocast
+from ...precision import autocast, autocast_reductions, autocasting, loss_scaler
 from ...losses.strotss import HYPERCOLUMN_LAYERS, StrotssStyle, hypercolumns, sample_locations, self_similarity_loss
 from ..base import CancelCheck, EngineError, Progress, ProgressFn, check_cancel, never_cancel, no_progress
 from .common import OPTIMIZE_SHARE, finish_at_full_resolution, is_large, prepare, preview_of, resize_long_side, scaled_progress
@@ -55,7 +55,8 @@ class StrotssObjective:
                  generator: torch.Generator, samples: int = DEFAULTS.samples):
         self.vgg, self.device, self.fmt, self.alpha, self.gen, self.samples = vgg, device, fmt, alpha, generator, samples
         self.content = content
-        with torch.no_grad(), autocast(device):
+        vgg = autocasting(vgg, device)      # VGG under autocast; StrotssStyle's covariances too only where they fit (bf16)
+        with torch.no_grad(), autocast_reductions(device):
             self.style = StrotssStyle(vgg, style.contiguous(memory_format=fmt), DEFAULTS.style_samples, generator)
             self.content_feats = {k: v.float() for k, v in
                                   vgg(content.contiguous(memory_format=fmt), list(HYPERCOLUMN_LAYERS)).items()}
@@ -83,6 +84,7 @@ def stylize(content: torch.Tensor, style: torch.Tensor | None, options: StylizeO
     if options.optimizer not in (None, "rmsprop", "adam"):
         raise EngineError(f"STROTSS optimizes with 'rmsprop' (default) or 'adam', not {options.optimizer!r}")
     device, fmt, vgg = prepare(device)
+    scaler = loss_scaler(device)
     out_size = tuple(content.shape[2:])
     large = is_large(out_size)      # then the tiled full-resolution pass follows (impasto.tiling.optim_tiled)
     report = scaled_progress(progress, 0.0, OPTIMIZE_SHARE) if large else progress
@@ -122,8 +124,8 @@ def stylize(content: torch.Tensor, style: torch.Tensor | None, options: StylizeO
             opt.zero_grad(set_to_none=True)
             img = synthesize(pyr)
             loss, last = objective(img)
-            loss.backward()
-            opt.step()
+            scaler.backward(loss)
+            scaler.step(opt)
             done += 1
             preview = (preview_of(synthesize(pyr)) if options.preview_every and done % options.preview_every == 0
                        else None)
