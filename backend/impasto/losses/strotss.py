@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..device import autocast, autocast_dtype
+from ..precision import autocast, autocast_dtype, memory_format, product_dtype
 from ..engines.postprocess import rgb_to_yuv
 
 HYPERCOLUMN_LAYERS = ("relu1_1", "relu1_2", "relu2_1", "relu2_2", "relu3_1", "relu3_2", "relu3_4", "relu4_4",
@@ -231,6 +231,13 @@ def row_gram(a: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
     return _RowGram.apply(a, dtype)
 
 
+def _product_dtype(device: torch.device) -> torch.dtype | None:
+    """The dtype of the fast forms' large products, as the precision policy has it for long reductions (bf16 where
+    bf16 is in force; the unnormalised covariance sums reach ~1e6, past fp16's range); None for fp32."""
+    dtype = product_dtype(autocast_dtype(device) or torch.float32)
+    return None if dtype == torch.float32 else dtype
+
+
 def _unit(x: torch.Tensor) -> torch.Tensor:
     return F.normalize(x.float(), dim=1, eps=1e-8)
 
@@ -337,7 +344,7 @@ class StrotssStyle:
                  layers: tuple[str, ...] = HYPERCOLUMN_LAYERS, approx: StrotssApprox = FAST,
                  fp32_features: bool = False):
         self.layers, self.approx = layers, approx
-        self.low_dtype = autocast_dtype(style.device) if approx.low_precision else None
+        self.low_dtype = _product_dtype(style.device) if approx.low_precision else None
         with torch.no_grad():
             # VGG under the device's autocast (unless fp32_features); the statistics below always in fp32
             with autocast(style.device, enabled=not fp32_features):
@@ -377,8 +384,8 @@ class StrotssTerms:
                  samples: int, style_samples: int, approx: StrotssApprox = FAST):
         self.vgg, self.alpha, self.gen, self.samples, self.approx = vgg, alpha, generator, samples, approx
         self.device = content.device
-        self.fmt = torch.channels_last if autocast_dtype(self.device) is not None else torch.contiguous_format
-        self.low_dtype = autocast_dtype(self.device) if approx.low_precision else None
+        self.fmt = memory_format(self.device)
+        self.low_dtype = _product_dtype(self.device) if approx.low_precision else None
         self.content = content
         self.scale = getattr(vgg, "feature_scale", 1.0)
         self.style = StrotssStyle(vgg, style.contiguous(memory_format=self.fmt), style_samples, generator,

@@ -24,8 +24,8 @@ from typing import Callable, Optional
 import torch
 import torch.nn.functional as F
 
-from ..device import autocast_dtype as device_autocast_dtype
 from ..device import default_device
+from ..precision import Precision, policy
 from ..engines.base import Progress, check_cancel, never_cancel, no_progress
 from .memory import choose_tile_size
 from .runner import TiledRunConfig, TiledRunner
@@ -105,12 +105,12 @@ def coarse_sizes(net, height: int, width: int) -> list[tuple[int, int]]:
 
 @torch.inference_mode()
 def coarse_levels(net, content: torch.Tensor, out_size: tuple[int, int], device: torch.device,
-                  dtype: Optional[torch.dtype]) -> torch.Tensor:
+                  precision: Precision) -> torch.Tensor:
     """Enhance-level output (1, 3, h, w) float32 for a full-size ``content``."""
     from ..engines.mt.network import resize
     sizes = coarse_sizes(net, *out_size)
     x = downscale(content, sizes[0]).to(device)
-    with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+    with precision.autocast():
         y = net.style(x)
         y = net.enhance(resize(y, sizes[1]))
     return y.float()
@@ -136,12 +136,13 @@ def stylize_tiled(net, content: torch.Tensor, options=None, progress=no_progress
     on the CPU (``assemble=False``: returns None and the result exists only as the ``on_tile`` rectangles, which
     then cover the canvas exactly once -- the way to stay within a few hundred MB at 8192 px and beyond).
 
-    ``net``: a ``MultimodalTransferNet``. ``precision``: None = the device policy, "fp32" forces fp32."""
+    ``net``: a ``MultimodalTransferNet``. ``precision``: None = the policy for inference on ``device``
+    (``impasto.precision``), or a mode that overrides it ("fp32", "bf16", "fp16", ...)."""
     device = device or default_device()
-    dtype = None if precision == "fp32" else device_autocast_dtype(device)
+    prec = policy(device, "inference", mode=precision)
     H, W = content.shape[-2:]
     progress(Progress(0.0, "coarse levels"))
-    small = coarse_levels(net, content, (H, W), device, dtype)
+    small = coarse_levels(net, content, (H, W), device, prec)
     check_cancel(cancel)
 
     stride = getattr(net.refine, "_orig_mod", net.refine).STRIDE
@@ -149,7 +150,7 @@ def stylize_tiled(net, content: torch.Tensor, options=None, progress=no_progress
     reflect = (Hp - H) < H and (Wp - W) < W          # as blocks.pad_to_multiple
     config = plan_config(options, device, tile_size)
     refine = getattr(net.refine, "_orig_mod", net.refine)   # not a torch.compile wrapper: its IN layers get swapped
-    runner = TiledRunner(refine, Hp, Wp, config, device=device, autocast_dtype=dtype)
+    runner = TiledRunner(refine, Hp, Wp, config, device=device, precision=prec)
     n_tiles = len(runner.grid)
     stats_share = 0.3
 

@@ -23,7 +23,7 @@ from typing import Callable, Optional
 import torch
 import torch.nn.functional as F
 
-from ..device import autocast, memory_format
+from ..precision import autocast, loss_scaler, memory_format
 from ..engines.base import Progress, check_cancel, never_cancel, no_progress
 from .memory import OOMSplitter, choose_tile_size
 from .mt_tiled import upsample_region
@@ -199,6 +199,7 @@ def refine_full_resolution(stylized: torch.Tensor, out_size: tuple[int, int], st
                     for name, f in _owned_features({n: f0[n] for n in layers}, crop, box).items()}
             free = start.clone().requires_grad_(True)
             opt = torch.optim.Adam([free], lr=learning_rate)
+            scaler = loss_scaler(device)
             for _ in range(steps):
                 opt.zero_grad(set_to_none=True)
                 x = hold * start + (1 - hold) * free
@@ -207,8 +208,8 @@ def refine_full_resolution(stylized: torch.Tensor, out_size: tuple[int, int], st
                 loss = content_weight * F.mse_loss(feats[CONTENT_LAYER].float(), content_target)
                 for name, f in _owned_features({n: feats[n] for n in layers}, crop, box).items():
                     loss = loss + style_weight * (gram_matrix(f)[0] - goal[name]).pow(2).mean()
-                loss.backward()
-                opt.step()
+                scaler.backward(loss)
+                scaler.step(opt)
                 with torch.no_grad():
                     free.clamp_(0, 1)
             with torch.no_grad():

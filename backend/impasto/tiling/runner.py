@@ -21,6 +21,7 @@ import torch
 import torch.nn as nn
 
 from ..engines.base import check_cancel
+from ..precision import Precision
 from .global_norm import Box, StatsCrop, StopForward, collect_global_stats, global_instance_norm, set_crop_size
 from .memory import OOMSplitter
 from .tiles import BandAccumulator, TileGrid
@@ -63,25 +64,25 @@ class TiledRunner:
     """``net`` maps (1, C, h, w) -> (1, C_out, h, w) for crops whose sides are multiples of ``config.align``."""
 
     def __init__(self, net: nn.Module, height: int, width: int, config: TiledRunConfig, *,
-                 device: torch.device, autocast_dtype: Optional[torch.dtype] = None, in_channels: int = 3):
+                 device: torch.device, precision: Optional[Precision] = None, in_channels: int = 3):
         if height % config.align or width % config.align:
             raise ValueError(f"canvas {width}x{height} must be a multiple of the stride {config.align}")
         self.net = net
         self.height, self.width = height, width
         self.config = config
         self.device = device
-        self.autocast_dtype = autocast_dtype
+        self.precision = precision          # the policy's decision for this run (None: fp32)
         self.in_channels = in_channels
         self.grid = TileGrid.plan(height, width, config.tile, config.overlap, config.context, config.align)
         self.splitter = OOMSplitter(device, config.align)
         self.crop_side = self._crop_side(self.grid)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode(), torch.autocast(self.device.type, dtype=self.autocast_dtype,
-                                                    enabled=self.autocast_dtype is not None):
-            if self.autocast_dtype is not None:
-                x = x.contiguous(memory_format=torch.channels_last)
-            return self.net(x)
+        if self.precision is None:
+            with torch.inference_mode():
+                return self.net(x)
+        with torch.inference_mode(), self.precision.autocast():
+            return self.net(x.contiguous(memory_format=self.precision.memory_format))
 
     def _crop_side(self, grid: TileGrid) -> tuple[int, int]:
         c = self.config

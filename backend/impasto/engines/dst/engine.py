@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from impasto_protocol.options import KeypointPair, StylizeOptions
 
-from ...device import autocast
+from ...precision import autocast, loss_scaler
 from ...losses.content import content_loss
 from ...losses.gram import gram_style_loss
 from ...losses.strotss import FAST, StrotssApprox, StrotssTerms, measure_strotss
@@ -174,6 +174,7 @@ def stylize(content: torch.Tensor, style: torch.Tensor | None, options: StylizeO
     if opt_name not in ("sgd", "adam", "rmsprop"):
         raise EngineError(f"DST optimizes with 'sgd' (default), 'adam' or 'rmsprop', not {opt_name!r}")
     device, fmt, vgg = prepare(device)
+    scaler = loss_scaler(device)
     gen = torch.Generator().manual_seed(options.seed)
     out_size = tuple(content.shape[2:])
     large = is_large(out_size)      # then the tiled full-resolution pass follows (impasto.tiling.optim_tiled)
@@ -268,8 +269,8 @@ def stylize(content: torch.Tensor, style: torch.Tensor | None, options: StylizeO
             if not torch.isfinite(loss):
                 raise EngineError(f"DST diverged at scale {si + 1} step {step} (loss {last['total']:g}); lower the "
                                   f"learning rate (now {lr:g}) or the warp weights")
-            loss.backward()
-            opt.step()
+            scaler.backward(loss)
+            scaler.step(opt)
             done += 1
             preview = None
             if options.preview_every and done % options.preview_every == 0:

@@ -5,9 +5,9 @@ user-trained style, see ``styles``).  One pass runs the three levels at output/4
 ``--strength`` and ``--preserve-color`` are applied by the registry, as for every engine.  Very large outputs are
 the tiling module's job (it reuses ``load_style_model`` and the subnets).
 
-Speed (measured on the 2-core CPU here, see bench/bench_mt_speed.py and docs/mt.md): the net runs with bf16
-autocast + channels_last on CPUs with native bf16, fp16 autocast on CUDA, fp32 otherwise (``IMPASTO_PRECISION=fp32``
-forces fp32).  ``IMPASTO_MT_COMPILE=1`` wraps the subnets in ``torch.compile(dynamic=True)``: about 3x faster
+Speed (measured on the 2-core CPU here, see bench/bench_mt_speed.py and docs/mt.md): the net runs in the precision
+``impasto.precision`` gives inference on the device -- bf16 autocast + channels_last on CPUs with native bf16 and on
+sm80+ GPUs, fp16 on older tensor-core GPUs, fp32 otherwise (``IMPASTO_PRECISION`` overrides, docs/gpu.md).  ``IMPASTO_MT_COMPILE=1`` wraps the subnets in ``torch.compile(dynamic=True)``: about 3x faster
 per forward on this CPU but 30-60 s of compilation first, so it pays only in a long-lived daemon.
 """
 from __future__ import annotations
@@ -20,7 +20,8 @@ from typing import Optional
 
 import torch
 
-from ...device import autocast_dtype, default_device
+from ...device import default_device
+from ...precision import policy
 from ..base import EngineError, Progress, check_cancel, never_cancel, no_progress
 from .model_file import ModelFileError, StyleMetadata, load_model
 from .network import MultimodalTransferNet, resize
@@ -47,8 +48,7 @@ def load_style_model(name: str, device: torch.device) -> tuple[MultimodalTransfe
     with _cache_lock:
         if key not in _cache:
             net, meta = load_model(path, device)
-            if autocast_dtype(device) is not None:
-                net = net.to(memory_format=torch.channels_last)
+            net = net.to(memory_format=policy(device, "inference").memory_format)
             if os.environ.get("IMPASTO_MT_COMPILE", "") == "1":
                 for level in ("style", "enhance", "refine"):
                     setattr(net, level, torch.compile(getattr(net, level), dynamic=True))
@@ -61,14 +61,12 @@ def load_style_model(name: str, device: torch.device) -> tuple[MultimodalTransfe
 def run_levels(net: MultimodalTransferNet, content: torch.Tensor, device: torch.device, *,
                progress=no_progress, cancel=never_cancel) -> list[torch.Tensor]:
     """The three level outputs for ``content`` (1,3,H,W) [0,1] at output size, fp32 on ``device``."""
-    dtype = autocast_dtype(device)
-    x = content.to(device, torch.float32)
-    if dtype is not None:
-        x = x.contiguous(memory_format=torch.channels_last)
+    prec = policy(device, "inference")
+    x = content.to(device, torch.float32).contiguous(memory_format=prec.memory_format)
     sizes = net.level_sizes(x.shape[-2], x.shape[-1])
     subnets = (net.style, net.enhance, net.refine)
     outs: list[torch.Tensor] = []
-    with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+    with prec.autocast():
         y = resize(x, sizes[0])
         for k, (sub, size) in enumerate(zip(subnets, sizes)):
             check_cancel(cancel)

@@ -15,7 +15,8 @@ Read top to bottom:
    * phase "hierarchical": the whole stack on 512 px crops (style at 256, enhance at 512, refine at 512 -- the
      refine level's upsampling is only inserted at test time, but its style target is the 1024 Gram).
    Checkpoints every N steps (atomic write) and on exit; ``resume=True`` continues from the last one.
-   CPU: channels_last + bf16 autocast where the CPU has bf16 (impasto.device); CUDA: fp16 AMP with a GradScaler.
+   Precision: ``impasto.precision``'s policy for training (bf16 + channels_last where the CPU or GPU has native
+   bf16; fp16 with dynamic loss scaling on older tensor-core GPUs; fp32 otherwise; ``IMPASTO_PRECISION``).
    Under ``torchrun`` (WORLD_SIZE > 1) it wraps the trained module in DistributedDataParallel (gloo on CPU,
    NCCL on CUDA); each rank draws different photos; rank 0 writes checkpoints and the model file.
 
@@ -39,8 +40,9 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from PIL import Image
 
-from ...device import autocast_dtype, default_device
+from ...device import default_device
 from ...errors import ImpastoError
+from ...precision import loss_scaler, policy
 from ...vgg import get_vgg, gram_matrix
 from .network import LEVELS, MTConfig, MultimodalTransferNet, resize
 
@@ -292,15 +294,15 @@ def train(cfg: TrainConfig, *, resume: bool = False, device: Optional[torch.devi
     rank, world = _dist_info()
     torch.manual_seed(cfg.seed)              # same initial weights on every rank
     net = MultimodalTransferNet(MTConfig.from_dict(cfg.net)).to(device)
-    amp_dtype = autocast_dtype(device)
-    if amp_dtype is not None:
-        net = net.to(memory_format=torch.channels_last)
+    prec = policy(device, "training")
+    net = net.to(memory_format=prec.memory_format)
     vgg = get_vgg(device)
     targets = StyleTargets(vgg, cfg.style_paths, device, cfg.style_sizes)
     photos = ContentPhotos(cfg.content_dir, cfg.photo_cache_side, cfg.max_photos)
 
     if rank == 0:
-        log.info("training %s on %d process(es), device %s, autocast %s", cfg.name, world, device, amp_dtype)
+        log.info("training %s on %d process(es), device %s, precision %s (%s)", cfg.name, world, device,
+                 prec.label, prec.reason)
     step, phase = 0, ("style" if cfg.style_steps > 0 else "hierarchical")
     ckpt_file = checkpoint_path(cfg)
     ckpt = None
@@ -315,7 +317,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, device: Optional[torch.devi
         step, phase = int(ckpt["step"]), ckpt["phase"]
         if rank == 0:
             log.info("resuming %s from step %d (%s phase)", cfg.name, step, phase)
-    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
+    scaler = loss_scaler(device, "training")
     done_this_call = 0
     t_last = time.perf_counter()
 
@@ -335,18 +337,16 @@ def train(cfg: TrainConfig, *, resume: bool = False, device: Optional[torch.devi
                 x = photos.batch(cfg.seed, step, rank, cfg.style_batch, cfg.crop // 2).to(device)
             else:
                 x = photos.batch(cfg.seed, step, rank, cfg.hier_batch, cfg.crop).to(device)
-            if amp_dtype is not None:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            x = x.contiguous(memory_format=prec.memory_format)
+            with prec.autocast():
                 if phase == "style":
                     outputs = [module(x)]
                 else:
                     outputs = module(x, levels=3, upsample_refine=False)
                 loss, logs = hierarchical_loss(vgg, outputs, x, targets, cfg)
             opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
+            scaler.backward(loss)
             scaler.step(opt)
-            scaler.update()
             step += 1
             done_this_call += 1
             now = time.perf_counter()

@@ -6,7 +6,8 @@ import dataclasses
 import torch
 import torch.nn.functional as F
 
-from ...device import default_device, memory_format
+from ...device import default_device
+from ...precision import memory_format
 from ...vgg import get_vgg
 
 

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from impasto_protocol.options import StylizeOptions
 
-from ...device import autocast
+from ...precision import autocast, loss_scaler
 from ...losses.content import content_loss
 from ...losses.gram import gram_style_loss, gram_targets
 from ...losses.tv import tv_loss
@@ -112,17 +112,18 @@ def stylize(content: torch.Tensor, style: torch.Tensor | None, options: StylizeO
         opt = torch.optim.Adam([x], lr=options.learning_rate or DEFAULTS.lr_adam)
 
     last: dict[str, float] = {}
+    scaler = loss_scaler(device)
 
     def closure() -> torch.Tensor:
         nonlocal last
         opt.zero_grad(set_to_none=True)
         loss, last = objective(x)
-        loss.backward()
+        scaler.backward(loss)
         return loss
 
     for step in range(1, steps + 1):
         check_cancel(cancel)
-        opt.step(closure)
+        scaler.step(opt, closure)
         with torch.no_grad():
             x.clamp_(0, 1)
         preview = preview_of(x) if options.preview_every and step % options.preview_every == 0 else None

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from impasto_protocol.options import StylizeOptions
 
+from ...precision import loss_scaler
 from ...losses.strotss import FAST, StrotssApprox, StrotssTerms
 from ..base import CancelCheck, EngineError, Progress, ProgressFn, check_cancel, never_cancel, no_progress
 from .common import OPTIMIZE_SHARE, finish_at_full_resolution, is_large, prepare, preview_of, resize_long_side, scaled_progress
@@ -74,6 +75,7 @@ def stylize(content: torch.Tensor, style: torch.Tensor | None, options: StylizeO
     if options.optimizer not in (None, "rmsprop", "adam"):
         raise EngineError(f"STROTSS optimizes with 'rmsprop' (default) or 'adam', not {options.optimizer!r}")
     device, fmt, vgg = prepare(device)
+    scaler = loss_scaler(device)
     out_size = tuple(content.shape[2:])
     large = is_large(out_size)      # then the tiled full-resolution pass follows (impasto.tiling.optim_tiled)
     report = scaled_progress(progress, 0.0, OPTIMIZE_SHARE) if large else progress
@@ -113,8 +115,8 @@ def stylize(content: torch.Tensor, style: torch.Tensor | None, options: StylizeO
             opt.zero_grad(set_to_none=True)
             img = synthesize(pyr)
             loss, last = objective(img)
-            loss.backward()
-            opt.step()
+            scaler.backward(loss)
+            scaler.step(opt)
             done += 1
             preview = (preview_of(synthesize(pyr)) if options.preview_every and done % options.preview_every == 0
                        else None)
