@@ -17,6 +17,14 @@ Added here (not in DST's code): before step 3, automatic pairs whose aligned tar
 
 Artist-placed pairs ("markers") are never dropped: they go first, automatic pairs near them or crossing them are
 removed instead, and crossings between markers are only reported (``CleanedPoints.crossing_markers``).
+
+Targets of markers (not DST's choice): a marker is an instruction, so its target is the style point as placed,
+carried into the content frame by the frames' scaling only, (x·Wc/Ws, y·Hc/Hs) (``frame_targets``).  The fitted
+similarity would take out any move the markers share with each other: with 4 markers pinning the corners and 5 on a
+disk asking it to move 26 px, the fit moved the disk's targets only 11.6 px (``bench/bench_dst_alignment.py``).
+When markers are given, the automatic pairs around them get frame targets too, so both agree on one frame
+(``target_mapping="auto"``); without markers, automatic pairs keep DST's similarity-aligned targets.  The similarity
+is fitted in every case: it drives the robust filter and is reported.
 """
 from __future__ import annotations
 
@@ -158,6 +166,18 @@ def frame_similarity(content_size: tuple[float, float], style_size: tuple[float,
     return Similarity(scale, torch.eye(2, dtype=torch.float64), s_centre - scale * c_centre)
 
 
+def frame_targets(style: torch.Tensor, content_size: tuple[float, float],
+                  style_size: tuple[float, float]) -> torch.Tensor:
+    """Style points (K, 2) carried into the content frame by the frames alone: (x·Wc/Ws, y·Hc/Hs).  This is where
+    an artist who placed a pair asked the content point to go: the same place relative to the picture's edges."""
+    scale = torch.tensor([content_size[0] / style_size[0], content_size[1] / style_size[1]],
+                         dtype=torch.float64, device=style.device)
+    return style.double() * scale
+
+
+TARGET_MAPPINGS = ("auto", "frame", "similarity")
+
+
 def align_targets(content: torch.Tensor, style: torch.Tensor, content_size: tuple[float, float],
                   margin: float = 0.0, style_size: tuple[float, float] | None = None,
                   min_fit: int = 3) -> tuple[torch.Tensor, Similarity]:
@@ -180,14 +200,22 @@ def clean_correspondences(content: torch.Tensor, style: torch.Tensor, strength: 
                           content_size: tuple[int, int], style_size: tuple[int, int],
                           markers: tuple[torch.Tensor, torch.Tensor] | None = None, im_size: int = 256,
                           min_activation: float = 1.0, max_points: int = 80, min_distance: float = 10.0,
-                          target_margin: float = 5.0, max_shift: float | None = 32.0) -> CleanedPoints:
+                          target_margin: float = 5.0, max_shift: float | None = 32.0,
+                          target_mapping: str = "auto") -> CleanedPoints:
     """DST's cleaning of automatic pairs (``content``/``style`` (K, 2) pixel points in each image, ``strength``
     the accumulated NBB activation), merged with optional artist ``markers`` (content, style) that always stay.
+
+    ``target_mapping`` says how style points become targets in the content frame: ``"similarity"`` (DST: the
+    inverse of the content → style similarity fitted on all pairs, clamped ``target_margin`` from the edges),
+    ``"frame"`` (``frame_targets``: the frames' scaling only; markers are not clamped), or ``"auto"``: ``"frame"``
+    when there are markers, ``"similarity"`` otherwise.
 
     Distances (``min_distance``, ``target_margin``, ``max_shift``) are in pixels of a frame whose long side is
     ``im_size``.  ``max_shift`` (None: off) drops automatic pairs whose aligned target is farther than that from
     their content point, refitting the similarity on the rest (markers always stay and always count).
     Returns points in the input coordinates."""
+    if target_mapping not in TARGET_MAPPINGS:
+        raise ValueError(f"target_mapping must be one of {TARGET_MAPPINGS}, got {target_mapping!r}")
     content, style, strength = content.double(), style.double(), strength.double()
     cs = im_size / max(content_size)          # content pixels -> working frame
     ss = im_size / max(style_size)
@@ -201,6 +229,7 @@ def clean_correspondences(content: torch.Tensor, style: torch.Tensor, strength: 
     else:
         mc, ms = content.new_zeros(0, 2), content.new_zeros(0, 2)
     n_fixed = mc.shape[0]
+    use_frame = target_mapping == "frame" or (target_mapping == "auto" and n_fixed > 0)
 
     idx = select_greedy(content * cs, strength, max(0, max_points - n_fixed), min_distance, taken=mc * cs)
     content, style, strength = content[idx], style[idx], strength[idx]
@@ -225,13 +254,23 @@ def clean_correspondences(content: torch.Tensor, style: torch.Tensor, strength: 
     all_c = torch.cat([mc, content]) * cs
     all_s = torch.cat([ms, style]) * ss
     all_w = torch.cat([torch.full((n_fixed,), float("inf"), dtype=torch.float64), strength])
+
+    def targets_of(c: torch.Tensor, s: torch.Tensor) -> tuple[torch.Tensor, Similarity]:
+        if not c.shape[0]:
+            return c.clone(), Similarity.identity()
+        t, fitted = align_targets(c, s, c_size, target_margin, s_size)
+        if use_frame:
+            t = frame_targets(s, c_size, s_size)
+            t[n_fixed:, 0] = t[n_fixed:, 0].clamp(target_margin, c_size[0] - target_margin)
+            t[n_fixed:, 1] = t[n_fixed:, 1].clamp(target_margin, c_size[1] - target_margin)
+        return t, fitted
+
     for _ in range(2):
-        targets, _sim = align_targets(all_c, all_s, c_size, target_margin, s_size)
+        targets, _sim = targets_of(all_c, all_s)
         keep = crossing_survivors(all_c, targets, n_fixed)
         all_c, all_s, all_w = all_c[keep], all_s[keep], all_w[keep]
     counts["uncrossed"] = int(all_c.shape[0]) - n_fixed
-    targets, sim_work = align_targets(all_c, all_s, c_size, target_margin, s_size) if all_c.shape[0] else \
-        (all_c.clone(), Similarity.identity())
+    targets, sim_work = targets_of(all_c, all_s)
     crossing_markers = count_crossings(all_c[:n_fixed], targets[:n_fixed]) if n_fixed > 1 else 0
     if crossing_markers:
         log.warning("%d pair(s) of keypoint markers cross each other (content point → aligned style point); the "
