@@ -180,3 +180,23 @@ def test_automatic_pairs_keep_similarity_targets_without_markers_and_share_the_m
     both = clean_correspondences(content, style, strength, content_size=(256, 256), style_size=(256, 256),
                                  min_distance=1, markers=marker)
     assert torch.allclose(both.targets, both.style, atol=1e-9)             # one frame: the markers'
+
+
+def test_consensus_keeps_the_pairs_one_similarity_explains_when_many_do_not():
+    # 40 face pairs (the painting frames the face at half size) and 35 background pairs that follow another map:
+    # a least-squares start lands between them; the consensus finds the face's similarity and keeps its pairs
+    g = torch.Generator().manual_seed(6)
+    face = torch.rand(40, 2, generator=g, dtype=torch.float64) * 120 + 60
+    back = torch.rand(35, 2, generator=g, dtype=torch.float64) * 236 + 10
+    content = torch.cat([face, back])
+    style = torch.cat([face * 0.5 + torch.tensor([70.0, 60.0], dtype=torch.float64),
+                       back.flip(1) * 0.9 + torch.tensor([5.0, 12.0], dtype=torch.float64)])
+    strength = torch.full((75,), 2.0, dtype=torch.float64)
+    kw = dict(content_size=(256, 256), style_size=(256, 256), min_distance=1, max_shift=32)
+    out = clean_correspondences(content, style, strength, **kw)
+    kept = {tuple(c.tolist()) for c in out.content}
+    assert sum(tuple(c.tolist()) in kept for c in face) >= 38
+    assert sum(tuple(c.tolist()) in kept for c in back) <= 3
+    assert out.similarity.scale == pytest.approx(0.5, rel=0.03)
+    old = clean_correspondences(content, style, strength, consensus=False, **kw)
+    assert old.similarity.scale != pytest.approx(0.5, rel=0.03) or old.content.shape[0] < 30
