@@ -59,16 +59,18 @@ def test_default_variant_end_to_end_on_automatic_keypoints():
     assert out.shape == (1, 3, 128, 128) and torch.isfinite(out).all() and 0 <= out.min() and out.max() <= 1
     k = len(art["keypoints"])
     assert k >= 4                                             # NBB found pairs and cleaning kept some
-    # the warp was applied: the points moved and the output differs from X unwarped.  (Not asserted: that they
-    # moved toward their targets -- in 12 STROTSS steps the style term's pull on θ dominates the warp term's.)
+    # the warp was applied: the output differs from X unwarped, and the points moved toward their targets
     unwarped = art["debug_images"]["unwarped"]
     assert (out - unwarped).abs().mean() > 1e-3
     c = torch.tensor([p.content for p in art["keypoints"]], dtype=torch.float64)
-    assert (art["warped_points"].double() - c).norm(dim=1).max() > 0.1
-    assert art["targets"].shape == (k, 2) and torch.isfinite(art["targets"]).all()
-    # the losses fell: the warp term over the run, the style term within the first scale
-    steps = [p for p in seen if p.losses]
-    assert steps[-1].losses["warp"] < steps[0].losses["warp"]
-    first_scale = [p.losses for p in steps if p.stage.startswith("scale 1/")]
-    assert first_scale[-1]["style"] < first_scale[0]["style"]
-    assert {"content", "style", "style_warped", "warp", "flow_tv"} <= set(steps[-1].losses)
+    before = (art["targets"].double() - c).norm(dim=1).mean()
+    after = (art["targets"].double() - art["warped_points"].double()).norm(dim=1).mean()
+    assert after < 0.9 * before
+    # the losses fell: the warp term over the run, the style terms within the last scale.  (Not within the first:
+    # at 32 px the STROTSS style loss rose from 4.8 to 11.6 in those 4 steps, then fell at the finer scales.)
+    steps = [p.losses for p in seen if p.losses]
+    assert steps[-1]["warp"] < steps[0]["warp"]
+    last_scale = [p.losses for p in seen if p.losses and p.stage.startswith("scale 3/")]
+    assert last_scale[-1]["style"] < last_scale[0]["style"]
+    assert last_scale[-1]["style_warped"] < last_scale[0]["style_warped"]
+    assert {"content", "style", "style_warped", "warp", "flow_tv"} <= set(steps[-1])
