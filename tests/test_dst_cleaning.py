@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from impasto.engines.dst.cleaning import (Similarity, align_targets, clean_correspondences, count_crossings,
-                                          crossing_survivors, segments_cross, select_greedy, umeyama)
+                                          crossing_survivors, frame_targets, segments_cross, select_greedy,
+                                          umeyama)
 
 
 def _rot(deg):
@@ -97,7 +98,8 @@ def test_clean_pipeline_drops_weak_crossing_and_crowded_pairs_and_keeps_markers(
     strength = torch.cat([strength, torch.tensor([5.0, 4.9], dtype=torch.float64)])
     markers = (torch.tensor([[120.0, 200.0]], dtype=torch.float64), torch.tensor([[70.0, 120.0]], dtype=torch.float64))
     out = clean_correspondences(content, style, strength, content_size=(256, 256), style_size=(256, 256),
-                                markers=markers, max_points=80, min_distance=10, max_shift=None)
+                                markers=markers, max_points=80, min_distance=10, max_shift=None,
+                                target_mapping="similarity")
     assert out.n_markers == 1
     assert torch.allclose(out.content[0], markers[0][0]) and torch.allclose(out.style[0], markers[1][0])
     assert out.counts["raw"] == 147 and out.counts["strong"] < 146
@@ -136,3 +138,65 @@ def test_robust_alignment_drops_pairs_whose_targets_lie_far_away():
     assert not any(tuple(content[i].tolist()) in kept for i in outliers)
     assert out.counts["consistent"] >= 25
     assert out.similarity.scale == pytest.approx(0.8, rel=0.03)
+
+
+def test_markers_are_honoured_as_placed_even_when_some_pin_the_corners():
+    # the reported case: a disk moved 26 px right by its centre and 4 rim points, 4 corners pinned.  A similarity
+    # fitted on all nine pairs takes out a shared shift of 5/9 · 26 = 14.4 px; the targets must be the style points
+    c0, s0, r = torch.tensor([80.0, 96.0]), torch.tensor([106.0, 96.0]), 24.0
+    rim = torch.tensor([[r, 0.0], [-r, 0.0], [0.0, r], [0.0, -r]])
+    corners = torch.tensor([[12.0, 12.0], [180.0, 12.0], [12.0, 180.0], [180.0, 180.0]])
+    mc = torch.cat([c0[None], c0 + rim, corners]).double()
+    ms = torch.cat([s0[None], s0 + rim, corners]).double()
+    none = (torch.zeros(0, 2), torch.zeros(0, 2), torch.zeros(0))
+    out = clean_correspondences(*none, content_size=(192, 192), style_size=(192, 192), markers=(mc, ms))
+    assert torch.allclose(out.targets, ms, atol=1e-9)
+    # DST's similarity alignment (still available) is what missed: the disk's targets move only ~11.6 of 26 px
+    old = clean_correspondences(*none, content_size=(192, 192), style_size=(192, 192), markers=(mc, ms),
+                                target_mapping="similarity")
+    assert (old.targets[0] - ms[0]).norm() > 10
+
+
+def test_marker_targets_follow_the_frames_scaling_per_axis():
+    # content 200 x 100, style 300 x 400: a style point at (x, y) means content (x · 200/300, y · 100/400)
+    mc = torch.tensor([[50.0, 20.0], [150.0, 80.0], [100.0, 50.0]], dtype=torch.float64)
+    ms = torch.tensor([[90.0, 100.0], [210.0, 300.0], [150.0, 220.0]], dtype=torch.float64)
+    out = clean_correspondences(torch.zeros(0, 2), torch.zeros(0, 2), torch.zeros(0), content_size=(200, 100),
+                                style_size=(300, 400), markers=(mc, ms))
+    expect = ms * torch.tensor([200 / 300, 100 / 400], dtype=torch.float64)
+    assert torch.allclose(out.targets, expect, atol=1e-9)
+    assert torch.allclose(frame_targets(ms, (200, 100), (300, 400)), expect)
+
+
+def test_automatic_pairs_keep_similarity_targets_without_markers_and_share_the_markers_frame_with_them():
+    g = torch.Generator().manual_seed(5)
+    content = torch.rand(40, 2, generator=g, dtype=torch.float64) * 180 + 38
+    style = content * 0.8 + torch.tensor([15.0, 5.0], dtype=torch.float64)     # the painting frames it smaller
+    strength = torch.full((40,), 2.0, dtype=torch.float64)
+    auto = clean_correspondences(content, style, strength, content_size=(256, 256), style_size=(256, 256),
+                                 min_distance=1)
+    assert (auto.targets - auto.content).norm(dim=1).max() < 1e-6           # DST: the framing is taken out
+    marker = (torch.tensor([[128.0, 128.0]], dtype=torch.float64), torch.tensor([[117.4, 107.4]], dtype=torch.float64))
+    both = clean_correspondences(content, style, strength, content_size=(256, 256), style_size=(256, 256),
+                                 min_distance=1, markers=marker)
+    assert torch.allclose(both.targets, both.style, atol=1e-9)             # one frame: the markers'
+
+
+def test_consensus_keeps_the_pairs_one_similarity_explains_when_many_do_not():
+    # 40 face pairs (the painting frames the face at half size) and 35 background pairs that follow another map:
+    # a least-squares start lands between them; the consensus finds the face's similarity and keeps its pairs
+    g = torch.Generator().manual_seed(6)
+    face = torch.rand(40, 2, generator=g, dtype=torch.float64) * 120 + 60
+    back = torch.rand(35, 2, generator=g, dtype=torch.float64) * 236 + 10
+    content = torch.cat([face, back])
+    style = torch.cat([face * 0.5 + torch.tensor([70.0, 60.0], dtype=torch.float64),
+                       back.flip(1) * 0.9 + torch.tensor([5.0, 12.0], dtype=torch.float64)])
+    strength = torch.full((75,), 2.0, dtype=torch.float64)
+    kw = dict(content_size=(256, 256), style_size=(256, 256), min_distance=1, max_shift=32)
+    out = clean_correspondences(content, style, strength, **kw)
+    kept = {tuple(c.tolist()) for c in out.content}
+    assert sum(tuple(c.tolist()) in kept for c in face) >= 38
+    assert sum(tuple(c.tolist()) in kept for c in back) <= 3
+    assert out.similarity.scale == pytest.approx(0.5, rel=0.03)
+    old = clean_correspondences(content, style, strength, consensus=False, **kw)
+    assert old.similarity.scale != pytest.approx(0.5, rel=0.03) or old.content.shape[0] < 30

@@ -17,6 +17,14 @@ Added here (not in DST's code): before step 3, automatic pairs whose aligned tar
 
 Artist-placed pairs ("markers") are never dropped: they go first, automatic pairs near them or crossing them are
 removed instead, and crossings between markers are only reported (``CleanedPoints.crossing_markers``).
+
+Targets of markers (not DST's choice): a marker is an instruction, so its target is the style point as placed,
+carried into the content frame by the frames' scaling only, (x·Wc/Ws, y·Hc/Hs) (``frame_targets``).  The fitted
+similarity would take out any move the markers share with each other: with 4 markers pinning the corners and 5 on a
+disk asking it to move 26 px, the fit moved the disk's targets only 11.6 px (``bench/bench_dst_alignment.py``).
+When markers are given, the automatic pairs around them get frame targets too, so both agree on one frame
+(``target_mapping="auto"``); without markers, automatic pairs keep DST's similarity-aligned targets.  The similarity
+is fitted in every case: it drives the robust filter and is reported.
 """
 from __future__ import annotations
 
@@ -75,6 +83,54 @@ def umeyama(src: torch.Tensor, dst: torch.Tensor, estimate_scale: bool = True) -
         scale = 1.0
     t = mu_d - scale * r @ mu_s
     return Similarity(scale, r, t)
+
+
+def consensus_similarity(content: torch.Tensor, style: torch.Tensor, threshold: float, *, hypotheses: int = 2000,
+                         pool: int = 400, seed: int = 0) -> torch.Tensor:
+    """Inlier mask of the content → style similarity that the most pairs agree with (RANSAC over 2-pair
+    hypotheses, deterministic for a given ``seed``): a pair is an inlier when its style point mapped back by the
+    similarity lies within ``threshold`` of its content point.  Hypotheses are drawn from the ``pool`` strongest
+    pairs (the rows are expected strongest first).
+
+    Why: across domains (a photo and a painting) NBB pairs the clothes and background as well as the face, and
+    a least-squares fit started on all pairs lands between the two; refitting on its near pairs then kept only
+    the few that happened to agree (kodim04 × Matisse: 14 of 79, all on one eye and the mouth)."""
+    n = content.shape[0]
+    if n < 3:
+        return torch.ones(n, dtype=torch.bool)
+    g = torch.Generator().manual_seed(seed)
+    m = min(n, pool)
+    i = torch.randint(0, m, (hypotheses,), generator=g)
+    j = torch.randint(0, m, (hypotheses,), generator=g)
+    ok = i != j
+    i, j = i[ok], j[ok]
+    ca, cb = torch.view_as_complex(content[i].double().contiguous()), torch.view_as_complex(content[j].double().contiguous())
+    sa, sb = torch.view_as_complex(style[i].double().contiguous()), torch.view_as_complex(style[j].double().contiguous())
+    dc = cb - ca
+    good = dc.abs() > 1e-6
+    z = (sb - sa)[good] / dc[good]                     # scale · rotation, content → style
+    t = sa[good] - z * ca[good]
+    keep = (z.abs() > 0.2) & (z.abs() < 5.0)           # no degenerate or absurd scales
+    z, t = z[keep], t[keep]
+    if z.numel() == 0:
+        return torch.ones(n, dtype=torch.bool)
+    cc = torch.view_as_complex(content.double().contiguous())
+    ss = torch.view_as_complex(style.double().contiguous())
+    best, best_count = None, -1
+    for zc, tc in zip(z.split(256), t.split(256)):
+        back = (ss.unsqueeze(0) - tc.unsqueeze(1)) / zc.unsqueeze(1)      # (H, N): style points in content frame
+        inl = (back - cc.unsqueeze(0)).abs() <= threshold
+        cnt = inl.sum(1)
+        k = int(cnt.argmax())
+        if int(cnt[k]) > best_count:
+            best, best_count = inl[k], int(cnt[k])
+    for _ in range(3):                                 # refine on the inliers (least squares), re-select
+        sim = umeyama(content[best], style[best])
+        new = (sim.inverse().apply(style.double()) - content.double()).norm(dim=1) <= threshold
+        if new.sum() < 3 or torch.equal(new, best):
+            break
+        best = new
+    return best
 
 
 # ------------------------------------------------------------------------------------------------ selection
@@ -158,6 +214,18 @@ def frame_similarity(content_size: tuple[float, float], style_size: tuple[float,
     return Similarity(scale, torch.eye(2, dtype=torch.float64), s_centre - scale * c_centre)
 
 
+def frame_targets(style: torch.Tensor, content_size: tuple[float, float],
+                  style_size: tuple[float, float]) -> torch.Tensor:
+    """Style points (K, 2) carried into the content frame by the frames alone: (x·Wc/Ws, y·Hc/Hs).  This is where
+    an artist who placed a pair asked the content point to go: the same place relative to the picture's edges."""
+    scale = torch.tensor([content_size[0] / style_size[0], content_size[1] / style_size[1]],
+                         dtype=torch.float64, device=style.device)
+    return style.double() * scale
+
+
+TARGET_MAPPINGS = ("auto", "frame", "similarity")
+
+
 def align_targets(content: torch.Tensor, style: torch.Tensor, content_size: tuple[float, float],
                   margin: float = 0.0, style_size: tuple[float, float] | None = None,
                   min_fit: int = 3) -> tuple[torch.Tensor, Similarity]:
@@ -180,14 +248,24 @@ def clean_correspondences(content: torch.Tensor, style: torch.Tensor, strength: 
                           content_size: tuple[int, int], style_size: tuple[int, int],
                           markers: tuple[torch.Tensor, torch.Tensor] | None = None, im_size: int = 256,
                           min_activation: float = 1.0, max_points: int = 80, min_distance: float = 10.0,
-                          target_margin: float = 5.0, max_shift: float | None = 32.0) -> CleanedPoints:
+                          target_margin: float = 5.0, max_shift: float | None = 32.0,
+                          target_mapping: str = "auto", consensus: bool = True) -> CleanedPoints:
     """DST's cleaning of automatic pairs (``content``/``style`` (K, 2) pixel points in each image, ``strength``
     the accumulated NBB activation), merged with optional artist ``markers`` (content, style) that always stay.
+
+    ``target_mapping`` says how style points become targets in the content frame: ``"similarity"`` (DST: the
+    inverse of the content → style similarity fitted on all pairs, clamped ``target_margin`` from the edges),
+    ``"frame"`` (``frame_targets``: the frames' scaling only; markers are not clamped), or ``"auto"``: ``"frame"``
+    when there are markers, ``"similarity"`` otherwise.
+    ``consensus`` (with ``max_shift``): before selection keep only the automatic pairs that agree with the
+    similarity most pairs agree with (``consensus_similarity``; in the working frame, within ``max_shift``).
 
     Distances (``min_distance``, ``target_margin``, ``max_shift``) are in pixels of a frame whose long side is
     ``im_size``.  ``max_shift`` (None: off) drops automatic pairs whose aligned target is farther than that from
     their content point, refitting the similarity on the rest (markers always stay and always count).
     Returns points in the input coordinates."""
+    if target_mapping not in TARGET_MAPPINGS:
+        raise ValueError(f"target_mapping must be one of {TARGET_MAPPINGS}, got {target_mapping!r}")
     content, style, strength = content.double(), style.double(), strength.double()
     cs = im_size / max(content_size)          # content pixels -> working frame
     ss = im_size / max(style_size)
@@ -201,7 +279,16 @@ def clean_correspondences(content: torch.Tensor, style: torch.Tensor, strength: 
     else:
         mc, ms = content.new_zeros(0, 2), content.new_zeros(0, 2)
     n_fixed = mc.shape[0]
+    use_frame = target_mapping == "frame" or (target_mapping == "auto" and n_fixed > 0)
 
+    if consensus and max_shift is not None and content.shape[0] >= 3:
+        # robust alignment before selection (not in DST's code): the selection then spends its 80 picks on pairs
+        # that agree with one similarity, instead of on background pairs the later filter throws away
+        order = torch.argsort(strength, descending=True, stable=True)
+        content, style, strength = content[order], style[order], strength[order]
+        agree = consensus_similarity(content * cs, style * ss, max_shift)
+        content, style, strength = content[agree], style[agree], strength[agree]
+    counts["agreeing"] = int(content.shape[0])
     idx = select_greedy(content * cs, strength, max(0, max_points - n_fixed), min_distance, taken=mc * cs)
     content, style, strength = content[idx], style[idx], strength[idx]
     counts["selected"] = int(content.shape[0])
@@ -225,13 +312,23 @@ def clean_correspondences(content: torch.Tensor, style: torch.Tensor, strength: 
     all_c = torch.cat([mc, content]) * cs
     all_s = torch.cat([ms, style]) * ss
     all_w = torch.cat([torch.full((n_fixed,), float("inf"), dtype=torch.float64), strength])
+
+    def targets_of(c: torch.Tensor, s: torch.Tensor) -> tuple[torch.Tensor, Similarity]:
+        if not c.shape[0]:
+            return c.clone(), Similarity.identity()
+        t, fitted = align_targets(c, s, c_size, target_margin, s_size)
+        if use_frame:
+            t = frame_targets(s, c_size, s_size)
+            t[n_fixed:, 0] = t[n_fixed:, 0].clamp(target_margin, c_size[0] - target_margin)
+            t[n_fixed:, 1] = t[n_fixed:, 1].clamp(target_margin, c_size[1] - target_margin)
+        return t, fitted
+
     for _ in range(2):
-        targets, _sim = align_targets(all_c, all_s, c_size, target_margin, s_size)
+        targets, _sim = targets_of(all_c, all_s)
         keep = crossing_survivors(all_c, targets, n_fixed)
         all_c, all_s, all_w = all_c[keep], all_s[keep], all_w[keep]
     counts["uncrossed"] = int(all_c.shape[0]) - n_fixed
-    targets, sim_work = align_targets(all_c, all_s, c_size, target_margin, s_size) if all_c.shape[0] else \
-        (all_c.clone(), Similarity.identity())
+    targets, sim_work = targets_of(all_c, all_s)
     crossing_markers = count_crossings(all_c[:n_fixed], targets[:n_fixed]) if n_fixed > 1 else 0
     if crossing_markers:
         log.warning("%d pair(s) of keypoint markers cross each other (content point → aligned style point); the "
@@ -240,3 +337,53 @@ def clean_correspondences(content: torch.Tensor, style: torch.Tensor, strength: 
     sim = Similarity(sim_work.scale * cs / ss, sim_work.rotation, sim_work.translation / ss)
     return CleanedPoints(content=all_c / cs, style=all_s / ss, targets=targets / cs, strength=all_w,
                          similarity=sim, n_markers=n_fixed, counts=counts, crossing_markers=crossing_markers)
+
+
+# -------------------------------------------------------------------------------------------------- coverage
+
+def _hull_area(points: torch.Tensor) -> float:
+    """Area of the convex hull of (N, 2) points (monotone chain); 0 for fewer than 3 or collinear points."""
+    pts = sorted(set(map(tuple, points.double().tolist())))
+    if len(pts) < 3:
+        return 0.0
+
+    def cross(o, a, b):
+        return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+    lower: list = []
+    upper: list = []
+    for p in pts:
+        while len(lower) >= 2 and cross(lower[-2], lower[-1], p) <= 0:
+            lower.pop()
+        lower.append(p)
+    for p in reversed(pts):
+        while len(upper) >= 2 and cross(upper[-2], upper[-1], p) <= 0:
+            upper.pop()
+        upper.append(p)
+    hull = lower[:-1] + upper[:-1]
+    return abs(sum(hull[i][0] * hull[i - 1][1] - hull[i - 1][0] * hull[i][1] for i in range(len(hull)))) / 2
+
+
+@dataclass
+class Coverage:
+    """How well keypoints spread over a picture, so a warp can reshape all of it and not one corner.
+
+    ``cells``: the fraction of the cells of a k × k grid over the image (k = ``grid``, 4 by default: 16 cells)
+    holding at least one point.  ``hull``: the area of the points' convex hull ÷ the image's area.  Both are over
+    the whole frame: a portrait's background holds nothing both pictures share, so neither reaches 1 there; compare
+    figures of the same pair of images."""
+
+    cells: float
+    hull: float
+    grid: int = 4
+
+
+def coverage(points: torch.Tensor, size: tuple[float, float], grid: int = 4) -> Coverage:
+    """``Coverage`` of (N, 2) pixel points (x, y) in an image of ``size`` = (W, H)."""
+    w, h = float(size[0]), float(size[1])
+    if points.numel() == 0:
+        return Coverage(0.0, 0.0, grid)
+    p = points.double().reshape(-1, 2)
+    gx = (p[:, 0] / w * grid).floor().clamp(0, grid - 1).long()
+    gy = (p[:, 1] / h * grid).floor().clamp(0, grid - 1).long()
+    cells = torch.unique(gy * grid + gx).numel() / grid ** 2
+    return Coverage(cells, _hull_area(p) / (w * h), grid)

@@ -44,7 +44,7 @@ from ..optim.common import (OPTIMIZE_SHARE, finish_at_full_resolution, is_large,
                             scaled_progress)
 from ..optim.gatys import CONTENT_LAYERS as GATYS_CONTENT, STYLE_LAYERS as GATYS_STYLE, GatysObjective
 from ..optim.pyramid import laplacian_pyramid, synthesize
-from .cleaning import CleanedPoints, Similarity, clean_correspondences
+from .cleaning import CleanedPoints, Similarity, clean_correspondences, coverage
 from .keypoints import KeypointError, pairs_to_tensors, tensors_to_pairs, validate_pairs
 from .nbb import NBBConfig, neural_best_buddies
 from .tps import BORDER_PER_SIDE, WarpedImage, fit_displacement, sample_backward, smooth_flow
@@ -102,7 +102,9 @@ def resolve_keypoints(content: torch.Tensor, style: torch.Tensor, options: Styli
     cleaned = clean_correspondences(auto_c, auto_s, auto_w, content_size=(cw, ch), style_size=(sw, sh),
                                     markers=markers, im_size=DEFAULTS.nbb_size, max_points=DEFAULTS.max_points,
                                     min_distance=DEFAULTS.min_distance)
-    log.info("keypoints: %d markers, automatic %s", cleaned.n_markers, cleaned.counts)
+    cov = coverage(cleaned.content, (cw, ch))
+    log.info("keypoints: %d markers, automatic %s; coverage: %.2f of the %dx%d grid's cells, hull %.2f of the image",
+             cleaned.n_markers, cleaned.counts, cov.cells, cov.grid, cov.grid, cov.hull)
     return cleaned
 
 
