@@ -120,3 +120,112 @@ def test_sample_locations_inside_and_reproducible():
     b = sample_locations(300, 200, 100, torch.Generator().manual_seed(3))
     assert torch.equal(a, b) and a.shape == (100, 2)
     assert (a[:, 0] >= 0).all() and (a[:, 0] <= 199).all() and (a[:, 1] <= 299).all()
+
+
+# --- the fast forms of the STROTSS terms against the exact ones ------------------------------------------------------
+
+def _value_and_grad(fn, x):
+    x = x.clone().requires_grad_(True)
+    v = fn(x)
+    (g,) = torch.autograd.grad(v, x)
+    return v.item(), g
+
+
+def _clustered(n, d, gen, centres=12):
+    """Points around a few centres: nearest neighbours are well separated, as between real hypercolumns."""
+    c = torch.randn(centres, d, generator=gen) * 3
+    return c[torch.randint(0, centres, (n,), generator=gen)] + 0.3 * torch.randn(n, d, generator=gen)
+
+
+@pytest.mark.parametrize("low", [None, torch.bfloat16])
+def test_fast_remd_has_the_exact_value_and_gradient(low):
+    from impasto.losses.strotss import remd_cosine_fast, remd_euclidean_fast
+    import torch.nn.functional as F
+    gen = torch.Generator().manual_seed(0)
+    x, y = _clustered(300, 64, gen), _clustered(700, 64, gen)
+    yu = F.normalize(y, dim=1)
+    v0, g0 = _value_and_grad(lambda t: remd_loss(t, y, "cosine"), x)
+    v1, g1 = _value_and_grad(lambda t: remd_cosine_fast(t, yu, None if low is None else yu.to(low)), x)
+    assert v1 == pytest.approx(v0, rel=1e-3 if low else 1e-5)
+    assert F.cosine_similarity(g1.flatten(), g0.flatten(), dim=0) > (0.99 if low else 0.99999)
+    xc, yc = torch.rand(300, 3, generator=gen), torch.rand(700, 3, generator=gen)
+    v0, g0 = _value_and_grad(lambda t: remd_loss(t, yc, "euclidean"), xc)
+    v1, g1 = _value_and_grad(lambda t: remd_euclidean_fast(t, yc), xc)
+    assert v1 == pytest.approx(v0, rel=1e-5)
+    assert torch.allclose(g1, g0, atol=1e-6)
+
+
+def test_fast_moment_and_self_similarity_match_the_exact_terms_in_bf16():
+    from impasto.losses.strotss import moment_loss_fast, self_similarity_loss_fast
+    import torch.nn.functional as F
+    gen = torch.Generator().manual_seed(1)
+    x, y, c = torch.rand(256, 96, generator=gen) * 4, torch.rand(500, 96, generator=gen) * 5, torch.rand(256, 96, generator=gen)
+    ym = moments(y)
+    v0, g0 = _value_and_grad(lambda t: moment_loss(t, ym), x)
+    v1, g1 = _value_and_grad(lambda t: moment_loss_fast(t, ym, torch.bfloat16), x)
+    assert v1 == pytest.approx(v0, rel=1e-2)
+    assert F.cosine_similarity(g1.flatten(), g0.flatten(), dim=0) > 0.99
+    v0, g0 = _value_and_grad(lambda t: self_similarity_loss(t, c), x)
+    v1, g1 = _value_and_grad(lambda t: self_similarity_loss_fast(t, c, torch.bfloat16), x)
+    assert v1 == pytest.approx(v0, rel=2e-2)
+    assert F.cosine_similarity(g1.flatten(), g0.flatten(), dim=0) > 0.98
+
+
+def test_hypercolumns_match_grid_sample_in_value_gradient_and_layout():
+    """The gather is grid_sample(align_corners=False, zeros padding) at every layer, edges included, and its
+    gradient comes back in each map's own dtype and memory format."""
+    import torch.nn.functional as F
+    gen = torch.Generator().manual_seed(2)
+    img = torch.rand(1, 3, 37, 53, generator=gen, requires_grad=True)
+    feats = {"a": torch.randn(1, 5, 37, 53, generator=gen).contiguous(memory_format=torch.channels_last).requires_grad_(),
+             "b": torch.randn(1, 7, 9, 13, generator=gen).requires_grad_(),
+             "c": torch.randn(1, 4, 2, 3, generator=gen).to(torch.bfloat16).contiguous(
+                 memory_format=torch.channels_last).requires_grad_()}
+    pts = torch.cat([sample_locations(37, 53, 200, gen), torch.tensor([[0.0, 0.0], [52.0, 36.0], [52.9, 36.9]])])
+    grid = torch.stack([(pts[:, 0] + 0.5) / 53 * 2 - 1, (pts[:, 1] + 0.5) / 37 * 2 - 1], 1).view(1, 1, -1, 2)
+    ref = torch.cat([F.grid_sample(feats[k].float(), grid, align_corners=False)[0, :, 0].t() * 2.0 for k in "abc"]
+                    + [F.grid_sample(img, grid, align_corners=False)[0, :, 0].t()], 1)
+    out = hypercolumns(feats, img, pts, ("a", "b", "c"), feature_scale=2.0)
+    assert torch.allclose(out, ref, atol=1e-4)
+    w = torch.randn(out.shape, generator=gen)
+    got = torch.autograd.grad(out, [img, *feats.values()], w)
+    want = torch.autograd.grad(ref, [img, *feats.values()], w)
+    for g, r, t in zip(got, want, [img, *feats.values()]):
+        assert g.dtype == t.dtype
+        assert g.is_contiguous(memory_format=torch.channels_last) == t.is_contiguous(memory_format=torch.channels_last)
+        assert torch.allclose(g.float(), r.float(), atol=1e-4 if g.dtype == torch.float32 else 0.07)
+
+
+def test_strotss_terms_fast_and_exact_agree_on_real_features():
+    from impasto.losses.strotss import EXACT, FAST, StrotssTerms
+    from impasto.vgg import get_vgg
+    import torch.nn.functional as F
+    vgg = get_vgg("cpu")
+    gen = torch.Generator().manual_seed(3)
+    content = F.avg_pool2d(torch.rand(1, 3, 96, 96, generator=gen), 3, 1, 1)
+    style = F.avg_pool2d(torch.rand(1, 3, 96, 96, generator=gen), 5, 1, 2)
+    x = (0.7 * content + 0.3 * torch.rand(content.shape, generator=gen)).requires_grad_(True)
+    results = {}
+    for name, approx in (("exact", EXACT), ("fast", FAST)):
+        terms = StrotssTerms(vgg, content, style, alpha=8.0, generator=torch.Generator().manual_seed(0),
+                             samples=512, style_samples=2000, approx=approx)
+        lc, (ls,) = terms(x)
+        (g,) = torch.autograd.grad(8 * lc + ls, x)
+        results[name] = (lc.item(), ls.item(), g)
+    (c0, s0, g0), (c1, s1, g1) = results["exact"], results["fast"]
+    assert c1 == pytest.approx(c0, rel=0.01) and s1 == pytest.approx(s0, rel=0.01)
+    assert F.cosine_similarity(g1.flatten(), g0.flatten(), dim=0) > 0.99
+
+
+def test_plateau_rule_stops_on_a_flat_loss_only():
+    from impasto.engines.optim.plateau import Plateau, PlateauRule
+    rule = PlateauRule(window=5, min_fall=0.01, min_steps=10)
+    falling = Plateau(rule)
+    assert not any(falling.add(100 * 0.97 ** k) for k in range(60))      # 3 % a step: never flat
+    flat = Plateau(rule)
+    stops = [k for k in range(60) if flat.add(1.0 + 0.001 * (k % 2))]
+    assert stops and stops[0] + 1 == 10                                     # flat from the start: at min_steps
+    late = Plateau(rule)
+    curve = [100 * 0.9 ** k for k in range(30)] + [100 * 0.9 ** 30] * 30
+    first = next(k for k, v in enumerate(curve) if late.add(v))
+    assert 30 <= first + 1 <= 40
