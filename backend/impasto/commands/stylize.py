@@ -40,6 +40,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="long side of the result (default: same as --size; larger results are tiled)")
     p.add_argument("--tile-size", type=int, default=None, metavar="N", help="tile size for large results")
     p.add_argument("--steps", type=int, default=None, metavar="N", help="iterations (per scale for STROTSS/DST)")
+    p.add_argument("--schedule", default="fast", choices=("fast", "paper"),
+                   help="STROTSS/DST: 'fast' (default: fewer, larger steps, measured to reach the same losses) or "
+                        "'paper' (the papers' learning rate and steps per scale)")
     p.add_argument("--content-weight", type=float, default=None, metavar="W")
     p.add_argument("--style-weight", type=float, default=None, metavar="W")
     p.add_argument("--tv-weight", type=float, default=None, metavar="W")
@@ -132,7 +135,7 @@ def build_options(args: argparse.Namespace, engine: str, style_name: str | None,
         raise ImpastoError("--save-keypoints/--debug-dir need the job run here; drop --daemon")
     size = _parse_size(args.size, content_long_side, args.demo)
     opts = StylizeOptions(
-        engine=engine, style_name=style_name, size=size, max_side=args.max_side, steps=args.steps,
+        engine=engine, style_name=style_name, size=size, max_side=args.max_side, steps=args.steps, schedule=args.schedule,
         content_weight=args.content_weight, style_weight=args.style_weight, tv_weight=args.tv_weight,
         optimizer=args.optimizer.lower() if args.optimizer else None, learning_rate=args.lr,
         init=args.init.lower(), preserve_color=args.preserve_color, strength=args.strength, seed=args.seed,

@@ -9,7 +9,8 @@ relu1_1, relu1_2, relu2_1, relu2_2, relu3_1, relu3_2, relu3_4, relu4_4, relu5_4 
 Terms (papers.md B.3), in their exact form:
 * ``remd_loss``: relaxed earth mover's distance, max(mean_i min_j C_ij, mean_j min_i C_ij), cosine cost;
 * ``moment_loss``: mean |μx − μy| + mean |Σx − Σy| (covariance / (N − 1));
-* ``palette_loss``: REMD on the RGB part converted to YUV, Euclidean cost;
+* ``palette_loss``: REMD on the RGB part (in [-1, 1], as the reference code's images) converted to YUV,
+  Euclidean cost;
 * ``self_similarity_loss``: content term comparing the cosine self-distance matrices of output and content
   (column-normalized), × n.
 
@@ -327,8 +328,9 @@ def self_similarity_loss_fast(fx: torch.Tensor, fc: torch.Tensor, dtype: torch.d
 
 
 def _yuv_rows(rgb: torch.Tensor) -> torch.Tensor:
-    """(N, 3) RGB rows -> (N, 3) YUV rows."""
-    return rgb_to_yuv(rgb.float().t().reshape(1, 3, -1, 1)).reshape(3, -1).t()
+    """(N, 3) RGB rows in [0, 1] -> (N, 3) YUV rows of the colours in [-1, 1], the range STROTSS' and DST's code
+    hold images in: their palette costs are twice those of [0, 1] colours, and the palette weight is theirs."""
+    return rgb_to_yuv((2 * rgb.float() - 1).t().reshape(1, 3, -1, 1)).reshape(3, -1).t()
 
 
 # ------------------------------------------------------------------------------------------- style and terms

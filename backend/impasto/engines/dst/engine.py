@@ -14,7 +14,9 @@
   ``impasto.losses.gram``/``content``; weights as in ``impasto.engines.optim.gatys``).
 * Optimisation as in DST's code: X is a 5-level Laplacian pyramid of the working-size image initialised from the
   content; 3 scales (1/4, 1/2, 1 of the working size) where scale s uses only the coarsest levels; α is scaled by
-  4, 2, 1; one SGD (momentum 0.9) over the pyramid and θ (init ~1e-4).
+  4, 2, 1; one SGD (momentum 0.9) over the pyramid and θ (init ~1e-4).  ``options.schedule`` chooses the
+  learning rate and steps per scale (``SCHEDULES``: the paper's, or the default fast one that stops a scale early
+  once its loss is flat, ``optim/plateau.py``); ``options.steps`` runs exactly that many steps per scale.
 * Output: X upsampled to the requested size, then warped there (the field is resolution independent) with the
   same bilinear sampling as in the loop.
 * ``artifacts`` gets ``keypoints`` (pairs used, in the coordinates of the tensors given; the registry maps them
@@ -43,6 +45,7 @@ from ..base import CancelCheck, EngineError, Progress, ProgressFn, check_cancel,
 from ..optim.common import (OPTIMIZE_SHARE, finish_at_full_resolution, is_large, prepare, preview_of, resize_long_side,
                             scaled_progress)
 from ..optim.gatys import CONTENT_LAYERS as GATYS_CONTENT, STYLE_LAYERS as GATYS_STYLE, GatysObjective
+from ..optim.plateau import Plateau, PlateauRule
 from ..optim.pyramid import laplacian_pyramid, synthesize
 from .cleaning import CleanedPoints, Similarity, clean_correspondences, coverage
 from .keypoints import KeypointError, pairs_to_tensors, tensors_to_pairs, validate_pairs
@@ -53,13 +56,33 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class Schedule:
+    """How long and how hard DST optimizes each scale (SGD, momentum 0.9, on the pyramid of our [0, 1] pixels)."""
+
+    lr: float                             # the pyramid's learning rate, STROTSS terms
+    steps_per_scale: int                  # the most a scale runs (``options.steps``: exactly that many)
+    plateau: PlateauRule | None           # stop a scale early once its loss is flat (None: never)
+
+
+# "paper": DST's job script (3 x 150 steps, SGD lr 0.3).  DST's code holds images in [-1, 1]: its 0.3 there is
+# 0.3 / 4 on our [0, 1] pixels (half the gradient, twice the range).  "fast" (the default): 4x that step for at
+# most 40 steps a scale, chosen on validation pairs to end within 5 % of the paper schedule's final losses
+# (figures and how they were chosen: docs/optim.md).
+SCHEDULES = {"paper": Schedule(lr=0.075, steps_per_scale=150, plateau=None),
+             "fast": Schedule(lr=0.3, steps_per_scale=40, plateau=PlateauRule(window=10, min_fall=0.01, min_steps=30))}
+
+
+@dataclass(frozen=True)
 class DSTDefaults:
-    steps_per_scale: int = 150            # DST's job script (the notebook uses 250)
+    steps_per_scale: int = 150            # the paper schedule's (DST's job script; the notebook uses 250)
     content_weight: float = 8.0           # α, STROTSS terms (× 4, 2, 1 over the scales)
     content_weight_gatys: float = 0.05    # α, Gatys terms (Gatys engine's default)
     warp_weight: float = 0.5              # β
     warp_tv_weight: float = 50.0          # γ
-    lr: float = 0.3                       # SGD, momentum 0.9
+    lr_gatys: float = 0.3                 # the Gatys variant (ours, tuned on [0, 1] pixels), 150 steps a scale
+    lr_theta: float = 0.3                 # θ, pixels (DST: warp_lr_fac 1 × 0.3), × K/8 above 8 points
+    lr_adaptive: float = 0.01             # Adam / RMSprop on the pyramid (image units)
+    lr_theta_adaptive: float = 0.3        # Adam / RMSprop on θ (pixels a step)
     momentum: float = 0.9
     scales: int = 3
     pyramid_levels: int = 5
@@ -215,17 +238,21 @@ def stylize(content: torch.Tensor, style: torch.Tensor | None, options: StylizeO
     gamma = DEFAULTS.warp_tv_weight if options.warp_tv_weight is None else options.warp_tv_weight
     sw = 1.0 if options.style_weight is None else options.style_weight
     use_warp = k > 0 and beta > 0
-    steps = options.steps or DEFAULTS.steps_per_scale
+    schedule = SCHEDULES[options.schedule] if variant == "strotss" else Schedule(DEFAULTS.lr_gatys,
+                                                                                   DEFAULTS.steps_per_scale, None)
+    steps = options.steps or schedule.steps_per_scale
     n_scales = num_scales(min(c_full.shape[2:]), min(s_full.shape[2:]))
     levels = DEFAULTS.pyramid_levels
 
     start = c_full if options.init == "content" else torch.rand(c_full.shape, generator=gen).to(device)
     pyr = [p.detach().clone().requires_grad_(True) for p in laplacian_pyramid(start, levels)]
     theta = (torch.rand(k, 2, generator=gen) * 1e-4).to(device).requires_grad_(True)
-    lr = options.learning_rate or DEFAULTS.lr
-    # L_warp is a mean over the K points, so each θ_i gets 1/K of the pull: with DST's lr a point moves at most
-    # ~1.5/K px a step.  Scaling θ's lr by K/8 keeps that speed for any K (unchanged up to 8 points).
-    lr_theta = lr * max(1.0, k / 8)
+    adaptive = opt_name in ("adam", "rmsprop")
+    lr = options.learning_rate or (DEFAULTS.lr_adaptive if adaptive else schedule.lr)
+    # SGD: L_warp is a mean over the K points, so each θ_i gets 1/K of the pull: with DST's lr a point moves at most
+    # ~1.5/K px a step.  Scaling θ's lr by K/8 keeps that speed for any K (unchanged up to 8 points).  Adam and
+    # RMSprop normalise each coordinate's step, so θ's lr is a step length in pixels of its own.
+    lr_theta = DEFAULTS.lr_theta_adaptive if adaptive else DEFAULTS.lr_theta * max(1.0, k / 8)
     params = [{"params": pyr}] + ([{"params": [theta], "lr": lr_theta}] if use_warp else [])
     if opt_name == "sgd":
         opt = torch.optim.SGD(params, lr=lr, momentum=DEFAULTS.momentum)
@@ -235,6 +262,7 @@ def stylize(content: torch.Tensor, style: torch.Tensor | None, options: StylizeO
         opt = torch.optim.RMSprop(params, lr=lr)
 
     total_steps, done = steps * n_scales, 0
+    steps_run: list[int] = []
     last: dict[str, float] = {}
     t_opt = time.perf_counter()
     for si in range(n_scales):
@@ -249,6 +277,7 @@ def stylize(content: torch.Tensor, style: torch.Tensor | None, options: StylizeO
             terms = _StrotssTerms(vgg, c_s, s_s, alpha_s, gen, DEFAULTS.samples, DEFAULTS.style_samples, approx)
         else:
             terms = _GatysTerms(vgg, c_s, s_s, options, device, fmt)
+        plateau = None if options.steps or schedule.plateau is None else Plateau(schedule.plateau)
         for step in range(1, steps + 1):
             check_cancel(cancel)
             opt.zero_grad(set_to_none=True)
@@ -280,7 +309,11 @@ def stylize(content: torch.Tensor, style: torch.Tensor | None, options: StylizeO
                     preview = preview_of(wx if wx is not None else x)
             progress(Progress(done / total_steps, f"scale {si + 1}/{n_scales} step {step}/{steps}", preview,
                               dict(last)))
-        log.debug("DST scale %d/%d (%dx%d): %s", si + 1, n_scales, size_s[1], size_s[0], last)
+            if plateau is not None and plateau.add(last["total"]):
+                break
+        steps_run.append(step)
+        done = steps * (si + 1)
+        log.debug("DST scale %d/%d (%dx%d), %d steps: %s", si + 1, n_scales, size_s[1], size_s[0], step, last)
     t_opt = time.perf_counter() - t_opt
 
     with torch.no_grad():
@@ -308,8 +341,8 @@ def stylize(content: torch.Tensor, style: torch.Tensor | None, options: StylizeO
             shown = unwarped
         if not large:
             result = shown
-    log.info("DST %s: %d keypoints, keypoints %.1f s, optimisation %.1f s (%d steps), final %s",
-             variant, k, t_kp, t_opt, total_steps, last)
+    log.info("DST %s: %d keypoints, keypoints %.1f s, optimisation %.1f s (%s steps), final %s",
+             variant, k, t_kp, t_opt, " + ".join(map(str, steps_run)), last)
 
     if artifacts is not None:
         from_work = (1.0 / to_work).float().to(dst_pts.device)
@@ -318,6 +351,7 @@ def stylize(content: torch.Tensor, style: torch.Tensor | None, options: StylizeO
         artifacts["warped_points"] = (dst_pts * from_work).cpu()
         artifacts["losses"] = dict(last)
         artifacts["timings"] = {"keypoints": t_kp, "optimization": t_opt}
+        artifacts["steps"] = steps_run
         shown_points = dst_pts if large else dst_pts * from_work
         artifacts["debug_images"] = _debug_images(content if not large else resize_long_side(content, max(frame)),
                                                   style, kp if not large else _scaled_points(kp, to_work), shown,
