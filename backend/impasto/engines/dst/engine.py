@@ -275,6 +275,11 @@ def stylize(content: torch.Tensor, style: torch.Tensor | None, options: StylizeO
         alpha_s = alpha * down
         if variant == "strotss":
             terms = _StrotssTerms(vgg, c_s, s_s, alpha_s, gen, DEFAULTS.samples, DEFAULTS.style_samples, approx)
+            # every sampled location adds its gradient to its pixels: in images with fewer than 2 pixels per
+            # sample (a scale under ~45 px) each pixel's gradient grows as the pixels get fewer, and SGD at the
+            # schedule's rate diverged (style loss 8 -> 1e6 in 8 steps at a 32 px scale); keep the step per pixel
+            if not options.learning_rate and not adaptive:
+                opt.param_groups[0]["lr"] = lr * min(1.0, size_s[0] * size_s[1] / (2 * DEFAULTS.samples))
         else:
             terms = _GatysTerms(vgg, c_s, s_s, options, device, fmt)
         plateau = None if options.steps or schedule.plateau is None else Plateau(schedule.plateau)
