@@ -12,7 +12,7 @@ For each content/style pair (rows of the TSV) and each run (engine:size), two ru
   RMSprop steps a scale as in futscdav/strotss; ``--exact-steps`` overrides the count).
 
 Each prints wall time (keypoints included for DST: automatic NBB pairs, the default), the steps it ran, the peak
-RSS of its process, and the final losses of its output measured by one shared function
+RSS of its process up to the end of the run (before the measurement below), and the final losses of its output measured by one shared function
 (``impasto.losses.strotss.measure_strotss``: exact terms in fp32, fixed 4096 sample locations, at the working size):
 style = REMD + moments + palette, and the self-similarity content loss; then fast ÷ exact for each.
 """
@@ -54,13 +54,14 @@ def _run(job: dict) -> dict:
     t0 = time.perf_counter()
     out = engine(content, style, opts, approx=EXACT if exact else FAST, artifacts=art)
     wall = time.perf_counter() - t0
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024     # the run's own peak, before measuring
     _, _, vgg = prepare(torch.device("cpu"))
     measured = measure_strotss(vgg, out, content, resize_long_side(style, size))
     if job.get("save"):
         from impasto.imageio import save_image
         save_image(out, job["save"])
     return {"wall": wall, "steps": "+".join(map(str, art["steps"])), **measured, "timings": art.get("timings", {}),
-            "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "rss_mb": rss_mb}
 
 
 def run_isolated(job: dict) -> dict:
