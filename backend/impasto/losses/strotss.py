@@ -140,25 +140,26 @@ def _corners(points: torch.Tensor, size: tuple[int, int], frame: tuple[int, int]
 
 
 class _Hypercolumns(torch.autograd.Function):
-    """Bilinear samples of several (1, C, H, W) maps at the same points, written into one (N, ΣC) fp32 matrix.
+    """Bilinear samples of several (B, C, H, W) maps at the same points, written into one (B, N, ΣC) fp32 tensor.
 
-    Each map is read as its (H·W, C) row view, which is free for channels_last maps (what VGG gives under
-    autocast), so neither pass converts or copies a whole map; the backward scatters into a gradient of the map's
-    own layout (fp32 ``index_add_``, then the map's dtype), so that autograd's accumulation inside VGG stays
-    contiguous."""
+    Each map is read as its (B·H·W, C) row view, which is free for channels_last maps (what VGG gives under
+    autocast), so neither pass converts or copies a whole map; the backward scatters into one gradient of the
+    map's own layout for the whole batch (fp32 ``index_add_``, then the map's dtype), so that autograd's
+    accumulation inside VGG stays contiguous and no per-image slice is zero-filled to full size."""
 
     @staticmethod
     def forward(ctx, corners: list, *maps: torch.Tensor) -> torch.Tensor:
-        n = corners[0][0].shape[1]
-        out = torch.empty(n, sum(m.shape[1] for m in maps), device=maps[0].device, dtype=torch.float32)
+        b, n = maps[0].shape[0], corners[0][0].shape[1]
+        out = torch.empty(b, n, sum(m.shape[1] for m in maps), device=maps[0].device, dtype=torch.float32)
         col = 0
         for (idx, wts), m in zip(corners, maps):
-            c = m.shape[1]
-            rows = m[0].permute(1, 2, 0).reshape(-1, c)
-            acc = out[:, col:col + c]
-            acc.copy_(rows[idx[0]]).mul_(wts[0, :, None])
-            for k in range(1, 4):
-                acc.addcmul_(rows[idx[k]].float(), wts[k, :, None])
+            c, hw = m.shape[1], m.shape[2] * m.shape[3]
+            rows = m.permute(0, 2, 3, 1).reshape(-1, c)
+            for i in range(b):
+                acc = out[i, :, col:col + c]
+                acc.copy_(rows[idx[0] + i * hw]).mul_(wts[0, :, None])
+                for k in range(1, 4):
+                    acc.addcmul_(rows[idx[k] + i * hw].float(), wts[k, :, None])
             col += c
         ctx.corners = corners
         ctx.shapes = [(m.shape, m.dtype, m.is_contiguous(memory_format=torch.channels_last)) for m in maps]
@@ -168,30 +169,38 @@ class _Hypercolumns(torch.autograd.Function):
     def backward(ctx, g: torch.Tensor):
         grads, col = [], 0
         for (idx, wts), (shape, dtype, channels_last) in zip(ctx.corners, ctx.shapes):
-            _, c, h, w = shape
-            gc = g[:, col:col + c]
-            rows = torch.zeros(h * w, c, device=g.device, dtype=torch.float32)    # fp32 sums, then the map's dtype
-            for k in range(4):
-                rows.index_add_(0, idx[k], gc * wts[k, :, None])
-            grad = rows.to(dtype).reshape(1, h, w, c).permute(0, 3, 1, 2)
+            b, c, h, w = shape
+            rows = torch.zeros(b * h * w, c, device=g.device, dtype=torch.float32)  # fp32 sums, then the map's dtype
+            for i in range(b):
+                gc = g[i, :, col:col + c]
+                for k in range(4):
+                    rows.index_add_(0, idx[k] + i * h * w, gc * wts[k, :, None])
+            grad = rows.to(dtype).reshape(b, h, w, c).permute(0, 3, 1, 2)
             grads.append(grad if channels_last else grad.contiguous())
             col += c
         return (None, *grads)
 
 
-def hypercolumns(features: dict[str, torch.Tensor], image: torch.Tensor, points: torch.Tensor,
-                 layers: tuple[str, ...] = HYPERCOLUMN_LAYERS, feature_scale: float = 1.0) -> torch.Tensor:
-    """(N, D) fp32 hypercolumns at pixel ``points`` (N, 2: x, y) of ``image`` (1,3,H,W); ``features`` from the VGG.
+def batch_hypercolumns(features: dict[str, torch.Tensor], images: torch.Tensor, points: torch.Tensor,
+                       layers: tuple[str, ...] = HYPERCOLUMN_LAYERS, feature_scale: float = 1.0) -> torch.Tensor:
+    """(B, N, D) fp32 hypercolumns at pixel ``points`` (N, 2: x, y) of each of the (B, 3, H, W) ``images``;
+    ``features`` from one VGG pass over the batch.
 
     Each layer is bilinearly sampled at the same relative position (as ``F.grid_sample`` with
     ``align_corners=False`` and zero padding) and multiplied by ``feature_scale`` (pass ``vgg.feature_scale`` so
     that moments see torchvision-scale activations); the RGB values come last (3 dims)."""
-    frame = tuple(image.shape[2:])
-    pts = points.to(image.device, torch.float32)
-    maps = [features[layer] for layer in layers] + [image]
+    frame = tuple(images.shape[2:])
+    pts = points.to(images.device, torch.float32)
+    maps = [features[layer] for layer in layers] + [images]
     corners = [_corners(pts, tuple(m.shape[2:]), frame, feature_scale if k < len(layers) else 1.0)
                for k, m in enumerate(maps)]
     return _Hypercolumns.apply(corners, *maps)
+
+
+def hypercolumns(features: dict[str, torch.Tensor], image: torch.Tensor, points: torch.Tensor,
+                 layers: tuple[str, ...] = HYPERCOLUMN_LAYERS, feature_scale: float = 1.0) -> torch.Tensor:
+    """(N, D) fp32 hypercolumns of one (1, 3, H, W) ``image`` (``batch_hypercolumns``)."""
+    return batch_hypercolumns(features, image, points, layers, feature_scale)[0]
 
 
 # ------------------------------------------------------------------------------------------- fast forms
@@ -401,11 +410,11 @@ class StrotssTerms:
         pts = sample_locations(h, w, self.samples, self.gen)
         hc = hypercolumns(self.content_feats, self.content, pts, feature_scale=self.scale)
         content_loss, style_losses = None, []
-        for k, img in enumerate(images):
-            # one VGG pass per image: slicing a batch's features makes autograd zero-fill full-size gradients
-            with autocast(self.device):
-                feats = self.vgg(img.contiguous(memory_format=self.fmt), list(HYPERCOLUMN_LAYERS))
-            hx = hypercolumns(feats, img, pts, feature_scale=self.scale)
+        # one VGG pass over all the images (the hypercolumn gather's backward fills the batch's gradient at once)
+        batch = torch.cat(images) if len(images) > 1 else images[0]
+        with autocast(self.device):
+            feats = self.vgg(batch.contiguous(memory_format=self.fmt), list(HYPERCOLUMN_LAYERS))
+        for k, hx in enumerate(batch_hypercolumns(feats, batch, pts, feature_scale=self.scale)):
             if k == 0:
                 content_loss = (self_similarity_loss_fast(hx[:, :-3], hc[:, :-3], self.low_dtype)
                                 if self.approx.low_precision else self_similarity_loss(hx[:, :-3], hc[:, :-3]))
