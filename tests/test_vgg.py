@@ -111,3 +111,24 @@ def test_torchvision_source_uses_rgb_mean_std_convention(tmp_path, monkeypatch):
     assert not torch.allclose(tv.preprocess(x), ref.preprocess(x))
     assert torch.allclose(tv.preprocess(x), (x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
                           / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), atol=1e-6)
+
+
+def test_autocast_weights_cast_under_inference_mode_still_serve_a_backward():
+    """The VGG keeps its conv weights cast to the autocast dtype; a cast first made under inference_mode (the
+    tiler's set-up) must still be usable in a later pass that needs gradients, and match plain autocast."""
+    from impasto.vgg import get_vgg
+    vgg = get_vgg("cpu")
+    vgg._casts.clear()
+    x = torch.rand(1, 3, 32, 32)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        vgg(x, ["relu2_1"])
+    y = x.clone().requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = vgg(y, ["relu2_1"])["relu2_1"]
+    out.float().sum().backward()
+    assert y.grad is not None and torch.isfinite(y.grad).all()
+    h = vgg.preprocess(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        for name in ("conv1_1", "relu1_1", "conv1_2", "relu1_2", "pool1", "conv2_1", "relu2_1"):
+            h = vgg.layers[name](h)
+    assert torch.equal(out.detach(), h)

@@ -256,7 +256,9 @@ class VGG19Features(nn.Module):
         hit = self._casts.get(key)
         if hit is None:
             self._casts = {k: v for k, v in self._casts.items() if k[0] != name or k[1] != dtype}
-            hit = self._casts[key] = (w.detach().to(dtype), conv.bias.detach().to(dtype))
+            # never inference tensors (a cast made under inference_mode could not be saved for a later backward)
+            with torch.inference_mode(False), torch.no_grad():
+                hit = self._casts[key] = (w.detach().to(dtype), conv.bias.detach().to(dtype))
         return hit
 
 
