@@ -1,7 +1,7 @@
 """Time-to-quality of the STROTSS engine and of DST's default variant (STROTSS terms): fast against exact.
 
     python bench/bench_strotss.py [--pairs ../shared/data/portrait_pairs.tsv] [--rows 0 2]
-                                  [--runs strotss:512 dst:256 dst:512] [--threads 2] [--save DIR]
+                                  [--runs strotss:512 dst:256 dst:512] [--threads 2] [--save DIR] [--json FILE]
 
 For each content/style pair (rows of the TSV) and each run (engine:size), two runs in fresh child processes:
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import multiprocessing as mp
 import os
 import resource
@@ -79,6 +80,8 @@ def main() -> None:
     ap.add_argument("--exact-steps", type=int, default=None, help="default: the engine's full per-scale budget")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--save", metavar="DIR", help="write each output there")
+    ap.add_argument("--json", metavar="FILE", help="also append each run's figures to FILE (one JSON object a line), "
+                                                   "so runs made in separate invocations can be set side by side")
     args = ap.parse_args()
     pairs_file = Path(args.pairs)
     with open(pairs_file) as f:
@@ -99,6 +102,12 @@ def main() -> None:
                     job["save"] = os.path.join(args.save, f"{Path(row['content']).stem}__{Path(row['style']).stem}"
                                                           f"__{engine}{size}_{mode}.png")
                 res[mode] = m = run_isolated(job)
+                if args.json:
+                    with open(args.json, "a") as jf:
+                        jf.write(json.dumps({"pair": pair, "engine": engine, "size": int(size), "mode": mode,
+                                             "threads": args.threads, "load": os.getloadavg()[0],
+                                             **{k: v for k, v in m.items() if k != "timings"},
+                                             "keypoints_s": m["timings"].get("keypoints")}) + "\n")
                 kp = m["timings"].get("keypoints")
                 print(f"{pair:45s} {engine:7s} {size:>4s} {mode:5s}: {m['wall']:7.1f} s"
                       + (f" (keypoints {kp:.1f} s)" if kp is not None else "")
