@@ -217,6 +217,33 @@ def test_strotss_terms_fast_and_exact_agree_on_real_features():
     assert F.cosine_similarity(g1.flatten(), g0.flatten(), dim=0) > 0.99
 
 
+def test_strotss_terms_one_image_at_a_time_gives_the_batched_losses_and_gradients(monkeypatch):
+    """Above BATCH_PIXELS the images go through VGG one at a time, recomputed in the backward pass (peak memory):
+    the same losses and gradients as one batched pass, for X and for a second image."""
+    import impasto.losses.strotss as strotss
+    from impasto.vgg import get_vgg
+    import torch.nn.functional as F
+    vgg = get_vgg("cpu")
+    gen = torch.Generator().manual_seed(4)
+    content = F.avg_pool2d(torch.rand(1, 3, 64, 64, generator=gen), 3, 1, 1)
+    style = F.avg_pool2d(torch.rand(1, 3, 64, 64, generator=gen), 5, 1, 2)
+    x = (0.7 * content + 0.3 * torch.rand(content.shape, generator=gen)).requires_grad_(True)
+    results = {}
+    for name, limit in (("batched", 2 ** 30), ("one_at_a_time", 0)):
+        monkeypatch.setattr(strotss, "BATCH_PIXELS", limit)
+        terms = strotss.StrotssTerms(vgg, content, style, alpha=8.0, generator=torch.Generator().manual_seed(0),
+                                     samples=256, style_samples=1000)
+        calls = []
+        monkeypatch.setattr(terms, "_hypercolumns", lambda b, p, f=terms._hypercolumns: calls.append(len(b)) or f(b, p))
+        lc, (ls, ls_w) = terms(x, x.flip(3))
+        (g,) = torch.autograd.grad(8 * lc + ls + ls_w, x)
+        results[name] = (torch.stack([lc, ls, ls_w]).detach(), g, calls)
+    (l0, g0, calls0), (l1, g1, calls1) = results["batched"], results["one_at_a_time"]
+    assert calls0 == [2] and calls1[:2] == [1, 1] and len(calls1) == 4     # two forwards, two recomputations
+    assert torch.allclose(l1, l0, rtol=2e-3)
+    assert F.cosine_similarity(g1.flatten(), g0.flatten(), dim=0) > 0.999
+
+
 def test_plateau_rule_stops_on_a_flat_loss_only():
     from impasto.engines.optim.plateau import Plateau, PlateauRule
     rule = PlateauRule(window=5, min_fall=0.01, min_steps=10)

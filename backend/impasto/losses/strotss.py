@@ -35,9 +35,14 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 from ..precision import autocast, autocast_dtype, memory_format, product_dtype
 from ..engines.postprocess import rgb_to_yuv
+
+# above this many pixels in a batch of images, ``StrotssTerms`` runs VGG on one image at a time with recomputation
+# (DST's X and W(X) at 512 px: 2 x 512²), to bound peak memory
+BATCH_PIXELS = 2 ** 18
 
 HYPERCOLUMN_LAYERS = ("relu1_1", "relu1_2", "relu2_1", "relu2_2", "relu3_1", "relu3_2", "relu3_4", "relu4_4",
                       "relu5_4")
@@ -253,14 +258,12 @@ def _unit(x: torch.Tensor) -> torch.Tensor:
 
 
 def _nearest(matrix: torch.Tensor, largest: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Index of each row's and each column's best entry of an (N, M) matrix, reduced along the rows of contiguous
-    fp32 matrices only: on CPU ``max(0)`` (with indices) is several times slower than a transposed copy and
-    ``max(1)``."""
-    matrix = matrix.float()
-    cols = matrix.t().contiguous()
+    """Index of each row's and each column's best entry of an (N, M) matrix, reduced in the matrix's own dtype and
+    layout (a bf16 product's rounding is already in its entries: an fp32 copy chooses the same ones, 2.5x slower
+    here with its transposed copy)."""
     if largest:
-        return matrix.max(1).indices, cols.max(1).indices
-    return matrix.min(1).indices, cols.min(1).indices
+        return matrix.max(1).indices, matrix.max(0).indices
+    return matrix.min(1).indices, matrix.min(0).indices
 
 
 def _sum_rows_into(index: torch.Tensor, rows: torch.Tensor, n: int) -> torch.Tensor:
@@ -268,19 +271,49 @@ def _sum_rows_into(index: torch.Tensor, rows: torch.Tensor, n: int) -> torch.Ten
     return torch.zeros(n, rows.shape[1], dtype=rows.dtype, device=rows.device).index_add_(0, index, rows)
 
 
+class _CosineREMD(torch.autograd.Function):
+    """The cosine REMD of (N, D) samples x once the nearest neighbours are known: the larger of
+    1 − mean_i x̂_i·y_j(i) and 1 − (1/M) Σ_i x̂_i·Y_i (Y_i: the sum of the unit style rows whose nearest output row
+    is i).  Both sides are linear in the unit rows x̂, so the backward is one projection, dx = (a − x̂ (x̂·a)) / |x|
+    with a = −∂L/∂x̂ of the larger side: autograd's value and gradient through ``F.normalize`` in a third of the
+    passes over x."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, unit: torch.Tensor, norm: torch.Tensor, rows_y: torch.Tensor,
+                y_into_x: torch.Tensor, m: int) -> torch.Tensor:
+        rows = 1.0 - (unit * rows_y).sum() / x.shape[0]
+        cols = 1.0 - (unit * y_into_x).sum() / m
+        if rows >= cols:
+            ctx.save_for_backward(unit, norm, rows_y)
+            ctx.weight = -1.0 / x.shape[0]
+            return rows
+        ctx.save_for_backward(unit, norm, y_into_x)
+        ctx.weight = -1.0 / m
+        return cols
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):
+        unit, norm, a = ctx.saved_tensors
+        ga = a * (g * ctx.weight)                                      # ∂L/∂x̂
+        dx = torch.addcmul(ga, unit, (unit * ga).sum(1, keepdim=True), value=-1.0)
+        eps = norm <= 1e-8                                             # F.normalize's clamp: x̂ = x / 1e-8 there
+        dx = torch.where(eps, ga, dx).div_(norm.clamp(min=1e-8))
+        return dx, None, None, None, None, None
+
+
 def remd_cosine_fast(x: torch.Tensor, y_unit: torch.Tensor, y_low: torch.Tensor | None) -> torch.Tensor:
     """``remd_loss(x, y, "cosine")`` with the nearest neighbours found without autograd (module docstring).
 
     ``y_unit``: the (M, D) unit vectors of y in fp32; ``y_low``: the same in the search dtype (None: fp32)."""
-    xu = _unit(x)
+    x = x.float()
     with torch.no_grad():
+        norm = x.norm(dim=1, keepdim=True)
+        unit = x / norm.clamp(min=1e-8)
         search = y_unit if y_low is None else y_low
-        j, i = _nearest(xu.to(search.dtype) @ search.t(), largest=True)
-        # Σ_j cos(x_i(j), y_j) = Σ_i x_i · (Σ_{j: i(j)=i} y_j): no (M, D) gather whose backward is a scatter
-        y_into_x = _sum_rows_into(i, y_unit, xu.shape[0])
-    rows = 1.0 - (xu * y_unit[j]).sum(1).mean()
-    cols = 1.0 - (xu * y_into_x).sum() / y_unit.shape[0]
-    return torch.maximum(rows, cols)
+        j, i = _nearest(unit.to(search.dtype) @ search.t(), largest=True)
+        # Σ_j cos(x_i(j), y_j) = Σ_i x̂_i · (Σ_{j: i(j)=i} y_j): no (M, D) gather whose backward is a scatter
+        y_into_x = _sum_rows_into(i, y_unit, x.shape[0])
+    return _CosineREMD.apply(x, unit, norm, y_unit[j], y_into_x, y_unit.shape[0])
 
 
 def remd_euclidean_fast(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -402,19 +435,27 @@ class StrotssTerms:
         self.style = StrotssStyle(vgg, style.contiguous(memory_format=self.fmt), style_samples, generator,
                                   approx=approx)
         with torch.no_grad(), autocast(self.device):
-            self.content_feats = {k: v.float() for k, v in
-                                  vgg(content.contiguous(memory_format=self.fmt), list(HYPERCOLUMN_LAYERS)).items()}
+            # kept in VGG's output dtype: the gather reads them in fp32, so this is exact and half the memory
+            self.content_feats = vgg(content.contiguous(memory_format=self.fmt), list(HYPERCOLUMN_LAYERS))
+
+    def _hypercolumns(self, batch: torch.Tensor, pts: torch.Tensor) -> torch.Tensor:
+        with autocast(self.device):
+            feats = self.vgg(batch.contiguous(memory_format=self.fmt), list(HYPERCOLUMN_LAYERS))
+        return batch_hypercolumns(feats, batch, pts, feature_scale=self.scale)
 
     def __call__(self, *images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         h, w = images[0].shape[2:]
         pts = sample_locations(h, w, self.samples, self.gen)
         hc = hypercolumns(self.content_feats, self.content, pts, feature_scale=self.scale)
         content_loss, style_losses = None, []
-        # one VGG pass over all the images (the hypercolumn gather's backward fills the batch's gradient at once)
-        batch = torch.cat(images) if len(images) > 1 else images[0]
-        with autocast(self.device):
-            feats = self.vgg(batch.contiguous(memory_format=self.fmt), list(HYPERCOLUMN_LAYERS))
-        for k, hx in enumerate(batch_hypercolumns(feats, batch, pts, feature_scale=self.scale)):
+        if len(images) > 1 and len(images) * h * w > BATCH_PIXELS:
+            # large images: one VGG pass each, its activations recomputed in the backward pass instead of kept,
+            # so that only one image's are alive at a time (the same gradients; one more forward pass each)
+            hyper = [checkpoint(self._hypercolumns, image, pts, use_reentrant=False)[0] for image in images]
+        else:
+            # one VGG pass over all the images (the gather's backward fills the batch's gradient at once)
+            hyper = self._hypercolumns(torch.cat(images) if len(images) > 1 else images[0], pts)
+        for k, hx in enumerate(hyper):
             if k == 0:
                 content_loss = (self_similarity_loss_fast(hx[:, :-3], hc[:, :-3], self.low_dtype)
                                 if self.approx.low_precision else self_similarity_loss(hx[:, :-3], hc[:, :-3]))

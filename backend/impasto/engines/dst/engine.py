@@ -36,6 +36,7 @@ import torch.nn.functional as F
 
 from impasto_protocol.options import KeypointPair, StylizeOptions
 
+from ...host_memory import reusing_freed_memory
 from ...precision import autocast, loss_scaler
 from ...losses.content import content_loss
 from ...losses.gram import gram_style_loss
@@ -188,6 +189,7 @@ def _resize_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
 
 
+@reusing_freed_memory
 def stylize(content: torch.Tensor, style: torch.Tensor | None, options: StylizeOptions, *,
             progress: ProgressFn = no_progress, cancel: CancelCheck = never_cancel, device=None, on_tile=None,
             artifacts: dict | None = None, approx: StrotssApprox = FAST) -> torch.Tensor:
@@ -273,6 +275,7 @@ def stylize(content: torch.Tensor, style: torch.Tensor | None, options: StylizeO
         c_s = _resize_to(c_full, size_s)
         s_s = resize_long_side(s_full, max(16, round(max(s_full.shape[2:]) / down)))
         alpha_s = alpha * down
+        terms = None        # the last scale's features go before this scale's are made (peak memory)
         if variant == "strotss":
             terms = _StrotssTerms(vgg, c_s, s_s, alpha_s, gen, DEFAULTS.samples, DEFAULTS.style_samples, approx)
             # every sampled location adds its gradient to its pixels: in images with fewer than 2 pixels per

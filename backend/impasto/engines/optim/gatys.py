@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from impasto_protocol.options import StylizeOptions
 
+from ...host_memory import reusing_freed_memory
 from ...precision import autocast, loss_scaler
 from ...losses.content import content_loss
 from ...losses.gram import gram_style_loss, gram_targets
@@ -81,6 +82,7 @@ class GatysObjective:
         return total, terms
 
 
+@reusing_freed_memory
 def stylize(content: torch.Tensor, style: torch.Tensor | None, options: StylizeOptions, *,
             progress: ProgressFn = no_progress, cancel: CancelCheck = never_cancel, device=None, on_tile=None,
             artifacts: dict | None = None) -> torch.Tensor:

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from impasto_protocol.options import StylizeOptions
 
+from ...host_memory import reusing_freed_memory
 from ...precision import loss_scaler
 from ...losses.strotss import FAST, StrotssApprox, StrotssTerms
 from ..base import CancelCheck, EngineError, Progress, ProgressFn, check_cancel, never_cancel, no_progress
@@ -38,6 +39,11 @@ class Schedule:
     lr_last: float                  # at the last (finest) scale
     steps_per_scale: int            # the most a scale runs (``options.steps``: exactly that many)
     plateau: PlateauRule | None     # stop a scale early once its loss is flat (None: never)
+    last_steps: int | None = None   # the last scale's budget when it differs (then it runs all of it)
+    last_decay: float = 1.0         # the last scale's rate falls linearly to this fraction of ``lr_last``
+
+    def steps_at(self, is_last: bool) -> int:
+        return self.last_steps if is_last and self.last_steps else self.steps_per_scale
 
 
 # "paper": futscdav/strotss (200 steps a scale, RMSprop 2e-3, 1e-3 at the last scale).  RMSprop steps are ~lr per
@@ -72,10 +78,11 @@ class StrotssObjective:
     ``impasto.losses.strotss``."""
 
     def __init__(self, vgg, content: torch.Tensor, style: torch.Tensor, alpha: float, generator: torch.Generator,
-                 samples: int = DEFAULTS.samples, approx: StrotssApprox = FAST):
+                 samples: int | None = None, approx: StrotssApprox = FAST):
         self.alpha = alpha
-        self.terms = StrotssTerms(vgg, content, style, alpha=alpha, generator=generator, samples=samples,
-                                  style_samples=DEFAULTS.style_samples, approx=approx)
+        self.terms = StrotssTerms(vgg, content, style, alpha=alpha, generator=generator,
+                                  samples=samples or DEFAULTS.samples, style_samples=DEFAULTS.style_samples,
+                                  approx=approx)
 
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         l_content, (l_style,) = self.terms(x)
@@ -84,6 +91,7 @@ class StrotssObjective:
                        "total": total.detach().item()}
 
 
+@reusing_freed_memory
 def stylize(content: torch.Tensor, style: torch.Tensor | None, options: StylizeOptions, *,
             progress: ProgressFn = no_progress, cancel: CancelCheck = never_cancel, device=None, on_tile=None,
             artifacts: dict | None = None, approx: StrotssApprox = FAST) -> torch.Tensor:
@@ -101,14 +109,14 @@ def stylize(content: torch.Tensor, style: torch.Tensor | None, options: StylizeO
     gen = torch.Generator().manual_seed(options.seed)
     sizes = scale_sizes(options.size)
     schedule = SCHEDULES[options.schedule]
-    steps = options.steps or schedule.steps_per_scale
+    budgets = [options.steps or schedule.steps_at(i == len(sizes) - 1) for i in range(len(sizes))]
     alpha = 16.0 * (DEFAULTS.content_weight if options.content_weight is None else options.content_weight)
-    total_steps, done = steps * len(sizes), 0
+    total_steps, done = sum(budgets), 0
     steps_run: list[int] = []
     x: torch.Tensor | None = None
     last: dict[str, float] = {}
     for si, long_side in enumerate(sizes):
-        is_last = si == len(sizes) - 1
+        is_last, steps = si == len(sizes) - 1, budgets[si]
         c = resize_long_side(content[:, :3].float(), long_side).to(device)
         s = resize_long_side(style[:, :3].float(), long_side).to(device)
         if x is None:
@@ -126,12 +134,17 @@ def stylize(content: torch.Tensor, style: torch.Tensor | None, options: StylizeO
                                                            antialias=True),
                                              size=c.shape[2:], mode="bilinear", align_corners=False)
                 start = start + c_detail
+        objective = None    # the last scale's features go before this scale's are made (peak memory)
         objective = StrotssObjective(vgg, c, s, alpha, gen, approx=approx)
         pyr = [p.detach().clone().requires_grad_(True) for p in laplacian_pyramid(start.clamp(0, 1),
                                                                                    DEFAULTS.pyramid_levels)]
         lr = options.learning_rate or (schedule.lr_last if is_last else schedule.lr)
         opt = (torch.optim.Adam(pyr, lr=lr) if options.optimizer == "adam" else torch.optim.RMSprop(pyr, lr=lr))
-        plateau = None if options.steps or schedule.plateau is None else Plateau(schedule.plateau)
+        decay = schedule.last_decay if is_last and not options.learning_rate else 1.0
+        sched = (torch.optim.lr_scheduler.LambdaLR(opt, lambda k: 1.0 - (1.0 - decay) * k / max(steps - 1, 1))
+                 if decay != 1.0 else None)
+        plateau = (None if options.steps or schedule.plateau is None or (is_last and schedule.last_steps)
+                   else Plateau(schedule.plateau))
         for step in range(1, steps + 1):
             check_cancel(cancel)
             opt.zero_grad(set_to_none=True)
@@ -139,6 +152,8 @@ def stylize(content: torch.Tensor, style: torch.Tensor | None, options: StylizeO
             loss, last = objective(img)
             scaler.backward(loss)
             scaler.step(opt)
+            if sched is not None:
+                sched.step()
             done += 1
             preview = (preview_of(synthesize(pyr)) if options.preview_every and done % options.preview_every == 0
                        else None)
@@ -147,7 +162,7 @@ def stylize(content: torch.Tensor, style: torch.Tensor | None, options: StylizeO
             if plateau is not None and plateau.add(last["total"]):
                 break
         steps_run.append(step)
-        done = steps * (si + 1)
+        done = sum(budgets[:si + 1])
         with torch.no_grad():
             x = synthesize(pyr).clamp(0, 1)
         alpha /= 2
