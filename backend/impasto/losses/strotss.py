@@ -134,23 +134,30 @@ def _corners(points: torch.Tensor, size: tuple[int, int], frame: tuple[int, int]
     iy = (points[:, 1] + 0.5) * (h / fh) - 0.5
     x0, y0 = ix.floor(), iy.floor()
     ax, ay = ix - x0, iy - y0
-    idx, wts = [], []
-    for dy, wy in ((0, 1 - ay), (1, ay)):
-        for dx, wx in ((0, 1 - ax), (1, ax)):
-            xs, ys = x0 + dx, y0 + dy
-            inside = (xs >= 0) & (xs <= w - 1) & (ys >= 0) & (ys <= h - 1)
-            idx.append((ys.clamp(0, h - 1) * w + xs.clamp(0, w - 1)).long())
-            wts.append(wx * wy * inside * scale)
-    return torch.stack(idx), torch.stack(wts)
+    xs, ys = torch.stack([x0, x0 + 1, x0, x0 + 1]), torch.stack([y0, y0, y0 + 1, y0 + 1])
+    wts = torch.stack([(1 - ax) * (1 - ay), ax * (1 - ay), (1 - ax) * ay, ax * ay])
+    inside = (xs >= 0) & (xs <= w - 1) & (ys >= 0) & (ys <= h - 1)
+    idx = (ys.clamp_(0, h - 1) * w + xs.clamp_(0, w - 1)).long()
+    return idx, wts.mul_(inside).mul_(scale)
+
+
+def hypercolumn_corners(maps: list[torch.Tensor], frame: tuple[int, int], points: torch.Tensor,
+                        feature_scale: float) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``_corners`` of every map (the VGG layers, then the image itself, whose values are not scaled): the same for
+    all images of one size, so the content's and the output's gathers share them."""
+    pts = points.to(maps[0].device, torch.float32)
+    return [_corners(pts, tuple(m.shape[2:]), frame, feature_scale if k < len(maps) - 1 else 1.0)
+            for k, m in enumerate(maps)]
 
 
 class _Hypercolumns(torch.autograd.Function):
     """Bilinear samples of several (B, C, H, W) maps at the same points, written into one (B, N, ΣC) fp32 tensor.
 
     Each map is read as its (B·H·W, C) row view, which is free for channels_last maps (what VGG gives under
-    autocast), so neither pass converts or copies a whole map; the backward scatters into one gradient of the
-    map's own layout for the whole batch (fp32 ``index_add_``, then the map's dtype), so that autograd's
-    accumulation inside VGG stays contiguous and no per-image slice is zero-filled to full size."""
+    autocast), so neither pass converts or copies a whole map; the four corners are one gather forward and one
+    scatter backward, into one gradient of the map's own layout for the whole batch (fp32 ``index_add_``, then the
+    map's dtype), so that autograd's accumulation inside VGG stays contiguous and no per-image slice is zero-filled
+    to full size."""
 
     @staticmethod
     def forward(ctx, corners: list, *maps: torch.Tensor) -> torch.Tensor:
@@ -161,10 +168,8 @@ class _Hypercolumns(torch.autograd.Function):
             c, hw = m.shape[1], m.shape[2] * m.shape[3]
             rows = m.permute(0, 2, 3, 1).reshape(-1, c)
             for i in range(b):
-                acc = out[i, :, col:col + c]
-                acc.copy_(rows[idx[0] + i * hw]).mul_(wts[0, :, None])
-                for k in range(1, 4):
-                    acc.addcmul_(rows[idx[k] + i * hw].float(), wts[k, :, None])
+                four = rows[(idx + i * hw).flatten()].view(4, n, c).float()
+                torch.sum(four.mul_(wts[:, :, None]), 0, out=out[i, :, col:col + c])
             col += c
         ctx.corners = corners
         ctx.shapes = [(m.shape, m.dtype, m.is_contiguous(memory_format=torch.channels_last)) for m in maps]
@@ -177,9 +182,8 @@ class _Hypercolumns(torch.autograd.Function):
             b, c, h, w = shape
             rows = torch.zeros(b * h * w, c, device=g.device, dtype=torch.float32)  # fp32 sums, then the map's dtype
             for i in range(b):
-                gc = g[i, :, col:col + c]
-                for k in range(4):
-                    rows.index_add_(0, idx[k] + i * h * w, gc * wts[k, :, None])
+                four = g[i, None, :, col:col + c] * wts[:, :, None]
+                rows.index_add_(0, (idx + i * h * w).flatten(), four.reshape(-1, c))
             grad = rows.to(dtype).reshape(b, h, w, c).permute(0, 3, 1, 2)
             grads.append(grad if channels_last else grad.contiguous())
             col += c
@@ -187,25 +191,26 @@ class _Hypercolumns(torch.autograd.Function):
 
 
 def batch_hypercolumns(features: dict[str, torch.Tensor], images: torch.Tensor, points: torch.Tensor,
-                       layers: tuple[str, ...] = HYPERCOLUMN_LAYERS, feature_scale: float = 1.0) -> torch.Tensor:
+                       layers: tuple[str, ...] = HYPERCOLUMN_LAYERS, feature_scale: float = 1.0,
+                       corners: list | None = None) -> torch.Tensor:
     """(B, N, D) fp32 hypercolumns at pixel ``points`` (N, 2: x, y) of each of the (B, 3, H, W) ``images``;
     ``features`` from one VGG pass over the batch.
 
     Each layer is bilinearly sampled at the same relative position (as ``F.grid_sample`` with
     ``align_corners=False`` and zero padding) and multiplied by ``feature_scale`` (pass ``vgg.feature_scale`` so
-    that moments see torchvision-scale activations); the RGB values come last (3 dims)."""
-    frame = tuple(images.shape[2:])
-    pts = points.to(images.device, torch.float32)
+    that moments see torchvision-scale activations); the RGB values come last (3 dims).  ``corners``: the
+    ``hypercolumn_corners`` of these maps and points, when already made for another image of the same size."""
     maps = [features[layer] for layer in layers] + [images]
-    corners = [_corners(pts, tuple(m.shape[2:]), frame, feature_scale if k < len(layers) else 1.0)
-               for k, m in enumerate(maps)]
+    if corners is None:
+        corners = hypercolumn_corners(maps, tuple(images.shape[2:]), points, feature_scale)
     return _Hypercolumns.apply(corners, *maps)
 
 
 def hypercolumns(features: dict[str, torch.Tensor], image: torch.Tensor, points: torch.Tensor,
-                 layers: tuple[str, ...] = HYPERCOLUMN_LAYERS, feature_scale: float = 1.0) -> torch.Tensor:
+                 layers: tuple[str, ...] = HYPERCOLUMN_LAYERS, feature_scale: float = 1.0,
+                 corners: list | None = None) -> torch.Tensor:
     """(N, D) fp32 hypercolumns of one (1, 3, H, W) ``image`` (``batch_hypercolumns``)."""
-    return batch_hypercolumns(features, image, points, layers, feature_scale)[0]
+    return batch_hypercolumns(features, image, points, layers, feature_scale, corners)[0]
 
 
 # ------------------------------------------------------------------------------------------- fast forms
@@ -438,23 +443,25 @@ class StrotssTerms:
             # kept in VGG's output dtype: the gather reads them in fp32, so this is exact and half the memory
             self.content_feats = vgg(content.contiguous(memory_format=self.fmt), list(HYPERCOLUMN_LAYERS))
 
-    def _hypercolumns(self, batch: torch.Tensor, pts: torch.Tensor) -> torch.Tensor:
+    def _hypercolumns(self, batch: torch.Tensor, corners: list) -> torch.Tensor:
         with autocast(self.device):
             feats = self.vgg(batch.contiguous(memory_format=self.fmt), list(HYPERCOLUMN_LAYERS))
-        return batch_hypercolumns(feats, batch, pts, feature_scale=self.scale)
+        return batch_hypercolumns(feats, batch, None, corners=corners)
 
     def __call__(self, *images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         h, w = images[0].shape[2:]
         pts = sample_locations(h, w, self.samples, self.gen)
-        hc = hypercolumns(self.content_feats, self.content, pts, feature_scale=self.scale)
+        maps = [self.content_feats[layer] for layer in HYPERCOLUMN_LAYERS] + [self.content]
+        corners = hypercolumn_corners(maps, (h, w), pts, self.scale)       # the same for every image of the call
+        hc = hypercolumns(self.content_feats, self.content, pts, corners=corners)
         content_loss, style_losses = None, []
         if len(images) > 1 and len(images) * h * w > BATCH_PIXELS:
             # large images: one VGG pass each, its activations recomputed in the backward pass instead of kept,
             # so that only one image's are alive at a time (the same gradients; one more forward pass each)
-            hyper = [checkpoint(self._hypercolumns, image, pts, use_reentrant=False)[0] for image in images]
+            hyper = [checkpoint(self._hypercolumns, image, corners, use_reentrant=False)[0] for image in images]
         else:
             # one VGG pass over all the images (the gather's backward fills the batch's gradient at once)
-            hyper = self._hypercolumns(torch.cat(images) if len(images) > 1 else images[0], pts)
+            hyper = self._hypercolumns(torch.cat(images) if len(images) > 1 else images[0], corners)
         for k, hx in enumerate(hyper):
             if k == 0:
                 content_loss = (self_similarity_loss_fast(hx[:, :-3], hc[:, :-3], self.low_dtype)
