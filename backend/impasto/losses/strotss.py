@@ -155,9 +155,9 @@ class _Hypercolumns(torch.autograd.Function):
 
     Each map is read as its (B·H·W, C) row view, which is free for channels_last maps (what VGG gives under
     autocast), so neither pass converts or copies a whole map; the four corners are one gather forward and one
-    scatter backward, into one gradient of the map's own layout for the whole batch (fp32 ``index_add_``, then the
-    map's dtype), so that autograd's accumulation inside VGG stays contiguous and no per-image slice is zero-filled
-    to full size."""
+    scatter backward, into one gradient of the map's own layout and dtype for the whole batch (summed in fp32 over
+    the touched rows), so that autograd's accumulation inside VGG stays contiguous and no per-image slice is
+    zero-filled to full size."""
 
     @staticmethod
     def forward(ctx, corners: list, *maps: torch.Tensor) -> torch.Tensor:
@@ -180,11 +180,15 @@ class _Hypercolumns(torch.autograd.Function):
         grads, col = [], 0
         for (idx, wts), (shape, dtype, channels_last) in zip(ctx.corners, ctx.shapes):
             b, c, h, w = shape
-            rows = torch.zeros(b * h * w, c, device=g.device, dtype=torch.float32)  # fp32 sums, then the map's dtype
-            for i in range(b):
-                four = g[i, None, :, col:col + c] * wts[:, :, None]
-                rows.index_add_(0, (idx + i * h * w).flatten(), four.reshape(-1, c))
-            grad = rows.to(dtype).reshape(b, h, w, c).permute(0, 3, 1, 2)
+            # the sums in fp32 over the rows the samples touch only, then one rounding into a zero map of the map's
+            # dtype: no full-size fp32 map to fill and convert
+            flat = torch.cat([(idx + i * h * w).flatten() for i in range(b)])
+            touched, where = torch.unique(flat, return_inverse=True)
+            four = (g[:, None, :, col:col + c] * wts[None, :, :, None]).reshape(-1, c)
+            sums = torch.zeros(touched.shape[0], c, device=g.device, dtype=torch.float32).index_add_(0, where, four)
+            rows = torch.zeros(b * h * w, c, device=g.device, dtype=dtype)
+            rows[touched] = sums.to(dtype)
+            grad = rows.reshape(b, h, w, c).permute(0, 3, 1, 2)
             grads.append(grad if channels_last else grad.contiguous())
             col += c
         return (None, *grads)

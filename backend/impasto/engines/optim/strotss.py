@@ -39,8 +39,9 @@ class Schedule:
     lr_last: float                  # at the last (finest) scale
     steps_per_scale: int            # the most a scale runs (``options.steps``: exactly that many)
     plateau: PlateauRule | None     # stop a scale early once its loss is flat (None: never)
-    last_steps: int | None = None   # the last scale's budget when it differs (then it runs all of it)
-    last_decay: float = 1.0         # the last scale's rate falls linearly to this fraction of ``lr_last``
+    last_steps: int | None = None   # the last scale's budget when it differs from the others'
+    last_decay: float = 1.0         # the last scale's rate falls linearly to this fraction of ``lr_last`` (then
+                                    # it runs its whole budget: no plateau stop)
 
     def steps_at(self, is_last: bool) -> int:
         return self.last_steps if is_last and self.last_steps else self.steps_per_scale
@@ -143,8 +144,7 @@ def stylize(content: torch.Tensor, style: torch.Tensor | None, options: StylizeO
         decay = schedule.last_decay if is_last and not options.learning_rate else 1.0
         sched = (torch.optim.lr_scheduler.LambdaLR(opt, lambda k: 1.0 - (1.0 - decay) * k / max(steps - 1, 1))
                  if decay != 1.0 else None)
-        plateau = (None if options.steps or schedule.plateau is None or (is_last and schedule.last_steps)
-                   else Plateau(schedule.plateau))
+        plateau = None if options.steps or schedule.plateau is None or decay != 1.0 else Plateau(schedule.plateau)
         for step in range(1, steps + 1):
             check_cancel(cancel)
             opt.zero_grad(set_to_none=True)
