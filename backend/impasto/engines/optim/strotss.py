@@ -42,6 +42,7 @@ class Schedule:
     last_steps: int | None = None   # the last scale's budget when it differs from the others'
     last_decay: float = 1.0         # the last scale's rate falls linearly to this fraction of ``lr_last`` (then
                                     # it runs its whole budget: no plateau stop)
+    content_scale: float = 1.0      # α × this: larger steps move the content further, a schedule may hold it
 
     def steps_at(self, is_last: bool) -> int:
         return self.last_steps if is_last and self.last_steps else self.steps_per_scale
@@ -111,7 +112,8 @@ def stylize(content: torch.Tensor, style: torch.Tensor | None, options: StylizeO
     sizes = scale_sizes(options.size)
     schedule = SCHEDULES[options.schedule]
     budgets = [options.steps or schedule.steps_at(i == len(sizes) - 1) for i in range(len(sizes))]
-    alpha = 16.0 * (DEFAULTS.content_weight if options.content_weight is None else options.content_weight)
+    alpha = 16.0 * schedule.content_scale * (DEFAULTS.content_weight if options.content_weight is None
+                                             else options.content_weight)
     total_steps, done = sum(budgets), 0
     steps_run: list[int] = []
     x: torch.Tensor | None = None
