@@ -34,13 +34,14 @@ from typing import Any, Iterator, Optional, Sequence
 
 import zmq
 
-from .connection import (ConnectionFileError, ConnectionInfo, default_connection_file, read_connection_file,
-                         remove_connection_file, runtime_dir)
+from .connection import (ConnectionFileError, ConnectionInfo, UnsafePath, default_connection_file,
+                         ensure_private_dir, read_connection_file, remove_connection_file, runtime_dir)
 from .images import ImageBuffer, ImageBufferError, as_bytes_view
 from .messages import (ACCEPTED, CANCELLED, CHUNKS, DELIVER, ERROR, PROGRESS, RESULT, RESULT_CHUNK, STREAM_CHUNK,
                        STREAM_MIN, TILE, Accepted, CancelledEvent, ErrorEvent, ProgressEvent, ResultEvent, TileEvent)
 from .options import ENGINES, StylizeOptions
-from .wire import Message, ReplayGuard, Signer, WireError, deserialize, make_header, new_id, serialize
+from .wire import (ZAP_USER, Message, ReplayGuard, Signer, WireError, deserialize, make_header, new_id, serialize,
+                   zap_password)
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,22 @@ class ProtocolError(Exception):
         self.message = message
 
 
+def open_socket(ctx: zmq.Context, info: ConnectionInfo, socket_type: int = zmq.DEALER) -> zmq.Socket:
+    """A socket connected to the daemon the way the daemon admits it: PLAIN credentials derived from the key (the
+    daemon's ZAP handler closes any other connection before it can send anything), no routing id of its own (the
+    daemon assigns one, so no client can pick another's), IPv6 enabled for an IPv6 loopback address.  For ipc
+    the socket file is checked first (``UnsafePath`` when it is not this user's)."""
+    info.check_socket()
+    sock = ctx.socket(socket_type)
+    sock.linger = 0
+    sock.plain_username = ZAP_USER
+    sock.plain_password = zap_password(info.key)
+    if info.transport == "tcp" and ":" in info.ip:
+        sock.ipv6 = 1
+    sock.connect(info.endpoint)
+    return sock
+
+
 class _Heartbeat(threading.Thread):
     """Pings the daemon from its own socket so liveness does not depend on the editor polling."""
 
@@ -72,10 +89,11 @@ class _Heartbeat(threading.Thread):
         self.last_pong = time.monotonic()
 
     def run(self) -> None:
-        sock = self._ctx.socket(zmq.DEALER)
-        sock.linger = 0
-        sock.routing_id = (self._session + ".hb").encode()
-        sock.connect(self._info.endpoint)
+        try:
+            sock = open_socket(self._ctx, self._info)
+        except (ConnectionFileError, zmq.ZMQError) as e:
+            log.warning("heartbeat not started: %s", e)
+            return
         guard = ReplayGuard()
         try:
             while not self._stop_event.is_set():
@@ -188,11 +206,11 @@ class Client:
         self._signer = Signer(info.key)
         self._guard = ReplayGuard()
         self._ctx = context or zmq.Context.instance()
-        self._sock = self._ctx.socket(zmq.DEALER)
-        self._sock.linger = 0
-        self._sock.routing_id = self.session.encode()
+        try:
+            self._sock = open_socket(self._ctx, info)
+        except ConnectionFileError as e:
+            raise DaemonNotRunning(str(e)) from None
         self._sock.rcvhwm = 0
-        self._sock.connect(info.endpoint)
         self._jobs: dict[str, Job] = {}
         self._waiting: dict[str, Optional[Message]] = {}
         self._closed = False
@@ -220,13 +238,17 @@ class Client:
             if not info.pid_alive():
                 problem = f"stale connection file {path}: daemon pid {info.pid} is not running"
             else:
-                client = cls(info, timeout=timeout)
+                client = None
                 try:
+                    client = cls(info, timeout=timeout)
                     client.hello(timeout=timeout)
                     return client
                 except DaemonNotRunning as e:
-                    client.close()
+                    if client is not None:
+                        client.close()
                     problem = str(e)
+        except UnsafePath as e:         # starting a daemon would not help: the folder must be fixed first
+            raise DaemonNotRunning(str(e)) from None
         except ConnectionFileError as e:
             problem = str(e)
         if not autostart:
@@ -253,13 +275,17 @@ class Client:
             try:
                 info = read_connection_file(path)
                 if info.pid_alive():
-                    client = cls(info, timeout=timeout)
+                    client = None
                     try:
+                        client = cls(info, timeout=timeout)
                         client.hello(timeout=min(timeout, 2.0))
                         return client
                     except DaemonNotRunning as e:
-                        client.close()
+                        if client is not None:
+                            client.close()
                         last = str(e)
+            except UnsafePath as e:
+                raise DaemonNotRunning(str(e)) from None
             except ConnectionFileError as e:
                 last = last or str(e)
             if proc.poll() is not None and proc.returncode != 0 and not path.exists():
@@ -399,7 +425,9 @@ class Client:
         self._send(msg_type, body, buffers, job_id=job.id)
         for name, img in streamed:
             mv = as_bytes_view(img.data)
-            step = max(1, STREAM_CHUNK // img.stride) * img.stride     # whole rows: the daemon decodes per chunk
+            # whole rows when a row fits in a chunk (the daemon decodes per chunk); else chunk-sized pieces of rows
+            # (the daemon carries a partial row over), so no frame is ever larger than STREAM_CHUNK
+            step = max(1, STREAM_CHUNK // img.stride) * img.stride if img.stride <= STREAM_CHUNK else STREAM_CHUNK
             for off in range(0, mv.nbytes, step):
                 self._send("chunk", {"image": name, "offset": off}, [mv[off:off + step]], job_id=job.id)
         return job
@@ -515,8 +543,7 @@ def spawn_daemon(serve_command: Sequence[str] | None = None,
     cmd = serve_command_line(serve_command)
     if connection_file is not None:
         cmd = [*cmd, "--connection-file", str(connection_file)]
-    logdir = Path(connection_file).parent if connection_file else runtime_dir(create=True)
-    logdir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    logdir = ensure_private_dir(Path(connection_file).parent if connection_file else runtime_dir())
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     kw: dict[str, Any] = {}
     if sys.platform == "win32":   # pragma: no cover

@@ -42,9 +42,11 @@ TERMINAL = (RESULT, ERROR, CANCELLED)
 DELIVER = ("result", "tiles")
 
 # Images of at least STREAM_MIN bytes travel as separate "chunk" / "result_chunk" messages of STREAM_CHUNK bytes
-# (description "buffer": "chunks"), so signing, sending and verifying overlap and no single frame gets huge.
-STREAM_MIN = 16 << 20
+# (description "buffer": "chunks"), so signing, sending and verifying overlap and no single frame is larger than
+# one chunk: the daemon's ZMQ_MAXMSGSIZE is about one chunk (MAX_FRAME), which bounds what a peer makes it buffer.
 STREAM_CHUNK = 4 << 20
+STREAM_MIN = STREAM_CHUNK
+MAX_FRAME = STREAM_CHUNK + (64 << 10)      # the content JSON (<= 4 MiB) or one chunk, plus slack
 CHUNKS = "chunks"
 
 # -- error codes (content.code of an "error" reply) ---------------------------------------------------------------
