@@ -68,7 +68,8 @@ class ImageBuffer:
     bgr: bool = False                    # colour channels stored B, G, R (alpha still last)
 
     def __post_init__(self) -> None:
-        if self.stride is None and _is_int(self.width) and _is_int(self.channels) and self.dtype in DTYPES:
+        if self.stride is None and _is_int(self.width) and _is_int(self.channels) and isinstance(self.dtype, str) \
+                and self.dtype in DTYPES:
             self.stride = self.width * self.channels * DTYPES[self.dtype]
 
     @property

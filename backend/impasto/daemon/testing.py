@@ -78,6 +78,17 @@ class DaemonProcess:
         self._clients.append(c)
         return c
 
+    def rss_mib(self) -> float:
+        """The daemon's resident memory in MiB (Linux /proc; 0 elsewhere)."""
+        try:
+            with open(f"/proc/{self.proc.pid}/status") as f:       # type: ignore[union-attr]
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1]) / 1024
+        except (OSError, AttributeError):
+            pass
+        return 0.0
+
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 

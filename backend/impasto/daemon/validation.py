@@ -163,7 +163,7 @@ def parse_options(raw: Any, config: DaemonConfig) -> tuple[StylizeOptions, str |
     engine = raw.get("engine")
     test_engine = None
     try:
-        if config.test_engines and engine in TEST_ENGINES:
+        if config.test_engines and isinstance(engine, str) and engine in TEST_ENGINES:
             test_engine = engine
             opts = StylizeOptions.from_dict({**raw, "engine": "gatys"})
             opts = dataclasses.replace(opts, engine=engine)
