@@ -40,7 +40,7 @@ from .images import ImageBuffer, ImageBufferError, as_bytes_view
 from .messages import (ACCEPTED, CANCELLED, CHUNKS, DELIVER, ERROR, PROGRESS, RESULT, RESULT_CHUNK, STREAM_CHUNK,
                        STREAM_MIN, TILE, Accepted, CancelledEvent, ErrorEvent, ProgressEvent, ResultEvent, TileEvent)
 from .options import ENGINES, StylizeOptions
-from .wire import (ZAP_USER, Message, ReplayGuard, Signer, WireError, deserialize, make_header, new_id, serialize,
+from .wire import (MAX_CONTENT_BYTES, ZAP_USER, Message, ReplayGuard, Signer, WireError, deserialize, make_header, new_id, serialize,
                    zap_password)
 
 log = logging.getLogger(__name__)
@@ -396,6 +396,9 @@ class Client:
             raise DaemonNotRunning("the client is closed")
         header = make_header(msg_type, self.session, job_id)
         frames = serialize(self._signer, header, content, buffers)
+        if len(frames[4]) > MAX_CONTENT_BYTES:     # the daemon could not take it: say so instead of waiting forever
+            raise ValueError(f"the {msg_type} request's JSON is {len(frames[4])} bytes; at most {MAX_CONTENT_BYTES} "
+                             f"(images travel as buffers, not in the JSON)")
         big = any((len(f) if isinstance(f, (bytes, bytearray)) else memoryview(f).nbytes) >= COPY_THRESHOLD
                   for f in buffers)
         self._sock.send_multipart(frames, copy=not big)

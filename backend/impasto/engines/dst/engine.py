@@ -101,8 +101,9 @@ DEFAULTS = DSTDefaults()
 # ------------------------------------------------------------------------------------------------- keypoints
 
 def resolve_keypoints(content: torch.Tensor, style: torch.Tensor, options: StylizeOptions, *, device, vgg,
-                      progress: ProgressFn = no_progress) -> CleanedPoints:
-    """The pairs DST uses, in pixel coordinates of ``content`` and ``style`` as given, with their targets."""
+                      progress: ProgressFn = no_progress, cancel: CancelCheck = never_cancel) -> CleanedPoints:
+    """The pairs DST uses, in pixel coordinates of ``content`` and ``style`` as given, with their targets.
+    ``cancel`` is checked between NBB and the cleaning and inside the cleaning's quadratic loops."""
     ch, cw = content.shape[2:]
     sh, sw = style.shape[2:]
     mode = options.keypoint_mode
@@ -122,9 +123,10 @@ def resolve_keypoints(content: torch.Tensor, style: torch.Tensor, options: Styli
     else:
         auto_c = auto_s = torch.zeros(0, 2, dtype=torch.float64)
         auto_w = torch.zeros(0, dtype=torch.float64)
+    check_cancel(cancel)
     cleaned = clean_correspondences(auto_c, auto_s, auto_w, content_size=(cw, ch), style_size=(sw, sh),
                                     markers=markers, im_size=DEFAULTS.nbb_size, max_points=DEFAULTS.max_points,
-                                    min_distance=DEFAULTS.min_distance)
+                                    min_distance=DEFAULTS.min_distance, cancel=cancel)
     cov = coverage(cleaned.content, (cw, ch))
     log.info("keypoints: %d markers, automatic %s; coverage: %.2f of the %dx%d grid's cells, hull %.2f of the image",
              cleaned.n_markers, cleaned.counts, cov.cells, cov.grid, cov.grid, cov.hull)
@@ -217,7 +219,7 @@ def stylize(content: torch.Tensor, style: torch.Tensor | None, options: StylizeO
         kp = CleanedPoints(*(torch.zeros(0, 2, dtype=torch.float64),) * 3, torch.zeros(0, dtype=torch.float64),
                            Similarity.identity())
     else:
-        kp = resolve_keypoints(content, style, options, device=device, vgg=vgg, progress=progress)
+        kp = resolve_keypoints(content, style, options, device=device, vgg=vgg, progress=progress, cancel=cancel)
     t_kp = time.perf_counter() - t0
     check_cancel(cancel)
 
