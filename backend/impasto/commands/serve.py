@@ -33,8 +33,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-queued-mb", type=int, default=None,
                    help="image memory of all jobs not yet running, inline or streamed, in MiB (default 8192)")
     p.add_argument("--train-photos", action="append", type=Path, metavar="DIR",
-                   help="a folder training may read photos from (repeatable; default: $IMPASTO_TRAIN_PHOTOS or "
-                        "<user data dir>/training-photos)")
+                   help="another folder training may read photos from (repeatable; always allowed: "
+                        "$IMPASTO_TRAIN_PHOTOS or <user data dir>/training-photos, the default)")
     p.add_argument("--heartbeat-timeout", type=float, default=1.5,
                    help="seconds of silence after which a pinging client's jobs are cancelled (default 1.5)")
     p.add_argument("--device", action="append", dest="devices", metavar="DEVICE",
@@ -98,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
     if args.max_queued_mb is not None:
         kw["max_queued_bytes"] = args.max_queued_mb << 20
     if args.train_photos:
-        kw["train_photo_dirs"] = [p.resolve() for p in args.train_photos]
+        from ..daemon.config import default_train_photo_dirs
+        kw["train_photo_dirs"] = default_train_photo_dirs() + [p.resolve() for p in args.train_photos]
     try:
         config = DaemonConfig(tcp=args.tcp or sys.platform == "win32", ip=args.ip, port=args.port, ipc_path=args.ipc,
                               connection_file=path, heartbeat_timeout=args.heartbeat_timeout,
