@@ -23,7 +23,7 @@ from impasto_protocol.client import Client, DaemonNotRunning, ProtocolError, ope
 from impasto_protocol.connection import (ConnectionInfo, UnsafePath, new_key, pid_alive, read_connection_file,
                                          runtime_dir, write_connection_file)
 from impasto_protocol.images import ImageBuffer, ImageBufferError
-from impasto_protocol.messages import CHUNKS, MAX_FRAME
+from impasto_protocol.messages import CHUNKS, MAX_FRAME, TCP_MAX_FRAME
 from impasto_protocol.options import MAX_KEYPOINTS, OptionsError
 from impasto_protocol.wire import (DELIMITER, MAX_CONTENT_BYTES, ZAP_USER, ReplayGuard, Signer, WireError,
                                    deserialize, make_header, serialize, zap_password)
@@ -118,6 +118,17 @@ def test_another_user_without_the_key_cannot_make_the_daemon_buffer_over_tcp(tmp
             st = c.status()
         assert not st["dropped"].get("bad_signature")     # nothing of theirs was even received to be checked
         assert "connection_refused" in d.log()
+
+
+def test_tcp_daemon_takes_small_frames_and_the_client_streams_to_fit(tmp_path):
+    """On TCP a connection that never finishes its handshake can make libzmq hold one frame: TCP daemons take
+    TCP_MAX_FRAME, and the client streams anything larger in pieces that fit (the result is still exact)."""
+    with DaemonProcess(tmp_path, "--tcp") as d, d.client() as c:
+        assert c.hello()["limits"]["max_message_bytes"] == TCP_MAX_FRAME < 1 << 20
+        img = u8(700, 500, 4, seed=5)                                       # 1.4 MB: streamed in ~256 KiB pieces
+        job = c.stylize(img, StylizeOptions(engine="identity", size=700)).wait(timeout=60)
+        assert job.result is not None and bytes(job.result.data) == bytes(img.data)
+        assert "event=uploading" in d.log()
 
 
 def test_ipc_socket_is_in_a_private_folder_by_default(tmp_path):

@@ -37,8 +37,8 @@ import zmq
 from .connection import (ConnectionFileError, ConnectionInfo, UnsafePath, default_connection_file,
                          ensure_private_dir, read_connection_file, remove_connection_file, runtime_dir)
 from .images import ImageBuffer, ImageBufferError, as_bytes_view
-from .messages import (ACCEPTED, CANCELLED, CHUNKS, DELIVER, ERROR, PROGRESS, RESULT, RESULT_CHUNK, STREAM_CHUNK,
-                       STREAM_MIN, TILE, Accepted, CancelledEvent, ErrorEvent, ProgressEvent, ResultEvent, TileEvent)
+from .messages import (ACCEPTED, CANCELLED, CHUNKS, DELIVER, ERROR, FRAME_SLACK, PROGRESS, RESULT, RESULT_CHUNK,
+                       STREAM_CHUNK, STREAM_MIN, TILE, Accepted, CancelledEvent, ErrorEvent, ProgressEvent, ResultEvent, TileEvent)
 from .options import ENGINES, StylizeOptions
 from .wire import (MAX_CONTENT_BYTES, ZAP_USER, Message, ReplayGuard, Signer, WireError, deserialize, make_header, new_id, serialize,
                    zap_password)
@@ -202,6 +202,7 @@ class Client:
                  context: zmq.Context | None = None):
         self.info = info
         self.timeout = timeout
+        self._max_frame: int | None = None     # the daemon's ZMQ_MAXMSGSIZE, from hello (TCP daemons take less)
         self.session = new_id()
         self._signer = Signer(info.key)
         self._guard = ReplayGuard()
@@ -296,7 +297,19 @@ class Client:
     # -- requests --------------------------------------------------------------------------------------------------
     def hello(self, timeout: float | None = None) -> dict:
         """Versions, device, engines, installed styles and limits of the daemon."""
-        return self._request("hello", {}, timeout=timeout).content
+        content = self._request("hello", {}, timeout=timeout).content
+        limit = (content.get("limits") or {}).get("max_message_bytes")
+        if isinstance(limit, int) and not isinstance(limit, bool) and limit > FRAME_SLACK:
+            self._max_frame = limit
+        return content
+
+    def chunk_bytes(self) -> int:
+        """Bytes per streamed piece and the inline limit: STREAM_CHUNK, or less where the daemon takes smaller
+        frames (a TCP daemon bounds what an unauthenticated connection can make it hold)."""
+        if self._max_frame is None:
+            self.hello()
+        assert self._max_frame is not None
+        return max(1 << 12, min(STREAM_CHUNK, self._max_frame - FRAME_SLACK))
 
     def status(self, timeout: float | None = None) -> dict:
         """Queue, running and recent jobs, clients, uptime."""
@@ -396,8 +409,9 @@ class Client:
             raise DaemonNotRunning("the client is closed")
         header = make_header(msg_type, self.session, job_id)
         frames = serialize(self._signer, header, content, buffers)
-        if len(frames[4]) > MAX_CONTENT_BYTES:     # the daemon could not take it: say so instead of waiting forever
-            raise ValueError(f"the {msg_type} request's JSON is {len(frames[4])} bytes; at most {MAX_CONTENT_BYTES} "
+        limit = min(MAX_CONTENT_BYTES, self._max_frame or MAX_CONTENT_BYTES)
+        if len(frames[4]) > limit:     # the daemon could not take it: say so instead of waiting forever
+            raise ValueError(f"the {msg_type} request's JSON is {len(frames[4])} bytes; at most {limit} "
                              f"(images travel as buffers, not in the JSON)")
         big = any((len(f) if isinstance(f, (bytes, bytearray)) else memoryview(f).nbytes) >= COPY_THRESHOLD
                   for f in buffers)
@@ -409,6 +423,7 @@ class Client:
         each chunk is signed while the previous one is on its way and being verified)."""
         buffers: list = []
         streamed: list[tuple[str, ImageBuffer]] = []
+        chunk = self.chunk_bytes()
         for item in images:
             if not isinstance(item, tuple):    # a raw buffer frame (tests of the wire format)
                 buffers.append(item)
@@ -417,7 +432,7 @@ class Client:
             if img is None:
                 continue
             img.validate(max_pixels=None)
-            if img.nbytes >= STREAM_MIN:
+            if img.nbytes >= min(STREAM_MIN, chunk):
                 body[name] = {**img.describe(0), "buffer": CHUNKS}
                 streamed.append((name, img))
                 continue
@@ -429,8 +444,8 @@ class Client:
         for name, img in streamed:
             mv = as_bytes_view(img.data)
             # whole rows when a row fits in a chunk (the daemon decodes per chunk); else chunk-sized pieces of rows
-            # (the daemon carries a partial row over), so no frame is ever larger than STREAM_CHUNK
-            step = max(1, STREAM_CHUNK // img.stride) * img.stride if img.stride <= STREAM_CHUNK else STREAM_CHUNK
+            # (the daemon carries a partial row over), so no frame is ever larger than one chunk
+            step = max(1, chunk // img.stride) * img.stride if img.stride <= chunk else chunk
             for off in range(0, mv.nbytes, step):
                 self._send("chunk", {"image": name, "offset": off}, [mv[off:off + step]], job_id=job.id)
         return job

@@ -46,7 +46,12 @@ DELIVER = ("result", "tiles")
 # one chunk: the daemon's ZMQ_MAXMSGSIZE is about one chunk (MAX_FRAME), which bounds what a peer makes it buffer.
 STREAM_CHUNK = 4 << 20
 STREAM_MIN = STREAM_CHUNK
-MAX_FRAME = STREAM_CHUNK + (64 << 10)      # the content JSON (<= 4 MiB) or one chunk, plus slack
+FRAME_SLACK = 64 << 10
+MAX_FRAME = STREAM_CHUNK + FRAME_SLACK      # ipc: the content JSON (<= 4 MiB) or one chunk, plus slack
+# TCP (reachable by other local users): a connection that has not finished its handshake can make libzmq hold one
+# frame of ZMQ_MAXMSGSIZE bytes, so TCP daemons take smaller frames; clients read the limit from hello_reply and
+# stream anything larger in pieces that fit.
+TCP_MAX_FRAME = (256 << 10) + FRAME_SLACK
 CHUNKS = "chunks"
 
 # -- error codes (content.code of an "error" reply) ---------------------------------------------------------------

@@ -8,7 +8,7 @@ from typing import Optional
 
 from impasto_protocol.connection import default_connection_file
 from impasto_protocol.images import DEFAULT_MAX_PIXELS
-from impasto_protocol.messages import MAX_FRAME
+from impasto_protocol.messages import MAX_FRAME, TCP_MAX_FRAME
 
 LOOPBACK = {"127.0.0.1": "127.0.0.1", "localhost": "127.0.0.1", "::1": "::1"}
 
@@ -26,7 +26,8 @@ class DaemonConfig:
     ipc_path: Optional[str] = None          # ipc socket path; None = daemon.sock beside the connection file
     connection_file: Path = field(default_factory=default_connection_file)
     max_pixels: int = DEFAULT_MAX_PIXELS    # per image, and per output
-    max_message_bytes: int = MAX_FRAME      # ZMQ_MAXMSGSIZE: a larger frame disconnects the sender
+    max_message_bytes: Optional[int] = None  # ZMQ_MAXMSGSIZE (a larger frame disconnects the sender); None:
+                                            # MAX_FRAME on ipc, TCP_MAX_FRAME on TCP
     max_buffers: int = 3                    # buffer frames per message (content, style, mask), checked before hashing
     heartbeat_timeout: float = 1.5          # a pinging session silent this long has its jobs cancelled
     queue_probe_interval: float = 0.5       # queued jobs get a progress message this often (finds vanished clients)
@@ -47,6 +48,8 @@ class DaemonConfig:
         self.ip = LOOPBACK[self.ip]
         if self.port:
             self.tcp = True
+        if self.max_message_bytes is None:
+            self.max_message_bytes = TCP_MAX_FRAME if self.tcp else MAX_FRAME
         if self.tcp and self.ipc_path:
             raise ValueError("choose TCP or an ipc socket path, not both")
         if self.tcp is False and sys.platform == "win32":
