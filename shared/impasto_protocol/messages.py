@@ -66,10 +66,11 @@ ERROR_CODES: dict[str, str] = {
     "bad_request": "a field is missing or has the wrong type",
     "bad_options": "StylizeOptions rejected a value (message names it)",
     "bad_image": "an image description does not match its buffer",
-    "too_large": "an image or the output exceeds the daemon's pixel limit",
+    "too_large": "an image or the output exceeds the daemon's pixel limit, or the content frame exceeds 4 MiB",
     "extra_buffers": "buffer frames were sent that no image refers to",
     "duplicate_job": "header.job_id is already in use",
-    "unknown_job": "cancel/chunk names a job the daemon does not know (or, for chunk, not uploading)",
+    "unknown_job": "cancel/chunk names a job the daemon does not know, that another connection submitted, or (for "
+                   "chunk) that is not uploading",
     "bad_chunk": "a chunk does not continue its image's upload (offset or length wrong)",
     "upload_timeout": "a streamed upload stalled",
     "engine_unavailable": "the engine (or MT training) is not installed in this daemon",
@@ -77,7 +78,7 @@ ERROR_CODES: dict[str, str] = {
     "engine_error": "the engine refused the input",
     "out_of_memory": "the job ran out of memory; try a smaller size or tile size",
     "shutting_down": "the daemon is stopping and takes no new jobs",
-    "busy": "the daemon holds its maximum number of jobs",
+    "busy": "the daemon holds its maximum number of jobs, or the queued images would exceed its memory budget",
     "internal": "an unexpected failure inside the daemon (logged there)",
 }
 

@@ -309,8 +309,7 @@ class Daemon:
     def reply_error(self, identities: Sequence[bytes], parent: dict, code: str, message: str) -> None:
         """Answer an error.  The message is capped (values in it are already quoted with ``wire.quote``) and the log
         line is rate-limited per code and written with repr, so no request can forge or flood log lines."""
-        if code not in ("bad_header", "bad_content", "version", "replay", "stale"):
-            self.refused[code] += 1
+        self.refused[code] += 1
         if len(message) > 1000:
             message = message[:1000] + "..."
         self.refusal_log.log(logging.INFO, f"refused:{code}", "event=refused code=%s type=%s message=%s", code,
@@ -343,7 +342,6 @@ class Daemon:
                 self.refusal_log.log(logging.WARNING, f"dropped:{e.code}", "event=dropped code=%s count=%d detail=%s",
                                      e.code, self.dropped[e.code], quote(str(e), 200))
                 return
-            self.refused[e.code] += 1
             self.reply_error(e.identities, e.header or {}, e.code, str(e))
             return
         sess = self.sessions.get(msg.session)
