@@ -228,6 +228,20 @@ def test_a_pid_of_another_user_is_not_our_daemon():
         p.wait()
 
 
+def test_without_proc_a_live_pid_is_taken_on_kill_alone(monkeypatch):
+    """GIMP's chroot has no /proc: the owner cannot be read there, so the (already checked) file's pid counts
+    as alive when kill(pid, 0) finds it -- otherwise every client in the chroot would call the daemon stale."""
+    real_stat, real_isdir = os.stat, os.path.isdir
+
+    def stat(p, *a, **kw):
+        if str(p).startswith("/proc/"):
+            raise FileNotFoundError(p)
+        return real_stat(p, *a, **kw)
+    monkeypatch.setattr(os, "stat", stat)
+    monkeypatch.setattr(os.path, "isdir", lambda p: False if str(p).startswith("/proc") else real_isdir(p))
+    assert pid_alive(os.getpid())
+
+
 # ---------------------------------------------------------------------------------------------------- finding 3
 def test_another_key_holder_can_neither_cancel_feed_nor_receive_a_clients_job(tmp_path):
     with DaemonProcess(tmp_path) as d:

@@ -176,9 +176,13 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return False           # another user's process: our daemon runs as us, so that pid was reused
     if sys.platform.startswith("linux"):
-        try:
+        try:   # root may signal anyone: compare owners too
             if os.stat(f"/proc/{pid}").st_uid != os.getuid():
-                return False   # (root may signal anyone: compare owners too)
+                return False
+        except FileNotFoundError:
+            if os.path.isdir("/proc/self"):
+                return False   # /proc is there and the pid is not: it has just exited
+            # no /proc at all (GIMP's chroot): kill() is all there is to go by
         except OSError:
             return False
     try:   # Linux: an exited child not yet reaped by its parent (a zombie) is not a running daemon
