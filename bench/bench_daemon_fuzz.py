@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+import time
 
 import numpy as np
 
@@ -47,11 +48,18 @@ def main() -> int:
             job = c.stylize(ImageBuffer(48, 64, 4, "u8", arr.tobytes()), StylizeOptions(engine="identity", size=64))
             job.wait(timeout=60)
             valid_ok = job.result is not None and bytes(job.result.data) == arr.tobytes()
+            # and a real engine (Gatys, VGG19 on this machine's device) still runs a job to its result
+            style = np.random.default_rng(1).integers(0, 256, size=(48, 48, 3), dtype=np.uint8)
+            t0 = time.perf_counter()
+            real = c.stylize(ImageBuffer(48, 64, 4, "u8", arr.tobytes()), StylizeOptions(engine="gatys", size=48,
+                             steps=3), style=ImageBuffer(48, 48, 3, "u8", style.tobytes())).wait(timeout=600)
+            real_ok = real.result is not None and (real.result.width, real.result.height) == (36, 48)
+            print(f"real Gatys job after fuzzing: {'ok' if real_ok else real.error} in {time.perf_counter() - t0:.1f} s")
         print(f"daemon alive after fuzzing: {alive}; valid job afterwards exact: {valid_ok}")
         print(f"failures: {len(r.failures)}")
         for f in r.failures[:30]:
             print("  ", f)
-        return 0 if (r.ok and alive and valid_ok and not internal) else 1
+        return 0 if (r.ok and alive and valid_ok and real_ok and not internal) else 1
 
 
 if __name__ == "__main__":

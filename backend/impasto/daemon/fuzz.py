@@ -359,9 +359,12 @@ class Fuzzer:
         return obj
 
     def resigned(self) -> Case:
-        msg_type, content, bufs, job_id = self._base_request()
-        for _ in range(self.rng.randint(1, 3)):
-            content = self._mutate_json(content)
+        while True:     # a frame over ZMQ_MAXMSGSIZE would only disconnect the fuzzer (and lose what is in flight)
+            msg_type, content, bufs, job_id = self._base_request()
+            for _ in range(self.rng.randint(1, 3)):
+                content = self._mutate_json(content)
+            if len(json.dumps(content)) < 1 << 20:
+                break
         if self.rng.random() < 0.15:             # a buffer frame dropped or added
             bufs = bufs[:-1] if bufs and self.rng.random() < 0.5 else bufs + [self._rand_bytes(self.rng.randint(0, 99))]
         h = make_header(msg_type, self.session, job_id)
@@ -385,7 +388,7 @@ class Fuzzer:
 
 
 def run_fuzz(info: ConnectionInfo, n: int = 2000, seed: int = 0, batch: int = 50, resigned: float = 0.0,
-             quiet_for: float = 1.0, ctx: Optional[zmq.Context] = None) -> FuzzReport:
+             quiet_for: float = 1.0, hang_after: float = 120.0, ctx: Optional[zmq.Context] = None) -> FuzzReport:
     """Send ``n`` fuzz messages (a fraction ``resigned`` of them re-signed mutations) over a connection the daemon
     admits; check that exactly the signed-bad ones are answered, each with its code, and that nothing is answered
     ``internal``."""
@@ -424,8 +427,27 @@ def run_fuzz(info: ConnectionInfo, n: int = 2000, seed: int = 0, batch: int = 50
             sock.send_multipart(case.frames)
             if i % batch == batch - 1:
                 drain(0)
+        # the daemon handles one connection's messages in order: once it answers this ping it has handled (and
+        # answered) every fuzz message before it.  Not answered within hang_after seconds: the daemon hangs.
+        sentinel = make_header("ping", fz.session)
+        sock.send_multipart(serialize(fz.signer, sentinel, {}))
+        deadline = time.monotonic() + hang_after
+        scanned = 0
+
+        def sentinel_seen() -> bool:
+            nonlocal scanned
+            found = any(m.parent.get("msg_id") == sentinel["msg_id"] for m in replies[scanned:])
+            scanned = len(replies)
+            return found
+        while not sentinel_seen():
+            if time.monotonic() > deadline:
+                report.failures.append(f"the daemon did not answer a ping within {hang_after:.0f} s of the last "
+                                       f"fuzz message (hang)")
+                break
+            drain(100)
+        replies[:] = [m for m in replies if m.parent.get("msg_id") != sentinel["msg_id"]]
         last = time.monotonic()
-        while time.monotonic() - last < quiet_for:
+        while time.monotonic() - last < quiet_for:       # stragglers: replies from workers (accepted jobs)
             if drain(100):
                 last = time.monotonic()
     finally:
