@@ -149,7 +149,7 @@ class Daemon:
         if c.ipc_path:
             ensure_private_dir(Path(c.ipc_path).resolve().parent)
             return c.ipc_path, c.ipc_path
-        folder = ensure_private_dir(Path(c.connection_file).parent)
+        folder = ensure_private_dir(Path(os.path.abspath(c.connection_file)).parent)
         sock = folder / SOCKET_NAME
         if len(os.fsencode(str(sock))) <= IPC_PATH_MAX:
             return str(sock), SOCKET_NAME
