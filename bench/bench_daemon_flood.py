@@ -23,58 +23,8 @@ import tempfile
 import threading
 import time
 
-from impasto.daemon.testing import DaemonProcess
+from impasto.daemon.testing import FLOODER, DaemonProcess
 
-FLOODER = r"""
-import socket, struct, sys, time, zmq
-ep, seconds, raw_n, frame = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-host, port = ep[len("tcp://"):].rsplit(":", 1)
-end = time.monotonic() + seconds
-ctx = zmq.Context()
-big = bytes(32 << 20)
-sent = rounds = raw_bytes = 0
-# ZMTP 3.0 greeting: signature, version 3.0, mechanism "PLAIN", as-server 0, filler
-greeting = b"\xff" + bytes(8) + b"\x7f" + b"\x03\x00" + b"PLAIN".ljust(20, b"\0") + b"\x00" + bytes(31)
-while time.monotonic() < end:
-    socks = []
-    for creds in (None, b"wrong"):
-        s = ctx.socket(zmq.DEALER); s.linger = 0; s.sndhwm = 4
-        if creds:
-            s.plain_username = b"impasto"; s.plain_password = creds
-        s.connect(ep); socks.append(s)
-    raws = []
-    for _ in range(raw_n):
-        try:
-            r = socket.create_connection((host, int(port)), timeout=1.0)
-            r.sendall(greeting)
-            r.sendall(b"\x06" + struct.pack(">Q", frame))      # a long command frame of `frame` bytes
-            raws.append(r)
-        except OSError:
-            pass
-    t_round = time.monotonic()
-    while time.monotonic() - t_round < 1.0 and time.monotonic() < end:
-        for s in socks:
-            try:
-                s.send_multipart([b"<IMPASTO|MSG>", b"", big, big], flags=zmq.NOBLOCK, copy=False)
-                sent += 1
-            except zmq.Again:
-                pass
-        chunk = bytes(1 << 20)
-        for r in list(raws):
-            try:
-                r.sendall(chunk)
-                raw_bytes += len(chunk)
-            except OSError:
-                raws.remove(r)
-        time.sleep(0.01)
-    for s in socks:
-        s.close(0)
-    for r in raws:
-        r.close()
-    rounds += 1
-print(f"flooder: {sent} unsigned 64 MiB messages queued, {rounds} rounds of fresh connections, "
-      f"{raw_bytes >> 20} MiB sent on raw ZMTP connections")
-"""
 
 
 def flooder_command(endpoint: str, seconds: float, raw: int, frame: int) -> tuple[list[str], str]:

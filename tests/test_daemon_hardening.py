@@ -27,7 +27,7 @@ from impasto_protocol.messages import CHUNKS, MAX_FRAME, TCP_MAX_FRAME
 from impasto_protocol.options import MAX_KEYPOINTS, OptionsError
 from impasto_protocol.wire import (DELIMITER, MAX_CONTENT_BYTES, ZAP_USER, ReplayGuard, Signer, WireError,
                                    deserialize, make_header, serialize, zap_password)
-from impasto.daemon.testing import DaemonProcess
+from impasto.daemon.testing import FLOODER, DaemonProcess
 from impasto.engines.base import Cancelled
 from impasto.engines.dst.cleaning import crossing_survivors
 
@@ -47,11 +47,10 @@ def _can_setpriv() -> str:
 needs_other_uid = pytest.mark.skipif(bool(_can_setpriv()), reason=_can_setpriv() or "ok")
 
 
-def as_nobody(code: str, timeout: float = 60.0, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run Python ``code`` as uid/gid 65534 (another local user, no access to our files)."""
+def as_nobody(code: str, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess:
+    """Run Python ``code`` (with ``args``) as uid/gid 65534 (another local user, no access to our files)."""
     return subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", sys.executable,
-                           "-c", code], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})}, cwd="/")
+                           "-c", code, *args], capture_output=True, text=True, timeout=timeout, cwd="/")
 
 
 def u8(w: int, h: int, c: int = 3, seed: int = 0) -> ImageBuffer:
@@ -83,34 +82,14 @@ def raw_send(info: ConnectionInfo, msg_type: str, content: dict, buffers=(), *, 
 
 
 # ---------------------------------------------------------------------------------------------------- finding 1
-FLOOD = """
-import sys, time, zmq
-ep = sys.argv[1] if len(sys.argv) > 1 else {ep!r}
-ctx = zmq.Context()
-big = bytes(32 << 20)
-socks = []
-for creds in (None, b"wrong"):
-    s = ctx.socket(zmq.DEALER); s.linger = 0; s.sndtimeo = 2000
-    if creds:
-        s.plain_username = b"impasto"; s.plain_password = creds
-    s.connect(ep); socks.append(s)
-for i in range(4):                        # 4 unsigned messages of 2 x 32 MiB from each socket
-    for s in socks:
-        try:
-            s.send_multipart([b"<IMPASTO|MSG>", b"", big, big], copy=False)
-        except zmq.Again:
-            pass
-time.sleep(3)
-print("sent")
-"""
 
 
 @needs_other_uid
 def test_another_user_without_the_key_cannot_make_the_daemon_buffer_over_tcp(tmp_path):
     with DaemonProcess(tmp_path, "--tcp") as d:
         before = d.rss_mib()
-        r = as_nobody(FLOOD.format(ep=d.info.endpoint))
-        assert r.returncode == 0 and "sent" in r.stdout, r.stderr
+        r = as_nobody(FLOODER, d.info.endpoint, "3", "4", str(TCP_MAX_FRAME))
+        assert r.returncode == 0 and "flooder:" in r.stdout, r.stderr
         grown = d.rss_mib() - before
         assert grown < 64, f"daemon grew by {grown:.0f} MiB under an unauthenticated flood"
         with d.client() as c:
