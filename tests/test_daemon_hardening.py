@@ -343,6 +343,8 @@ def test_huge_or_newline_values_are_not_echoed_and_refusals_are_rate_limited(tmp
         assert replies[0].content["code"] == "bad_content" and len(replies[0].content["message"]) < 1100
         replies = raw_send(d.info, "hello", {"x\nevent=forged": 1})
         assert replies[0].content["code"] == "unknown_field" and "\n" not in replies[0].content["message"]
+        replies = raw_send(d.info, "stylize", {}, job_id="j\nevent=forged")      # ids reach log lines too
+        assert replies[0].content["code"] == "bad_header"
         ctx = zmq.Context.instance()
         sock = open_socket(ctx, d.info)
         signer = Signer(d.info.key)

@@ -282,11 +282,14 @@ def _check_header(h: Any) -> dict:
     unknown = sorted(set(h) - set(HEADER_FIELDS))
     if unknown:
         raise ValueError(f"header has unknown field(s) {', '.join(unknown)}")
+    # printable: ids end up in log lines and replies, where a newline or an escape code would forge or garble them
     for k in ("v", "msg_id", "msg_type", "session"):
-        if not isinstance(h[k], str) or not h[k] or len(h[k]) > 128:
-            raise ValueError(f"header field {k!r} must be a non-empty string of at most 128 characters")
-    if h["job_id"] is not None and (not isinstance(h["job_id"], str) or not h["job_id"] or len(h["job_id"]) > 128):
-        raise ValueError("header field 'job_id' must be null or a non-empty string of at most 128 characters")
+        if not isinstance(h[k], str) or not h[k] or len(h[k]) > 128 or not h[k].isprintable():
+            raise ValueError(f"header field {k!r} must be a non-empty printable string of at most 128 characters")
+    if h["job_id"] is not None and (not isinstance(h["job_id"], str) or not h["job_id"] or len(h["job_id"]) > 128
+                                    or not h["job_id"].isprintable()):
+        raise ValueError("header field 'job_id' must be null or a non-empty printable string of at most 128 "
+                         "characters")
     if isinstance(h["date"], bool) or not isinstance(h["date"], (int, float)):
         raise ValueError("header field 'date' must be a number (seconds since the epoch)")
     try:
