@@ -334,6 +334,21 @@ def test_training_cannot_shadow_a_shipped_style_or_read_any_folder(tmp_path, mon
         assert "Errno" not in msgs[0] and "ermission" not in msgs[0]
 
 
+def test_training_photos_sent_in_the_request(tmp_path, monkeypatch):
+    """The other way to give training photos: in the request itself (streamed), no folder involved."""
+    monkeypatch.setenv("IMPASTO_DATA_DIR", str(tmp_path / "data"))
+    photos = [u8(96, 80, seed=s) for s in range(3)]
+    with DaemonProcess(tmp_path / "run") as d, d.client() as c:
+        both = c.train(u8(64, 48), "sent", steps=2, photos=photos, content_dir="/etc").wait(timeout=30)
+        assert both.error and both.error[0] == "bad_request" and "not both" in both.error[1]
+        job = c.train(u8(160, 120, seed=9), "sent", steps=3, photos=photos, net="tiny", crop=64,
+                      style_sizes=[64, 96, 128], batch=2).wait(timeout=300)
+        assert job.error is None and not job.cancelled, job.error
+        assert "sent" in c.hello()["styles"]
+    work = tmp_path / "data" / "training" / "sent"
+    assert not list(work.glob("photos-*"))               # the job's own photo folder is gone
+
+
 # ---------------------------------------------------------------------------------------------------- finding 7
 def test_huge_or_newline_values_are_not_echoed_and_refusals_are_rate_limited(tmp_path):
     with DaemonProcess(tmp_path) as d:

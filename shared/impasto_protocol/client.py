@@ -345,12 +345,22 @@ class Client:
         return self._submit("stylize", body, [("content", content), ("style", style), ("mask", mask)], job_id)
 
     def train(self, style: ImageBuffer, name: str, steps: int | None = None, *, job_id: str | None = None,
-              **params: Any) -> Job:
-        """Train a Multimodal Transfer style model from ``style`` under ``name`` (runs after interactive jobs)."""
+              photos: Sequence[ImageBuffer] = (), **params: Any) -> Job:
+        """Train a Multimodal Transfer style model from ``style`` under ``name`` (runs after interactive jobs).
+
+        ``photos``: the training photos themselves (streamed after the request), instead of a folder the daemon
+        reads (``content_dir``, which must be one the daemon allows)."""
         body: dict[str, Any] = {"name": name, "params": params}
         if steps is not None:
             body["steps"] = steps
-        return self._submit("train", body, [("style", style)], job_id)
+        extra = []
+        if photos:
+            body["photos"] = []
+            for i, img in enumerate(photos):
+                img.validate(max_pixels=None)
+                body["photos"].append({**img.describe(0), "buffer": CHUNKS})
+                extra.append((f"photo{i}", img))
+        return self._submit("train", body, [("style", style)], job_id, also_stream=extra)
 
     def jobs(self) -> list[Job]:
         return list(self._jobs.values())
@@ -418,9 +428,11 @@ class Client:
         self._sock.send_multipart(frames, copy=not big)
         return header
 
-    def _submit(self, msg_type: str, body: dict, images: list, job_id: str | None) -> Job:
+    def _submit(self, msg_type: str, body: dict, images: list, job_id: str | None,
+                also_stream: Sequence[tuple[str, ImageBuffer]] = ()) -> Job:
         """Send a job request; images of STREAM_MIN bytes or more follow it as chunk messages (pipelined:
-        each chunk is signed while the previous one is on its way and being verified)."""
+        each chunk is signed while the previous one is on its way and being verified), then ``also_stream``
+        (images the body already describes as streamed, whatever their size)."""
         buffers: list = []
         streamed: list[tuple[str, ImageBuffer]] = []
         chunk = self.chunk_bytes()
@@ -441,7 +453,7 @@ class Client:
         job = Job(self, job_id or new_id(), msg_type)
         self._jobs[job.id] = job
         self._send(msg_type, body, buffers, job_id=job.id)
-        for name, img in streamed:
+        for name, img in [*streamed, *also_stream]:
             mv = as_bytes_view(img.data)
             # whole rows when a row fits in a chunk (the daemon decodes per chunk); else chunk-sized pieces of rows
             # (the daemon carries a partial row over), so no frame is ever larger than one chunk

@@ -15,7 +15,7 @@ REQUEST_FIELDS: dict[str, frozenset[str]] = {
     "status": frozenset(),
     "list_styles": frozenset({"thumbnails"}),
     "stylize": frozenset({"options", "content", "style", "mask", "deliver", "tile_size"}),
-    "train": frozenset({"style", "name", "steps", "params"}),
+    "train": frozenset({"style", "name", "steps", "params", "photos"}),
     "chunk": frozenset({"image", "offset"}),   # one piece of a streamed image of header.job_id (1 buffer)
     "cancel": frozenset(),                 # the job to cancel is header.job_id
     "ping": frozenset(),

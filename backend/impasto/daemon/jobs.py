@@ -40,6 +40,7 @@ class Job:
     train_name: str = ""
     train_steps: Optional[int] = None
     train_params: dict = field(default_factory=dict)
+    train_photos: int = 0                      # photos sent in the request (uploads photo0...), else content_dir
     # streamed images still arriving: name -> Upload; once complete their tensors move to ``decoded``
     uploads: dict = field(default_factory=dict)
     decoded: dict = field(default_factory=dict)

@@ -20,6 +20,7 @@ from .jobs import PRIORITY_INTERACTIVE, PRIORITY_TRAINING, Job, Upload
 from .test_engines import TEST_ENGINES
 
 TRAIN_MODULE = "impasto.engines.mt.train"
+MAX_TRAIN_PHOTOS = 256       # photos a train request may send itself (each streamed; they share the queue budget)
 STYLE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 # train params on the wire -> expected JSON kind (TrainConfig fields and export metadata; see `impasto train`)
 TRAIN_PARAMS = {
@@ -223,6 +224,24 @@ def build_stylize_job(msg: Message, config: DaemonConfig, styles: Sequence[str] 
                content=content, style=style, mask=mask, deliver=deliver, tile_size=tile_size, uploads=uploads)
 
 
+def _train_photos(raw: Any, config: DaemonConfig, uploads: dict) -> int:
+    """Validate the photos a train request sends (streamed images ``photo0``...; registered in ``uploads``)."""
+    if raw is None:
+        return 0
+    if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_TRAIN_PHOTOS:
+        raise RequestError("bad_request", f"photos must be a list of 1..{MAX_TRAIN_PHOTOS} image descriptions")
+    for i, desc in enumerate(raw):
+        try:
+            img = ImageBuffer.from_description(desc, (), max_pixels=config.max_pixels, what=f"photos[{i}]",
+                                               allow_chunks=True)
+        except ImageBufferError as e:
+            raise RequestError(e.code, str(e)) from None
+        if img.data is not None:      # pragma: no cover - from_description with no buffers cannot give data
+            raise RequestError("bad_image", f"photos[{i}]: photos are streamed (\"buffer\": \"chunks\")")
+        uploads[f"photo{i}"] = Upload(img, color=True)
+    return len(raw)
+
+
 def build_train_job(msg: Message, config: DaemonConfig, shipped: Sequence[str] = ()) -> Job:
     """``shipped``: names of the styles shipped with Impasto (a train request may replace one only explicitly)."""
     c = msg.content
@@ -247,14 +266,20 @@ def build_train_job(msg: Message, config: DaemonConfig, shipped: Sequence[str] =
     if name in shipped and not params.get("replace_shipped", False):
         raise RequestError("bad_request", f"{name!r} is a style shipped with Impasto; training it would replace it for "
                            f"every client -- choose another name, or send params.replace_shipped: true to mean it")
-    photos = allowed_photos_dir(params.get("content_dir"), config.train_photo_dirs)
-    if not photos.is_dir():
-        raise RequestError("bad_request", f"no training photos: {str(photos)!r} is not a folder (put photos there, "
-                           f"set IMPASTO_TRAIN_PHOTOS, or start the daemon with --train-photos DIR)")
-    params = {k: v for k, v in params.items() if k != "replace_shipped"}
-    params["content_dir"] = str(photos)
     used: set = set()
     uploads: dict = {}
+    sent = _train_photos(c.get("photos"), config, uploads)
+    params = {k: v for k, v in params.items() if k != "replace_shipped"}
+    if sent:
+        if "content_dir" in params:
+            raise RequestError("bad_request", "send photos or name a content_dir, not both")
+    else:
+        photos = allowed_photos_dir(params.get("content_dir"), config.train_photo_dirs)
+        if not photos.is_dir():
+            raise RequestError("bad_request", f"no training photos: {str(photos)!r} is not a folder (put photos "
+                               f"there, set IMPASTO_TRAIN_PHOTOS, start the daemon with --train-photos DIR, or "
+                               f"send them in the request)")
+        params["content_dir"] = str(photos)
     style = _image(c, "style", msg.buffers, used, config, required=True, uploads=uploads)
     if len(used) != len(msg.buffers):
         raise RequestError("extra_buffers", f"{len(msg.buffers) - len(used)} buffer frame(s) are not referred to "
@@ -264,4 +289,4 @@ def build_train_job(msg: Message, config: DaemonConfig, shipped: Sequence[str] =
                            f"({TRAIN_MODULE} is missing)")
     return Job(job_id=msg.job_id, kind="train", session=msg.session, identities=msg.identities,
                request_header=msg.header, priority=PRIORITY_TRAINING, style=style, train_name=name,
-               train_steps=steps, train_params=params, uploads=uploads)
+               train_steps=steps, train_params=params, uploads=uploads, train_photos=sent)
