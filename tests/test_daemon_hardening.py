@@ -317,6 +317,13 @@ def test_cancel_is_seen_inside_the_quadratic_cleaning():
     assert crossing_survivors(starts, ends).shape == (MAX_KEYPOINTS,)
 
 
+def test_cancel_is_seen_inside_neural_best_buddies():
+    from impasto.engines.dst.nbb import NBBConfig, neural_best_buddies
+    img = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(Cancelled):
+        neural_best_buddies(img, img.flip(3), NBBConfig(image_size=64), cancel=lambda: True)
+
+
 # ---------------------------------------------------------------------------------------------------- finding 6
 def test_training_cannot_shadow_a_shipped_style_or_read_any_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("IMPASTO_DATA_DIR", str(tmp_path / "data"))

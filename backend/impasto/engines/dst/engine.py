@@ -117,7 +117,8 @@ def resolve_keypoints(content: torch.Tensor, style: torch.Tensor, options: Styli
     if mode in ("auto", "both"):
         progress(Progress(0.0, "keypoints: neural best buddies"))
         t0 = time.perf_counter()
-        found = neural_best_buddies(content, style, NBBConfig(image_size=DEFAULTS.nbb_size), device=device, vgg=vgg)
+        found = neural_best_buddies(content, style, NBBConfig(image_size=DEFAULTS.nbb_size), device=device, vgg=vgg,
+                                    cancel=cancel)
         log.info("NBB: %d raw pairs in %.1f s", found.content.shape[0], time.perf_counter() - t0)
         auto_c, auto_s, auto_w = found.content, found.style, found.activation
     else:
