@@ -11,7 +11,7 @@ import pytest
 import zmq
 
 from impasto_protocol import StylizeOptions
-from impasto_protocol.client import Client, DaemonNotRunning
+from impasto_protocol.client import Client, DaemonNotRunning, open_socket
 from impasto_protocol.connection import ConnectionInfo, new_key, read_connection_file, write_connection_file
 from impasto_protocol.images import ImageBuffer
 from impasto_protocol.messages import ProgressEvent
@@ -107,9 +107,7 @@ def test_client_autostarts_a_daemon(tmp_path):
 def test_oversized_frames_disconnect_the_sender_and_the_daemon_lives_on(tmp_path):
     with DaemonProcess(tmp_path, "--max-message-mb", "1") as d:
         ctx = zmq.Context.instance()
-        s = ctx.socket(zmq.DEALER)
-        s.linger = 0
-        s.connect(d.info.endpoint)
+        s = open_socket(ctx, d.info)          # admitted (PLAIN credentials): only the frame size is at fault
         signer = Signer(d.info.key)
         big = bytes(2 << 20)
         body = {"options": StylizeOptions(engine="identity", size=1024).to_dict(),

@@ -32,7 +32,7 @@ def test_train_then_stylize_with_the_new_style_matches_in_process(tmp_path, monk
     painting = np.asarray(Image.fromarray(skdata.coffee()).resize((160, 120)))
     data_dir = tmp_path / "data"
     monkeypatch.setenv("IMPASTO_DATA_DIR", str(data_dir))
-    with DaemonProcess(tmp_path / "run") as d, d.client() as c:
+    with DaemonProcess(tmp_path / "run", "--train-photos", str(photos)) as d, d.client() as c:
         assert c.hello()["training"]
         bad = c.train(_u8(painting), "../evil", steps=2, content_dir=str(photos)).wait(timeout=30)
         assert bad.error and bad.error[0] == "bad_request"

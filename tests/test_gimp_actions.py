@@ -93,6 +93,7 @@ def test_daemon_failures_insert_nothing(scene, events, words):
     with pytest.raises(actions.PluginError, match=words):
         run(api, image, source, Params(engine="mt", style_name="x"), respond=lambda *a: events)
     assert image.layers == [source] and image.undo_log == []
+    assert api.progress[0][0] == "start" and api.progress[-1] == ("end",)      # the bar does not keep running
 
 
 def test_a_failure_while_inserting_removes_the_layer(scene):
@@ -102,6 +103,7 @@ def test_a_failure_while_inserting_removes_the_layer(scene):
         run(api, image, source, Params(engine="mt", style_name="s"))
     assert image.layers == [source]
     assert image.undo_log == ["start", ("insert", "s · MT"), ("remove", "s · MT"), "end"]
+    assert api.progress[-1] == ("end",)
 
 
 def test_only_one_painted_layer_is_accepted(scene):

@@ -34,13 +34,14 @@ from typing import Any, Iterator, Optional, Sequence
 
 import zmq
 
-from .connection import (ConnectionFileError, ConnectionInfo, default_connection_file, read_connection_file,
-                         remove_connection_file, runtime_dir)
+from .connection import (ConnectionFileError, ConnectionInfo, UnsafePath, default_connection_file,
+                         ensure_private_dir, read_connection_file, remove_connection_file, runtime_dir)
 from .images import ImageBuffer, ImageBufferError, as_bytes_view
-from .messages import (ACCEPTED, CANCELLED, CHUNKS, DELIVER, ERROR, PROGRESS, RESULT, RESULT_CHUNK, STREAM_CHUNK,
-                       STREAM_MIN, TILE, Accepted, CancelledEvent, ErrorEvent, ProgressEvent, ResultEvent, TileEvent)
+from .messages import (ACCEPTED, CANCELLED, CHUNKS, DELIVER, ERROR, FRAME_SLACK, PROGRESS, RESULT, RESULT_CHUNK,
+                       STREAM_CHUNK, STREAM_MIN, TILE, Accepted, CancelledEvent, ErrorEvent, ProgressEvent, ResultEvent, TileEvent)
 from .options import ENGINES, StylizeOptions
-from .wire import Message, ReplayGuard, Signer, WireError, deserialize, make_header, new_id, serialize
+from .wire import (MAX_CONTENT_BYTES, ZAP_USER, Message, ReplayGuard, Signer, WireError, deserialize, make_header, new_id, serialize,
+                   zap_password)
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,22 @@ class ProtocolError(Exception):
         self.message = message
 
 
+def open_socket(ctx: zmq.Context, info: ConnectionInfo, socket_type: int = zmq.DEALER) -> zmq.Socket:
+    """A socket connected to the daemon the way the daemon admits it: PLAIN credentials derived from the key (the
+    daemon's ZAP handler closes any other connection before it can send anything), no routing id of its own (the
+    daemon assigns one, so no client can pick another's), IPv6 enabled for an IPv6 loopback address.  For ipc
+    the socket file is checked first (``UnsafePath`` when it is not this user's)."""
+    info.check_socket()
+    sock = ctx.socket(socket_type)
+    sock.linger = 0
+    sock.plain_username = ZAP_USER
+    sock.plain_password = zap_password(info.key)
+    if info.transport == "tcp" and ":" in info.ip:
+        sock.ipv6 = 1
+    sock.connect(info.endpoint)
+    return sock
+
+
 class _Heartbeat(threading.Thread):
     """Pings the daemon from its own socket so liveness does not depend on the editor polling."""
 
@@ -72,10 +89,11 @@ class _Heartbeat(threading.Thread):
         self.last_pong = time.monotonic()
 
     def run(self) -> None:
-        sock = self._ctx.socket(zmq.DEALER)
-        sock.linger = 0
-        sock.routing_id = (self._session + ".hb").encode()
-        sock.connect(self._info.endpoint)
+        try:
+            sock = open_socket(self._ctx, self._info)
+        except (ConnectionFileError, zmq.ZMQError) as e:
+            log.warning("heartbeat not started: %s", e)
+            return
         guard = ReplayGuard()
         try:
             while not self._stop_event.is_set():
@@ -184,15 +202,16 @@ class Client:
                  context: zmq.Context | None = None):
         self.info = info
         self.timeout = timeout
+        self._max_frame: int | None = None     # the daemon's ZMQ_MAXMSGSIZE, from hello (TCP daemons take less)
         self.session = new_id()
         self._signer = Signer(info.key)
         self._guard = ReplayGuard()
         self._ctx = context or zmq.Context.instance()
-        self._sock = self._ctx.socket(zmq.DEALER)
-        self._sock.linger = 0
-        self._sock.routing_id = self.session.encode()
+        try:
+            self._sock = open_socket(self._ctx, info)
+        except ConnectionFileError as e:
+            raise DaemonNotRunning(str(e)) from None
         self._sock.rcvhwm = 0
-        self._sock.connect(info.endpoint)
         self._jobs: dict[str, Job] = {}
         self._waiting: dict[str, Optional[Message]] = {}
         self._closed = False
@@ -220,13 +239,17 @@ class Client:
             if not info.pid_alive():
                 problem = f"stale connection file {path}: daemon pid {info.pid} is not running"
             else:
-                client = cls(info, timeout=timeout)
+                client = None
                 try:
+                    client = cls(info, timeout=timeout)
                     client.hello(timeout=timeout)
                     return client
                 except DaemonNotRunning as e:
-                    client.close()
+                    if client is not None:
+                        client.close()
                     problem = str(e)
+        except UnsafePath as e:         # starting a daemon would not help: the folder must be fixed first
+            raise DaemonNotRunning(str(e)) from None
         except ConnectionFileError as e:
             problem = str(e)
         if not autostart:
@@ -253,13 +276,17 @@ class Client:
             try:
                 info = read_connection_file(path)
                 if info.pid_alive():
-                    client = cls(info, timeout=timeout)
+                    client = None
                     try:
+                        client = cls(info, timeout=timeout)
                         client.hello(timeout=min(timeout, 2.0))
                         return client
                     except DaemonNotRunning as e:
-                        client.close()
+                        if client is not None:
+                            client.close()
                         last = str(e)
+            except UnsafePath as e:
+                raise DaemonNotRunning(str(e)) from None
             except ConnectionFileError as e:
                 last = last or str(e)
             if proc.poll() is not None and proc.returncode != 0 and not path.exists():
@@ -270,7 +297,19 @@ class Client:
     # -- requests --------------------------------------------------------------------------------------------------
     def hello(self, timeout: float | None = None) -> dict:
         """Versions, device, engines, installed styles and limits of the daemon."""
-        return self._request("hello", {}, timeout=timeout).content
+        content = self._request("hello", {}, timeout=timeout).content
+        limit = (content.get("limits") or {}).get("max_message_bytes")
+        if isinstance(limit, int) and not isinstance(limit, bool) and limit > FRAME_SLACK:
+            self._max_frame = limit
+        return content
+
+    def chunk_bytes(self) -> int:
+        """Bytes per streamed piece and the inline limit: STREAM_CHUNK, or less where the daemon takes smaller
+        frames (a TCP daemon bounds what an unauthenticated connection can make it hold)."""
+        if self._max_frame is None:
+            self.hello()
+        assert self._max_frame is not None
+        return max(1 << 12, min(STREAM_CHUNK, self._max_frame - FRAME_SLACK))
 
     def status(self, timeout: float | None = None) -> dict:
         """Queue, running and recent jobs, clients, uptime."""
@@ -306,12 +345,22 @@ class Client:
         return self._submit("stylize", body, [("content", content), ("style", style), ("mask", mask)], job_id)
 
     def train(self, style: ImageBuffer, name: str, steps: int | None = None, *, job_id: str | None = None,
-              **params: Any) -> Job:
-        """Train a Multimodal Transfer style model from ``style`` under ``name`` (runs after interactive jobs)."""
+              photos: Sequence[ImageBuffer] = (), **params: Any) -> Job:
+        """Train a Multimodal Transfer style model from ``style`` under ``name`` (runs after interactive jobs).
+
+        ``photos``: the training photos themselves (streamed after the request), instead of a folder the daemon
+        reads (``content_dir``, which must be one the daemon allows)."""
         body: dict[str, Any] = {"name": name, "params": params}
         if steps is not None:
             body["steps"] = steps
-        return self._submit("train", body, [("style", style)], job_id)
+        extra = []
+        if photos:
+            body["photos"] = []
+            for i, img in enumerate(photos):
+                img.validate(max_pixels=None)
+                body["photos"].append({**img.describe(0), "buffer": CHUNKS})
+                extra.append((f"photo{i}", img))
+        return self._submit("train", body, [("style", style)], job_id, also_stream=extra)
 
     def jobs(self) -> list[Job]:
         return list(self._jobs.values())
@@ -370,16 +419,23 @@ class Client:
             raise DaemonNotRunning("the client is closed")
         header = make_header(msg_type, self.session, job_id)
         frames = serialize(self._signer, header, content, buffers)
+        limit = min(MAX_CONTENT_BYTES, self._max_frame or MAX_CONTENT_BYTES)
+        if len(frames[4]) > limit:     # the daemon could not take it: say so instead of waiting forever
+            raise ValueError(f"the {msg_type} request's JSON is {len(frames[4])} bytes; at most {limit} "
+                             f"(images travel as buffers, not in the JSON)")
         big = any((len(f) if isinstance(f, (bytes, bytearray)) else memoryview(f).nbytes) >= COPY_THRESHOLD
                   for f in buffers)
         self._sock.send_multipart(frames, copy=not big)
         return header
 
-    def _submit(self, msg_type: str, body: dict, images: list, job_id: str | None) -> Job:
+    def _submit(self, msg_type: str, body: dict, images: list, job_id: str | None,
+                also_stream: Sequence[tuple[str, ImageBuffer]] = ()) -> Job:
         """Send a job request; images of STREAM_MIN bytes or more follow it as chunk messages (pipelined:
-        each chunk is signed while the previous one is on its way and being verified)."""
+        each chunk is signed while the previous one is on its way and being verified), then ``also_stream``
+        (images the body already describes as streamed, whatever their size)."""
         buffers: list = []
         streamed: list[tuple[str, ImageBuffer]] = []
+        chunk = self.chunk_bytes()
         for item in images:
             if not isinstance(item, tuple):    # a raw buffer frame (tests of the wire format)
                 buffers.append(item)
@@ -388,7 +444,7 @@ class Client:
             if img is None:
                 continue
             img.validate(max_pixels=None)
-            if img.nbytes >= STREAM_MIN:
+            if img.nbytes >= min(STREAM_MIN, chunk):
                 body[name] = {**img.describe(0), "buffer": CHUNKS}
                 streamed.append((name, img))
                 continue
@@ -397,9 +453,11 @@ class Client:
         job = Job(self, job_id or new_id(), msg_type)
         self._jobs[job.id] = job
         self._send(msg_type, body, buffers, job_id=job.id)
-        for name, img in streamed:
+        for name, img in [*streamed, *also_stream]:
             mv = as_bytes_view(img.data)
-            step = max(1, STREAM_CHUNK // img.stride) * img.stride     # whole rows: the daemon decodes per chunk
+            # whole rows when a row fits in a chunk (the daemon decodes per chunk); else chunk-sized pieces of rows
+            # (the daemon carries a partial row over), so no frame is ever larger than one chunk
+            step = max(1, chunk // img.stride) * img.stride if img.stride <= chunk else chunk
             for off in range(0, mv.nbytes, step):
                 self._send("chunk", {"image": name, "offset": off}, [mv[off:off + step]], job_id=job.id)
         return job
@@ -515,8 +573,7 @@ def spawn_daemon(serve_command: Sequence[str] | None = None,
     cmd = serve_command_line(serve_command)
     if connection_file is not None:
         cmd = [*cmd, "--connection-file", str(connection_file)]
-    logdir = Path(connection_file).parent if connection_file else runtime_dir(create=True)
-    logdir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    logdir = ensure_private_dir(Path(connection_file).parent if connection_file else runtime_dir())
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     kw: dict[str, Any] = {}
     if sys.platform == "win32":   # pragma: no cover

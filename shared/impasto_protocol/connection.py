@@ -4,12 +4,18 @@ JSON, mode 0600, in the user's runtime directory (``$IMPASTO_RUNTIME_DIR`` overr
 on Linux, a per-user folder under the temp dir when that is unset, ``~/Library/Caches/TemporaryItems/impasto`` on
 macOS, ``%LOCALAPPDATA%\\impasto\\run`` on Windows).  Stdlib only, so the daemon and the editor plugins -- which
 cannot import platformdirs inside Krita/GIMP -- compute the same place.
+
+On POSIX the folder, the file and the daemon's ipc socket are trusted only when they are what this user made:
+owned by this uid, of the right type (a real folder / regular file / socket, never a symlink) and closed to
+group and others.  The temp-dir fallback name is predictable, so another user may have made it first; both the
+daemon and the clients then refuse with a message that says what to fix (``UnsafePath``) instead of trusting it.
 """
 from __future__ import annotations
 
 import json
 import os
 import secrets
+import stat
 import sys
 import tempfile
 import time
@@ -24,6 +30,43 @@ FILE_NAME = "daemon.json"
 
 class ConnectionFileError(Exception):
     """The connection file is missing, unreadable or names a daemon that is no longer running."""
+
+
+class UnsafePath(ConnectionFileError):
+    """The runtime folder, connection file or socket is not private to this user (owner, type or mode)."""
+
+
+SOCKET_NAME = "daemon.sock"
+IPC_PATH_MAX = 100          # sun_path is 108 bytes on Linux, 104 on macOS; ZeroMQ needs the terminating NUL
+
+
+def _posix() -> bool:
+    return sys.platform != "win32"
+
+
+def check_private(path: str | os.PathLike, kind: str) -> None:
+    """Refuse ``path`` unless it is a ``kind`` ("dir", "file" or "socket") owned by this uid, not a symlink, with no
+    group/other permissions.  Raises ``UnsafePath`` naming the problem and the fix; a missing path raises
+    ``FileNotFoundError``.  No-op on Windows (the folder is under the user's own profile)."""
+    if not _posix():
+        return
+    p = Path(path)
+    st = os.lstat(p)
+    want = {"dir": stat.S_ISDIR, "file": stat.S_ISREG, "socket": stat.S_ISSOCK}[kind]
+    what = {"dir": "folder", "file": "file", "socket": "socket"}[kind]
+    if stat.S_ISLNK(st.st_mode):
+        raise UnsafePath(f"{p} is a symbolic link, not the private {what} Impasto expects; remove it "
+                         f"(`rm {p}`) or set IMPASTO_RUNTIME_DIR to a private folder")
+    if not want(st.st_mode):
+        raise UnsafePath(f"{p} is not a {what}; remove it or set IMPASTO_RUNTIME_DIR to a private folder")
+    if st.st_uid != os.getuid():
+        raise UnsafePath(f"{p} belongs to uid {st.st_uid}, not to you (uid {os.getuid()}): another user may have "
+                         f"made it to intercept Impasto; remove it (as root) or set IMPASTO_RUNTIME_DIR to a "
+                         f"private folder")
+    if st.st_mode & 0o077:
+        mode = "700" if kind == "dir" else "600"
+        raise UnsafePath(f"{p} has mode {stat.S_IMODE(st.st_mode):o}: others may read or replace what is in it; "
+                         f"`chmod {mode} {p}`")
 
 
 def runtime_dir(create: bool = False) -> Path:
@@ -41,9 +84,18 @@ def runtime_dir(create: bool = False) -> Path:
         else:
             d = Path(tempfile.gettempdir()) / f"impasto-{os.getuid()}"
     if create:
-        d.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if sys.platform != "win32":
-            os.chmod(d, 0o700)
+        ensure_private_dir(d)
+    return d
+
+
+def ensure_private_dir(d: Path) -> Path:
+    """Create ``d`` (mode 0700) if missing, then check that it is private (``UnsafePath`` otherwise).  An existing
+    folder is never chmod-ed: what another user put there is not made ours by changing its mode."""
+    try:
+        d.mkdir(parents=True, mode=0o700)
+    except FileExistsError:
+        pass
+    check_private(d, "dir")
     return d
 
 
@@ -66,7 +118,18 @@ class ConnectionInfo:
 
     @property
     def endpoint(self) -> str:
-        return f"tcp://{self.ip}:{self.port}" if self.transport == "tcp" else f"ipc://{self.path}"
+        if self.transport == "ipc":
+            return f"ipc://{self.path}"
+        return f"tcp://[{self.ip}]:{self.port}" if ":" in self.ip else f"tcp://{self.ip}:{self.port}"
+
+    def check_socket(self) -> None:
+        """For ipc: the socket file must be a socket of this user's (else ``UnsafePath``; missing: stale)."""
+        if self.transport != "ipc":
+            return
+        try:
+            check_private(self.path, "socket")
+        except FileNotFoundError:
+            raise ConnectionFileError(f"the daemon's socket {self.path} is gone (stale connection file)") from None
 
     def pid_alive(self) -> bool:
         return pid_alive(self.pid)
@@ -111,7 +174,17 @@ def pid_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        return False           # another user's process: our daemon runs as us, so that pid was reused
+    if sys.platform.startswith("linux"):
+        try:   # root may signal anyone: compare owners too
+            if os.stat(f"/proc/{pid}").st_uid != os.getuid():
+                return False
+        except FileNotFoundError:
+            if os.path.isdir("/proc/self"):
+                return False   # /proc is there and the pid is not: it has just exited
+            # no /proc at all (GIMP's chroot): kill() is all there is to go by
+        except OSError:
+            return False
     try:   # Linux: an exited child not yet reaped by its parent (a zombie) is not a running daemon
         with open(f"/proc/{pid}/stat", "rb") as f:
             state = f.read().rsplit(b")", 1)[1].split()[0]
@@ -121,9 +194,10 @@ def pid_alive(pid: int) -> bool:
 
 
 def write_connection_file(info: ConnectionInfo, path: str | os.PathLike | None = None) -> Path:
-    """Write atomically with mode 0600 (created that way: the key is never world-readable, not even briefly)."""
+    """Write atomically with mode 0600 (created that way: the key is never world-readable, not even briefly), into
+    a folder that must be private (``UnsafePath`` otherwise)."""
     p = Path(path) if path else default_connection_file()
-    p.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    ensure_private_dir(p.parent)
     tmp = p.with_name(f".{p.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
@@ -144,18 +218,30 @@ def write_connection_file(info: ConnectionInfo, path: str | os.PathLike | None =
 
 
 def read_connection_file(path: str | os.PathLike | None = None) -> ConnectionInfo:
+    """Read and check the connection file: its folder and the file itself must be private to this user
+    (``UnsafePath``), and a relative ipc ``path`` is taken relative to the file's folder (so a client that sees
+    the folder under another name -- GIMP in a chroot with the folder bind-mounted -- finds the socket)."""
     p = Path(path) if path else default_connection_file()
     try:
-        raw = p.read_text(encoding="utf-8")
+        check_private(p.parent, "dir")
+        check_private(p, "file")
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        with os.fdopen(fd, encoding="utf-8") as f:
+            raw = f.read(1 << 16)
     except FileNotFoundError:
         raise ConnectionFileError(f"no daemon connection file at {p} (is `impasto serve` running?)") from None
+    except UnsafePath:
+        raise
     except OSError as e:
-        raise ConnectionFileError(f"cannot read {p}: {e}") from None
+        raise ConnectionFileError(f"cannot read {p}: {e.strerror}") from None
     try:
         d = json.loads(raw)
     except ValueError:
         raise ConnectionFileError(f"{p} is not valid JSON") from None
-    return ConnectionInfo.from_dict(d)
+    info = ConnectionInfo.from_dict(d)
+    if info.transport == "ipc" and info.path and not os.path.isabs(info.path):
+        info.path = str(p.parent / info.path)
+    return info
 
 
 def remove_connection_file(path: str | os.PathLike | None = None, pid: int | None = None) -> bool:

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Sequence, Union
 
+from .quoting import quote
+
 DTYPES: dict[str, int] = {"u8": 1, "u16": 2, "f16": 2, "f32": 4}   # name -> bytes per value
 COLORSPACES = ("srgb", "linear")
 DEFAULT_MAX_PIXELS = 268_435_456       # 16384², the daemon's default per-image limit
@@ -28,6 +30,7 @@ class ImageBufferError(ValueError):
     def __init__(self, message: str, code: str = "bad_image"):
         super().__init__(message)
         self.code = code
+
 
 
 def _is_int(v: Any) -> bool:
@@ -65,7 +68,8 @@ class ImageBuffer:
     bgr: bool = False                    # colour channels stored B, G, R (alpha still last)
 
     def __post_init__(self) -> None:
-        if self.stride is None and _is_int(self.width) and _is_int(self.channels) and self.dtype in DTYPES:
+        if self.stride is None and _is_int(self.width) and _is_int(self.channels) and isinstance(self.dtype, str) \
+                and self.dtype in DTYPES:
             self.stride = self.width * self.channels * DTYPES[self.dtype]
 
     @property
@@ -104,13 +108,14 @@ class ImageBuffer:
         for name in ("width", "height", "channels"):
             v = getattr(self, name)
             if not _is_int(v) or v < 1:
-                raise ImageBufferError(f"image {name} must be a positive integer, got {v!r}")
+                raise ImageBufferError(f"image {name} must be a positive integer, got {quote(v)}")
         if self.channels > 4:
             raise ImageBufferError(f"image channels must be 1..4, got {self.channels}")
-        if self.dtype not in DTYPES:
-            raise ImageBufferError(f"unknown image dtype {self.dtype!r}; choose one of {', '.join(DTYPES)}")
-        if self.colorspace not in COLORSPACES:
-            raise ImageBufferError(f"unknown colour space {self.colorspace!r}; choose one of {', '.join(COLORSPACES)}")
+        if not isinstance(self.dtype, str) or self.dtype not in DTYPES:      # {} or [] are not names either
+            raise ImageBufferError(f"unknown image dtype {quote(self.dtype)}; choose one of {', '.join(DTYPES)}")
+        if not isinstance(self.colorspace, str) or self.colorspace not in COLORSPACES:
+            raise ImageBufferError(f"unknown colour space {quote(self.colorspace)}; choose one of "
+                                   f"{', '.join(COLORSPACES)}")
         if not isinstance(self.bgr, bool):
             raise ImageBufferError("image 'bgr' must be true or false")
         if max_pixels is not None and self.width * self.height > max_pixels:
@@ -118,7 +123,7 @@ class ImageBuffer:
                 f"image {self.width}×{self.height} = {self.width * self.height / 1e6:.1f} MP is larger than the "
                 f"daemon's limit of {max_pixels / 1e6:.1f} MP", code="too_large")
         if self.stride is None or not _is_int(self.stride):
-            raise ImageBufferError(f"image stride must be an integer, got {self.stride!r}")
+            raise ImageBufferError(f"image stride must be an integer, got {quote(self.stride)}")
         if self.stride < self.row_bytes:
             raise ImageBufferError(f"image stride {self.stride} is smaller than a row ({self.row_bytes} bytes)")
         if self.stride > self.row_bytes + 4096:
@@ -141,7 +146,7 @@ class ImageBuffer:
             raise ImageBufferError(f"{what} must be a JSON object describing the image")
         unknown = sorted(set(desc) - set(DESCRIPTION_FIELDS))
         if unknown:
-            raise ImageBufferError(f"{what}: unknown field(s) {', '.join(unknown)}")
+            raise ImageBufferError(f"{what}: unknown field(s) {', '.join(quote(k, 40) for k in unknown[:10])}")
         missing = [k for k in ("width", "height", "channels", "dtype", "buffer") if k not in desc]
         if missing:
             raise ImageBufferError(f"{what}: missing field(s) {', '.join(missing)}")
@@ -156,7 +161,7 @@ class ImageBuffer:
             img.data = None
             return img
         if not _is_int(idx) or not 0 <= idx < len(buffers):
-            raise ImageBufferError(f"{what}: buffer index {idx!r} does not name one of the {len(buffers)} "
+            raise ImageBufferError(f"{what}: buffer index {quote(idx)} does not name one of the {len(buffers)} "
                                    f"buffer frame(s) sent")
         img.data = buffers[idx]
         try:

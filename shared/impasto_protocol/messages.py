@@ -15,7 +15,7 @@ REQUEST_FIELDS: dict[str, frozenset[str]] = {
     "status": frozenset(),
     "list_styles": frozenset({"thumbnails"}),
     "stylize": frozenset({"options", "content", "style", "mask", "deliver", "tile_size"}),
-    "train": frozenset({"style", "name", "steps", "params"}),
+    "train": frozenset({"style", "name", "steps", "params", "photos"}),
     "chunk": frozenset({"image", "offset"}),   # one piece of a streamed image of header.job_id (1 buffer)
     "cancel": frozenset(),                 # the job to cancel is header.job_id
     "ping": frozenset(),
@@ -42,9 +42,16 @@ TERMINAL = (RESULT, ERROR, CANCELLED)
 DELIVER = ("result", "tiles")
 
 # Images of at least STREAM_MIN bytes travel as separate "chunk" / "result_chunk" messages of STREAM_CHUNK bytes
-# (description "buffer": "chunks"), so signing, sending and verifying overlap and no single frame gets huge.
-STREAM_MIN = 16 << 20
+# (description "buffer": "chunks"), so signing, sending and verifying overlap and no single frame is larger than
+# one chunk: the daemon's ZMQ_MAXMSGSIZE is about one chunk (MAX_FRAME), which bounds what a peer makes it buffer.
 STREAM_CHUNK = 4 << 20
+STREAM_MIN = STREAM_CHUNK
+FRAME_SLACK = 64 << 10
+MAX_FRAME = STREAM_CHUNK + FRAME_SLACK      # ipc: the content JSON (<= 4 MiB) or one chunk, plus slack
+# TCP (reachable by other local users): a connection that has not finished its handshake can make libzmq hold one
+# frame of ZMQ_MAXMSGSIZE bytes, so TCP daemons take smaller frames; clients read the limit from hello_reply and
+# stream anything larger in pieces that fit.
+TCP_MAX_FRAME = (256 << 10) + FRAME_SLACK
 CHUNKS = "chunks"
 
 # -- error codes (content.code of an "error" reply) ---------------------------------------------------------------
@@ -59,10 +66,11 @@ ERROR_CODES: dict[str, str] = {
     "bad_request": "a field is missing or has the wrong type",
     "bad_options": "StylizeOptions rejected a value (message names it)",
     "bad_image": "an image description does not match its buffer",
-    "too_large": "an image or the output exceeds the daemon's pixel limit",
+    "too_large": "an image or the output exceeds the daemon's pixel limit, or the content frame exceeds 4 MiB",
     "extra_buffers": "buffer frames were sent that no image refers to",
     "duplicate_job": "header.job_id is already in use",
-    "unknown_job": "cancel/chunk names a job the daemon does not know (or, for chunk, not uploading)",
+    "unknown_job": "cancel/chunk names a job the daemon does not know, that another connection submitted, or (for "
+                   "chunk) that is not uploading",
     "bad_chunk": "a chunk does not continue its image's upload (offset or length wrong)",
     "upload_timeout": "a streamed upload stalled",
     "engine_unavailable": "the engine (or MT training) is not installed in this daemon",
@@ -70,7 +78,7 @@ ERROR_CODES: dict[str, str] = {
     "engine_error": "the engine refused the input",
     "out_of_memory": "the job ran out of memory; try a smaller size or tile size",
     "shutting_down": "the daemon is stopping and takes no new jobs",
-    "busy": "the daemon holds its maximum number of jobs",
+    "busy": "the daemon holds its maximum number of jobs, or the queued images would exceed its memory budget",
     "internal": "an unexpected failure inside the daemon (logged there)",
 }
 

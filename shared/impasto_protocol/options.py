@@ -9,12 +9,25 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from .quoting import quote
+
 ENGINES = ("mt", "dst", "gatys", "strotss")
 VARIANTS = ("gatys", "strotss")          # DST's style/content terms
 OPTIMIZERS = ("lbfgs", "adam", "rmsprop", "sgd")
 INITS = ("content", "noise")
 KEYPOINT_MODES = ("none", "auto", "markers", "both")
 SCHEDULES = ("fast", "paper")             # STROTSS/DST: measured equal-quality schedule, or the papers' own
+MAX_KEYPOINTS = 256                       # DST marker pairs per job: cleaning is quadratic, the TPS solve cubic in it
+
+
+
+def _int(v: Any) -> bool:
+    """A JSON integer (true/false are not numbers here, even though Python's bool is an int)."""
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 class OptionsError(ValueError):
@@ -41,9 +54,9 @@ class KeypointPair:
             p = d[key]
             if (not isinstance(p, (list, tuple)) or len(p) != 2
                     or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in p)):
-                raise OptionsError(f"keypoint {key!r} must be two numbers [x, y], got {p!r}")
+                raise OptionsError(f"keypoint {key!r} must be two numbers [x, y], got {quote(p)}")
             if not all(math.isfinite(v) for v in p):
-                raise OptionsError(f"keypoint {key!r} must be finite, got {p!r}")
+                raise OptionsError(f"keypoint {key!r} must be finite, got {quote(p)}")
             pts.append((float(p[0]), float(p[1])))
         return cls(content=pts[0], style=pts[1])
 
@@ -88,33 +101,40 @@ class StylizeOptions:
             if not cond:
                 raise OptionsError(msg)
 
-        need(self.engine in ENGINES, f"unknown engine {self.engine!r}; choose one of {', '.join(ENGINES)}")
+        def one_of(name: str, allowed: tuple, optional: bool = False) -> None:
+            v = getattr(self, name)
+            need((optional and v is None) or (isinstance(v, str) and v in allowed),
+                 f"unknown {name.replace('_', ' ')} {quote(v)}; choose one of {', '.join(allowed)}")
+
+        one_of("engine", ENGINES)
         if self.engine == "mt":
             need(bool(self.style_name), "engine 'mt' needs a style name (see `impasto styles`)")
-        need(isinstance(self.size, int) and 16 <= self.size <= 8192, f"size must be 16..8192 pixels, got {self.size}")
-        need(self.max_side is None or (isinstance(self.max_side, int) and 16 <= self.max_side <= 65536),
-             f"max_side must be 16..65536 pixels, got {self.max_side}")
-        need(self.steps is None or (isinstance(self.steps, int) and 1 <= self.steps <= 100000),
-             f"steps must be 1..100000, got {self.steps}")
+        need(self.style_name is None or (isinstance(self.style_name, str) and len(self.style_name) <= 256),
+             f"style_name must be a name of at most 256 characters, got {quote(self.style_name)}")
+        need(_int(self.size) and 16 <= self.size <= 8192, f"size must be 16..8192 pixels, got {quote(self.size)}")
+        need(self.max_side is None or (_int(self.max_side) and 16 <= self.max_side <= 65536),
+             f"max_side must be 16..65536 pixels, got {quote(self.max_side)}")
+        need(self.steps is None or (_int(self.steps) and 1 <= self.steps <= 100000),
+             f"steps must be an integer 1..100000, got {quote(self.steps)}")
         for name in ("content_weight", "style_weight", "tv_weight", "learning_rate", "warp_weight", "warp_tv_weight"):
             v = getattr(self, name)
-            need(v is None or (isinstance(v, (int, float)) and math.isfinite(v) and 0 <= v <= 1e12),
-                 f"{name} must be a finite number >= 0, got {v!r}")
-        need(self.optimizer is None or self.optimizer in OPTIMIZERS,
-             f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
-        need(self.init in INITS, f"unknown init {self.init!r}; choose one of {', '.join(INITS)}")
-        need(isinstance(self.strength, (int, float)) and 0.0 <= self.strength <= 1.0,
-             f"strength must be between 0 and 1, got {self.strength!r}")
-        need(isinstance(self.seed, int) and 0 <= self.seed < 2**63, f"seed must be a non-negative integer, got {self.seed!r}")
-        need(self.schedule in SCHEDULES,
-             f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
-        need(self.variant in VARIANTS, f"unknown DST variant {self.variant!r}; choose one of {', '.join(VARIANTS)}")
-        need(self.keypoint_mode in KEYPOINT_MODES,
-             f"unknown keypoint mode {self.keypoint_mode!r}; choose one of {', '.join(KEYPOINT_MODES)}")
-        need(self.tile_size is None or (isinstance(self.tile_size, int) and 64 <= self.tile_size <= 16384),
-             f"tile_size must be 64..16384 pixels, got {self.tile_size}")
-        need(isinstance(self.preview_every, int) and self.preview_every >= 0, "preview_every must be >= 0")
+            need(v is None or (_num(v) and math.isfinite(v) and 0 <= v <= 1e12),
+                 f"{name} must be a finite number >= 0, got {quote(v)}")
+        one_of("optimizer", OPTIMIZERS, optional=True)
+        one_of("init", INITS)
+        need(_num(self.strength) and 0.0 <= self.strength <= 1.0,
+             f"strength must be between 0 and 1, got {quote(self.strength)}")
+        need(_int(self.seed) and 0 <= self.seed < 2**63,
+             f"seed must be a non-negative integer, got {quote(self.seed)}")
+        one_of("schedule", SCHEDULES)
+        one_of("variant", VARIANTS)
+        one_of("keypoint_mode", KEYPOINT_MODES)
+        need(self.tile_size is None or (_int(self.tile_size) and 64 <= self.tile_size <= 16384),
+             f"tile_size must be 64..16384 pixels, got {quote(self.tile_size)}")
+        need(_int(self.preview_every) and self.preview_every >= 0, "preview_every must be an integer >= 0")
         need(isinstance(self.preserve_color, bool), "preserve_color must be true or false")
+        need(isinstance(self.keypoints, list) and len(self.keypoints) <= MAX_KEYPOINTS,
+             f"{len(self.keypoints)} keypoint pairs: at most {MAX_KEYPOINTS} markers per job")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -130,11 +150,13 @@ class StylizeOptions:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise OptionsError(f"unknown option(s): {', '.join(unknown)}")
+            raise OptionsError(f"unknown option(s): {', '.join(quote(k, 40) for k in unknown[:10])}")
         kw = dict(d)
         if "keypoints" in kw:
             if not isinstance(kw["keypoints"], list):
                 raise OptionsError("keypoints must be a list of pairs")
+            if len(kw["keypoints"]) > MAX_KEYPOINTS:      # before parsing them: the limit bounds the work
+                raise OptionsError(f"{len(kw['keypoints'])} keypoint pairs: at most {MAX_KEYPOINTS} markers per job")
             kw["keypoints"] = [KeypointPair.from_dict(p) for p in kw["keypoints"]]
         # ints that arrive as floats from JSON are accepted only when integral
         for name in ("size", "max_side", "steps", "seed", "tile_size", "preview_every"):

@@ -15,6 +15,10 @@ two-level hash, so large buffers are hashed on several cores at once; hashlib re
 a missing or wrong signature are dropped before any JSON is parsed.  Replays are refused by remembering message
 ids inside a time window and refusing dates outside it.
 
+Before any of that the receiver bounds what it will hash: at most ``max_buffers`` buffer frames and
+``max_total`` bytes in all, else the message is dropped unhashed.  Content JSON is bounded in depth and string length
+(``JsonLimits``) before any handler sees it.
+
 Stdlib + pyzmq-free: frames are any bytes-like objects (``zmq.Frame.buffer`` memoryviews on the receive side).
 """
 from __future__ import annotations
@@ -32,6 +36,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
+from .quoting import quote
+
 DELIMITER = b"<IMPASTO|MSG>"
 PROTOCOL_VERSION = "1.0"            # "major.minor": peers must agree on the major number
 SIGNATURE_SCHEME = "hmac-sha256"
@@ -40,6 +46,8 @@ PARALLEL_MIN = 16 << 20             # buffers at least this large are hashed on 
 MAX_HEADER_BYTES = 16 << 10
 MAX_CONTENT_BYTES = 4 << 20
 HEADER_FIELDS = ("v", "msg_id", "msg_type", "session", "job_id", "date")
+MAX_SKEW = 5.0                      # seconds a message may be dated ahead of the receiver's clock
+ZAP_USER = b"impasto"               # ZeroMQ PLAIN user name; the password is derived from the key (zap_password)
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
@@ -81,6 +89,49 @@ class Message:
     @property
     def session(self) -> str:
         return self.header["session"]
+
+
+def zap_password(key: bytes | str) -> bytes:
+    """The ZeroMQ PLAIN password a client presents at the handshake: HMAC-SHA256(key, "impasto-zap"), hex.
+
+    The daemon's ZAP handler admits only connections that present it, so a peer without the key never gets a
+    message buffered (libzmq would otherwise hold a whole multipart message before the signature can be checked).
+    Derived rather than the key itself, so a handshake that is observed does not give away the signing key."""
+    if isinstance(key, str):
+        key = key.encode("ascii")
+    return hmac.new(key, b"impasto-zap", hashlib.sha256).hexdigest().encode("ascii")
+
+
+@dataclass(frozen=True)
+class JsonLimits:
+    """Bounds on a parsed JSON frame: nesting depth, characters per string (keys too), items per container.
+
+    Checked once, iteratively, before any handler walks the value, so no message can make the daemon recurse
+    deeply or carry a multi-megabyte name into a reply or a log line."""
+
+    max_depth: int = 16
+    max_string: int = 4096
+    max_items: int = 100_000
+
+    def check(self, obj: Any, what: str = "content") -> None:
+        stack: list[tuple[Any, int, str]] = [(obj, 1, what)]
+        while stack:
+            v, depth, path = stack.pop()
+            if isinstance(v, str):
+                if len(v) > self.max_string:
+                    raise ValueError(f"{path}: a string of {len(v)} characters (at most {self.max_string})")
+            elif isinstance(v, (dict, list)):
+                if depth > self.max_depth:
+                    raise ValueError(f"{path}: nested deeper than {self.max_depth} levels")
+                if len(v) > self.max_items:
+                    raise ValueError(f"{path}: {len(v)} items (at most {self.max_items})")
+                if isinstance(v, dict):
+                    for k, x in v.items():
+                        if len(k) > 128:
+                            raise ValueError(f"{path}: a field name of {len(k)} characters (at most 128)")
+                        stack.append((x, depth + 1, f"{path}.{k}" if k.isidentifier() else f"{path}[{quote(k, 40)}]"))
+                else:
+                    stack.extend((x, depth + 1, f"{path}[{i}]") for i, x in enumerate(v))
 
 
 def new_id() -> str:
@@ -150,21 +201,31 @@ class Signer:
 
 
 class ReplayGuard:
-    """Refuses a message id seen before and dates outside ``window`` seconds of now.
+    """Refuses a message id seen before, dates more than ``window`` seconds old and dates more than ``max_skew``
+    seconds ahead of now.
 
     At most ``max_ids`` ids are remembered; when older ones are forgotten, dates up to the newest forgotten one are
-    refused too, so a forgotten id can never be replayed."""
+    refused too, so a forgotten id can never be replayed.  That floor never rises above the clock at the time it is
+    raised: a flood of messages dated ahead cannot make honest messages (dated now) stale.  (A forgotten id dated
+    ahead could then be replayed until the clock passes its date; only the skew allows such dates, and honest
+    senders on this machine share the receiver's clock.)"""
 
-    def __init__(self, window: float = 300.0, max_ids: int = 1 << 17):
+    def __init__(self, window: float = 300.0, max_ids: int = 1 << 17, max_skew: float = MAX_SKEW):
         self.window = window
         self.max_ids = max_ids
+        self.max_skew = max_skew
         self._seen: OrderedDict[str, float] = OrderedDict()
         self._floor = 0.0
+
+    @property
+    def floor(self) -> float:
+        """Dates at or below this are refused (ids that old may have been forgotten)."""
+        return self._floor
 
     def check(self, msg_id: str, date: float, now: float | None = None) -> str | None:
         """None when fresh (and remember it), else the error code: "replay" or "stale"."""
         now = time.time() if now is None else now
-        if not (now - self.window <= date <= now + self.window) or date <= self._floor:
+        if not (now - self.window <= date <= now + self.max_skew) or date <= self._floor:
             return "stale"
         if msg_id in self._seen:
             return "replay"
@@ -173,7 +234,7 @@ class ReplayGuard:
             first_id, first_date = next(iter(self._seen.items()))
             if len(self._seen) > self.max_ids or first_date < now - self.window:
                 self._seen.popitem(last=False)
-                self._floor = max(self._floor, first_date)
+                self._floor = max(self._floor, min(first_date, now))
             else:
                 break
         return None
@@ -221,11 +282,14 @@ def _check_header(h: Any) -> dict:
     unknown = sorted(set(h) - set(HEADER_FIELDS))
     if unknown:
         raise ValueError(f"header has unknown field(s) {', '.join(unknown)}")
+    # printable: ids end up in log lines and replies, where a newline or an escape code would forge or garble them
     for k in ("v", "msg_id", "msg_type", "session"):
-        if not isinstance(h[k], str) or not h[k] or len(h[k]) > 128:
-            raise ValueError(f"header field {k!r} must be a non-empty string of at most 128 characters")
-    if h["job_id"] is not None and (not isinstance(h["job_id"], str) or not h["job_id"] or len(h["job_id"]) > 128):
-        raise ValueError("header field 'job_id' must be null or a non-empty string of at most 128 characters")
+        if not isinstance(h[k], str) or not h[k] or len(h[k]) > 128 or not h[k].isprintable():
+            raise ValueError(f"header field {k!r} must be a non-empty printable string of at most 128 characters")
+    if h["job_id"] is not None and (not isinstance(h["job_id"], str) or not h["job_id"] or len(h["job_id"]) > 128
+                                    or not h["job_id"].isprintable()):
+        raise ValueError("header field 'job_id' must be null or a non-empty printable string of at most 128 "
+                         "characters")
     if isinstance(h["date"], bool) or not isinstance(h["date"], (int, float)):
         raise ValueError("header field 'date' must be a number (seconds since the epoch)")
     try:
@@ -238,25 +302,38 @@ def _check_header(h: Any) -> dict:
 
 
 def deserialize(signer: Signer, frames: Sequence[Any], guard: ReplayGuard | None = None,
-                *, max_header: int = MAX_HEADER_BYTES, max_content: int = MAX_CONTENT_BYTES) -> Message:
+                *, max_header: int = MAX_HEADER_BYTES, max_content: int = MAX_CONTENT_BYTES,
+                max_buffers: int | None = None, max_total: int | None = None, max_identities: int = 4,
+                limits: JsonLimits | None = None) -> Message:
     """Split, verify, then parse ``frames``.  Raises ``WireError``; ``signed`` is False for anything that must be
-    dropped unanswered (no delimiter, missing frames, no or bad signature)."""
+    dropped unanswered (no delimiter, missing or too many frames, too many bytes, no or bad signature).
+
+    ``max_buffers``/``max_total`` bound what is hashed at all (a receiver facing untrusted peers sets them);
+    ``limits`` bounds the parsed content and parent."""
     idx = -1
-    for i, f in enumerate(frames):
+    for i, f in enumerate(frames[:max_identities + 1]):
         if _nbytes(f) == len(DELIMITER) and _frame_bytes(f) == DELIMITER:
             idx = i
             break
     if idx < 0:
-        raise WireError("bad_frames", "no delimiter frame")
+        raise WireError("bad_frames", f"no delimiter frame among the first {max_identities + 1}")
     identities = [_frame_bytes(f) for f in frames[:idx]]
     rest = frames[idx + 1:]
     if len(rest) < 4:
         raise WireError("bad_frames", f"{len(rest)} frame(s) after the delimiter, need at least 4",
                         identities=identities)
+    if max_buffers is not None and len(rest) - 4 > max_buffers:
+        raise WireError("bad_frames", f"{len(rest) - 4} buffer frames (at most {max_buffers})", identities=identities)
+    if max_total is not None:
+        total = sum(_nbytes(f) for f in rest)
+        if total > max_total:
+            raise WireError("bad_frames", f"{total} bytes in one message (at most {max_total})", identities=identities)
     sig = _frame_bytes(rest[0])
-    if _nbytes(rest[1]) > max_header or _nbytes(rest[2]) > max_header or _nbytes(rest[3]) > max_content:
-        raise WireError("bad_frames", "header/parent/content frame too large", identities=identities)
-    h_raw, p_raw, c_raw = (_frame_bytes(f) for f in rest[1:4])
+    if _nbytes(rest[1]) > max_header or _nbytes(rest[2]) > max_header:
+        raise WireError("bad_frames", "header/parent frame too large", identities=identities)
+    h_raw, p_raw = _frame_bytes(rest[1]), _frame_bytes(rest[2])
+    oversized = _nbytes(rest[3]) > max_content      # verified (bounded by max_total), then answered too_large
+    c_raw = _frame_buffer(rest[3]) if oversized else _frame_bytes(rest[3])
     buffers = [_frame_buffer(f) for f in rest[4:]]
     if not signer.verify(sig, h_raw, p_raw, c_raw, buffers):
         raise WireError("bad_signature", "missing or invalid signature", identities=identities)
@@ -267,16 +344,20 @@ def deserialize(signer: Signer, frames: Sequence[Any], guard: ReplayGuard | None
         raise WireError("bad_header", str(e), signed=True, identities=identities) from None
     major = header["v"].split(".", 1)[0]
     if major != PROTOCOL_VERSION.split(".", 1)[0]:
-        raise WireError("version", f"protocol version {header['v']!r} is not supported; this side speaks "
+        raise WireError("version", f"protocol version {quote(header['v'])} is not supported; this side speaks "
                         f"{PROTOCOL_VERSION}", signed=True, header=header, identities=identities)
     if guard is not None:
         verdict = guard.check(header["msg_id"], float(header["date"]))
         if verdict == "replay":
-            raise WireError("replay", f"message {header['msg_id']} was already received (replay refused)",
+            raise WireError("replay", f"message {quote(header['msg_id'])} was already received (replay refused)",
                             signed=True, header=header, identities=identities)
         if verdict == "stale":
             raise WireError("stale", "message date is outside the accepted window (clock skew or replay)",
                             signed=True, header=header, identities=identities)
+    if oversized:
+        raise WireError("too_large", f"the content frame holds {_nbytes(c_raw)} bytes (at most {max_content}); "
+                        f"send large images as buffer frames or chunks", signed=True, header=header,
+                        identities=identities)
     try:
         parent = _loads(p_raw, "parent")
         if not isinstance(parent, dict):
@@ -284,6 +365,9 @@ def deserialize(signer: Signer, frames: Sequence[Any], guard: ReplayGuard | None
         content = _loads(c_raw, "content")
         if not isinstance(content, dict):
             raise ValueError("content must be a JSON object")
+        if limits is not None:
+            limits.check(parent, "parent")
+            limits.check(content, "content")
     except ValueError as e:
         raise WireError("bad_content", str(e), signed=True, header=header, identities=identities) from None
     return Message(header=header, content=content, buffers=buffers, parent=parent, identities=identities)

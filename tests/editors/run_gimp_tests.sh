@@ -1,7 +1,9 @@
 #!/bin/bash
 # Real-GIMP 3 test suite for the Impasto plug-in.  Sets up (or unpacks from the cache) the Debian 13 chroot with
 # GIMP 3.0.4, installs the plug-in with `impasto install-plugin gimp` into a throw-away GIMP profile, starts a real
-# daemon (`impasto serve`) outside the chroot on 127.0.0.1, makes sure it has the tiny MT test style (trained once,
+# daemon (`impasto serve`) outside the chroot on its default private ipc socket in the work folder (the connection
+# file names it relative to its folder, so GIMP reaches it through the /job bind mount), makes sure it has the tiny
+# MT test style (trained once,
 # cached), and runs pytest INSIDE GIMP (gimp-console-3.0, python-fu-eval) on tests/editors/gimp/gimp_tests.py.
 # Exits non-zero if anything failed.
 # usage: tests/editors/run_gimp_tests.sh [extra pytest args]
@@ -47,6 +49,7 @@ printf '[pytest]\naddopts = -ra\n' > "$work/tests/pytest.ini"
 # the daemon: isolated runtime dir under the work folder (bind-mounted into the chroot at /job), cached test style
 export IMPASTO_DATA_DIR=$CACHE/gimp-test-data
 OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} "$PY" -m impasto.cli serve --connection-file "$work/run/daemon.json" \
+  --train-photos "$work/photos" \
   > "$work/daemon.log" 2>&1 &
 dpid=$!
 for _ in $(seq 1 1800); do

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import time
 from pathlib import Path
 
-from impasto_protocol.connection import (ConnectionFileError, default_connection_file, pid_alive,
+from impasto_protocol.connection import (ConnectionFileError, UnsafePath, default_connection_file, pid_alive,
                                          read_connection_file, remove_connection_file)
 
 from ..errors import ImpastoError
@@ -18,12 +19,22 @@ log = logging.getLogger(__name__)
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stop", action="store_true", help="stop the running daemon (its jobs are cancelled)")
-    p.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (default: any free port)")
-    p.add_argument("--ipc", metavar="PATH", help="listen on the Unix socket PATH (ipc://) instead of TCP")
+    p.add_argument("--tcp", action="store_true",
+                   help="listen on TCP on the loopback address instead of the private ipc socket (the default on "
+                        "POSIX: daemon.sock beside the connection file); for clients that cannot reach that folder")
+    p.add_argument("--ip", default="127.0.0.1", help="with --tcp: 127.0.0.1 (default) or ::1")
+    p.add_argument("--port", type=int, default=0, help="TCP port (implies --tcp; default: any free port)")
+    p.add_argument("--ipc", metavar="PATH", help="listen on the Unix socket PATH (ipc://) instead of the default one")
     p.add_argument("--connection-file", type=Path, help="where to write the connection file "
                    "(default: the user runtime dir; IMPASTO_RUNTIME_DIR overrides)")
     p.add_argument("--max-pixels", type=int, default=None, help="largest image accepted, in pixels (default 268M)")
-    p.add_argument("--max-message-mb", type=int, default=None, help="largest frame accepted, in MiB (default 4096)")
+    p.add_argument("--max-message-mb", type=int, default=None,
+                   help="largest frame accepted, in MiB (default: one 4 MiB chunk plus 64 KiB)")
+    p.add_argument("--max-queued-mb", type=int, default=None,
+                   help="image memory of all jobs not yet running, inline or streamed, in MiB (default 8192)")
+    p.add_argument("--train-photos", action="append", type=Path, metavar="DIR",
+                   help="another folder training may read photos from (repeatable; always allowed: "
+                        "$IMPASTO_TRAIN_PHOTOS or <user data dir>/training-photos, the default)")
     p.add_argument("--heartbeat-timeout", type=float, default=1.5,
                    help="seconds of silence after which a pinging client's jobs are cancelled (default 1.5)")
     p.add_argument("--device", action="append", dest="devices", metavar="DEVICE",
@@ -65,12 +76,14 @@ def run(args: argparse.Namespace) -> int:
     if args.stop:
         return stop(path)
     try:
-        old = read_connection_file(path)
+        old = read_connection_file(path)       # UnsafePath (another user's folder or file) propagates: refuse
         if old.pid_alive():
             raise ImpastoError(f"a daemon is already running (pid {old.pid}, {old.endpoint}); "
                                f"`impasto serve --stop` stops it")
         log.warning("removing a stale connection file (pid %d is not running)", old.pid)
         remove_connection_file(path, pid=old.pid)
+    except UnsafePath as e:
+        raise ImpastoError(f"refusing to start: {e}") from None
     except ConnectionFileError:
         pass
     if not logging.getLogger().isEnabledFor(logging.INFO):
@@ -82,10 +95,22 @@ def run(args: argparse.Namespace) -> int:
         kw["max_pixels"] = args.max_pixels
     if args.max_message_mb is not None:
         kw["max_message_bytes"] = args.max_message_mb << 20
-    config = DaemonConfig(port=args.port, ipc_path=args.ipc, connection_file=path,
-                          heartbeat_timeout=args.heartbeat_timeout, test_engines=args.test_engines,
-                          devices=args.devices, **kw)
+    if args.max_queued_mb is not None:
+        kw["max_queued_bytes"] = args.max_queued_mb << 20
+    if args.train_photos:
+        from ..daemon.config import default_train_photo_dirs
+        kw["train_photo_dirs"] = default_train_photo_dirs() + [p.resolve() for p in args.train_photos]
+    try:
+        config = DaemonConfig(tcp=args.tcp or sys.platform == "win32", ip=args.ip, port=args.port, ipc_path=args.ipc,
+                              connection_file=path, heartbeat_timeout=args.heartbeat_timeout,
+                              test_engines=args.test_engines, devices=args.devices, **kw)
+    except ValueError as e:
+        raise ImpastoError(str(e)) from None
     daemon = Daemon(config)
-    info = daemon.bind()
+    try:
+        info = daemon.bind()
+    except UnsafePath as e:
+        daemon.close()
+        raise ImpastoError(f"refusing to start: {e}") from None
     print(f"impasto daemon pid {info.pid} listening on {info.endpoint} (connection file {path})", flush=True)
     return daemon.serve_forever()

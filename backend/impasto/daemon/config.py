@@ -1,32 +1,56 @@
 """Daemon settings (command-line flags of ``impasto serve`` end up here)."""
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 from impasto_protocol.connection import default_connection_file
 from impasto_protocol.images import DEFAULT_MAX_PIXELS
+from impasto_protocol.messages import MAX_FRAME, TCP_MAX_FRAME
+
+LOOPBACK = {"127.0.0.1": "127.0.0.1", "localhost": "127.0.0.1", "::1": "::1"}
+
+
+def default_train_photo_dirs() -> list[Path]:
+    from .validation import default_photos_dir
+    return [default_photos_dir()]
 
 
 @dataclass
 class DaemonConfig:
-    port: int = 0                           # tcp port on 127.0.0.1; 0 = any free port
-    ip: str = "127.0.0.1"
-    ipc_path: Optional[str] = None          # use ipc://<path> instead of tcp
+    tcp: bool = sys.platform == "win32"     # listen on TCP (loopback) instead of the default private ipc socket
+    port: int = 0                           # tcp port on the loopback address; 0 = any free port
+    ip: str = "127.0.0.1"                   # 127.0.0.1 or ::1 ("localhost" means 127.0.0.1)
+    ipc_path: Optional[str] = None          # ipc socket path; None = daemon.sock beside the connection file
     connection_file: Path = field(default_factory=default_connection_file)
     max_pixels: int = DEFAULT_MAX_PIXELS    # per image, and per output
-    max_message_bytes: int = 4 << 30        # ZMQ_MAXMSGSIZE: larger frames disconnect the sender
+    max_message_bytes: Optional[int] = None  # ZMQ_MAXMSGSIZE (a larger frame disconnects the sender); None:
+                                            # MAX_FRAME on ipc, TCP_MAX_FRAME on TCP
+    max_buffers: int = 3                    # buffer frames per message (content, style, mask), checked before hashing
     heartbeat_timeout: float = 1.5          # a pinging session silent this long has its jobs cancelled
     queue_probe_interval: float = 0.5       # queued jobs get a progress message this often (finds vanished clients)
-    replay_window: float = 300.0            # seconds a message date may differ from the daemon's clock
+    replay_window: float = 300.0            # seconds a message date may lie in the past
     max_active_jobs: int = 512              # queued + running
-    max_upload_bytes: int = 8 << 30         # pixels of streamed images being received, all jobs together
+    max_queued_bytes: int = 8 << 30         # image memory of jobs not yet running (inline frames and streamed
+                                            # uploads' tensors), all clients together
     upload_timeout: float = 60.0            # a streamed upload with no chunk for this long fails
     test_engines: bool = False              # add the identity/sleep/fail/oom engines
     devices: Optional[list[str]] = None     # None = every CUDA device, else the CPU
     progress_interval: float = 0.05         # at most one progress message per job per interval (previews aside)
+    train_photo_dirs: list[Path] = field(default_factory=default_train_photo_dirs)  # folders training may read
+    refusal_log_burst: int = 20             # refusals logged per 10 s window; the rest are counted, then summarized
 
     def __post_init__(self) -> None:
-        if self.ip not in ("127.0.0.1", "::1", "localhost"):
-            raise ValueError(f"the daemon binds loopback only; refusing ip {self.ip!r}")
+        if self.ip not in LOOPBACK:
+            raise ValueError(f"the daemon binds loopback only (127.0.0.1 or ::1); refusing ip {self.ip!r}")
+        self.ip = LOOPBACK[self.ip]
+        if self.port:
+            self.tcp = True
+        if self.max_message_bytes is None:
+            self.max_message_bytes = TCP_MAX_FRAME if self.tcp else MAX_FRAME
+        if self.tcp and self.ipc_path:
+            raise ValueError("choose TCP or an ipc socket path, not both")
+        if self.tcp is False and sys.platform == "win32":
+            raise ValueError("ipc:// sockets need POSIX; use TCP on Windows")

@@ -5,7 +5,7 @@ import heapq
 import itertools
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -40,6 +40,7 @@ class Job:
     train_name: str = ""
     train_steps: Optional[int] = None
     train_params: dict = field(default_factory=dict)
+    train_photos: int = 0                      # photos sent in the request (uploads photo0...), else content_dir
     # streamed images still arriving: name -> Upload; once complete their tensors move to ``decoded``
     uploads: dict = field(default_factory=dict)
     decoded: dict = field(default_factory=dict)
@@ -76,6 +77,18 @@ class Job:
                 "steps_at_cancel": self.steps_at_cancel, "device": self.device,
                 "submitted_at": self.submitted_at, "started_at": self.started_at, "finished_at": self.finished_at,
                 "cancel_requested_at": self.cancel_requested_at}
+
+    @property
+    def held_bytes(self) -> int:
+        """Image memory this job holds before it runs: its inline frames (kept uncopied until the worker decodes
+        them) plus the float tensors of streamed images (allocated when accepted) -- what the daemon's one queue
+        budget (``max_queued_bytes``) counts."""
+        n = sum(u.tensor_bytes for u in self.uploads.values())
+        n += sum(int(t.numel()) * t.element_size() for t in self.decoded.values())
+        for img in (self.content, self.style, self.mask):
+            if img is not None and img.data is not None:
+                n += memoryview(img.data).nbytes
+        return n
 
     def release_buffers(self) -> None:
         """Drop the references to received frames so their memory is freed as soon as the job ends."""
@@ -136,6 +149,7 @@ class JobQueue:
         self._closed = False
         self.active: dict[str, Job] = {}          # job_id -> queued or running job
         self.recent: deque[dict] = deque(maxlen=history)
+        self._owners: OrderedDict[str, list] = OrderedDict()   # job_id -> routing frames, for recent jobs
 
     def put(self, job: Job) -> int:
         """Queue ``job``; returns how many jobs are ahead of it (running ones included)."""
@@ -214,6 +228,9 @@ class JobQueue:
             job.finished_at = time.time()
             self.active.pop(job.job_id, None)
             self.recent.append(job.summary())
+            self._owners[job.job_id] = list(job.identities)
+            while len(self._owners) > (self.recent.maxlen or 0):
+                self._owners.popitem(last=False)
             job.release_buffers()
             self._cond.notify_all()
 
@@ -231,6 +248,11 @@ class JobQueue:
                 if s["job_id"] == job_id:
                     return s
         return None
+
+    def recent_owner(self, job_id: str) -> Optional[list]:
+        """The routing frames of the connection that submitted a recently finished job."""
+        with self._cond:
+            return self._owners.get(job_id)
 
     def close(self) -> None:
         with self._cond:

@@ -6,33 +6,45 @@ cancel/shutdown at once (so they never wait behind a job), queues jobs, forwards
 watches client liveness: a session that has pinged and falls silent for ``heartbeat_timeout`` seconds, or whose
 socket has gone (ROUTER_MANDATORY send failure -- queued jobs get a progress message every 0.5 s, so this is
 noticed for them too), has its jobs cancelled.
+
+Isolation (the threat model is in shared/PROTOCOL.md, "Threat model"): connections are admitted only with the
+key's PLAIN credentials (``auth.ZapHandler``); routing ids are the ROUTER's own (a message from a peer that chose
+its id is dropped, handover is off), and a job answers, takes chunks and cancels only from the connection that
+submitted it.
 """
 from __future__ import annotations
 
+import dataclasses
 import errno
 import logging
 import os
+import shutil
 import signal
+import tempfile
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 import zmq
 
-from impasto_protocol.connection import ConnectionInfo, new_key, remove_connection_file, write_connection_file
+from impasto_protocol.connection import (IPC_PATH_MAX, SOCKET_NAME, ConnectionInfo, ensure_private_dir, new_key,
+                                         remove_connection_file, write_connection_file)
 from impasto_protocol.images import DTYPES
+from impasto_protocol.options import MAX_KEYPOINTS
 from impasto_protocol.messages import (ACCEPTED, CANCEL_REPLY, CANCELLED, DELIVER, ERROR, HELLO_REPLY,
                                        LIST_STYLES_REPLY, PONG, PROGRESS, SHUTDOWN_REPLY, STATUS_REPLY)
-from impasto_protocol.wire import (PROTOCOL_VERSION, Message, ReplayGuard, Signer, WireError, deserialize,
-                                   make_header, new_id, serialize)
+from impasto_protocol.wire import (MAX_HEADER_BYTES, PROTOCOL_VERSION, JsonLimits, Message, ReplayGuard, Signer,
+                                   WireError, deserialize, make_header, new_id, quote, serialize)
 
 from .. import __version__
 from ..errors import ImpastoError
 from ..precision import PrecisionError, describe as describe_precision
 from . import styles as styles_mod
+from .auth import DOMAIN as ZAP_DOMAIN, ZapHandler
 from .config import DaemonConfig
 from .jobs import Job, JobQueue
 from .test_engines import TEST_ENGINES
@@ -49,6 +61,37 @@ SHUTDOWN_GRACE = 15.0          # seconds running jobs get to notice a shutdown c
 class Session:
     last_seen: float
     pinging: bool = False
+
+
+def daemon_assigned(identity: bytes) -> bool:
+    """A routing id the ROUTER generated itself (libzmq: a zero byte, then a 32-bit counter from a random start).
+    Peers may pick their own id at the handshake; such ids start with any byte a peer likes, so only these are
+    trusted to name a connection."""
+    return len(identity) == 5 and identity[0] == 0
+
+
+class RateLimitedLog:
+    """At most ``burst`` lines per ``period`` seconds per event kind; the rest are counted and summarized in the
+    next line that gets through (a flood of refusals must not fill the disk or drown the log)."""
+
+    def __init__(self, logger: logging.Logger, burst: int = 20, period: float = 10.0):
+        self.logger, self.burst, self.period = logger, burst, period
+        self._window: dict[str, tuple[float, int, int]] = {}     # kind -> (window start, logged, suppressed)
+
+    def log(self, level: int, kind: str, fmt: str, *args: Any) -> bool:
+        now = time.monotonic()
+        start, logged, suppressed = self._window.get(kind, (now, 0, 0))
+        if now - start >= self.period:
+            start, logged = now, 0
+        if logged >= self.burst:
+            self._window[kind] = (start, logged, suppressed + 1)
+            return False
+        if suppressed:
+            fmt += " suppressed_before=%d"
+            args = (*args, suppressed)
+        self._window[kind] = (start, logged + 1, 0)
+        self.logger.log(level, fmt, *args)
+        return True
 
 
 def default_devices() -> list[str]:
@@ -79,7 +122,7 @@ class Daemon:
         self.queue = JobQueue()
         self.queue_closed = False
         self.sessions: dict[str, Session] = {}
-        self.dropped: Counter = Counter()          # unanswered: no delimiter, unsigned, bad signature
+        self.dropped: Counter = Counter()          # unanswered: no delimiter, unsigned, bad signature, own id
         self.refused: Counter = Counter()          # answered with an error (signed but bad)
         self.started = time.time()
         self.devices = config.devices or default_devices()
@@ -87,33 +130,64 @@ class Daemon:
         self.router: zmq.Socket | None = None
         self.outbox: zmq.Socket | None = None
         self.workers: list[Worker] = []
+        self.zap: ZapHandler | None = None
+        self.limits_json = JsonLimits()
+        self.refusal_log = RateLimitedLog(log, burst=config.refusal_log_burst)
         self.info: ConnectionInfo | None = None
         self.stopping: str | None = None
         self._stop_at = 0.0
         self._last_probe = 0.0
         self._signal: int | None = None
+        self._own_tmp: Path | None = None           # a mkdtemp folder holding the socket, removed on close
 
     # -- setup -----------------------------------------------------------------------------------------------------
+    def _ipc_path(self) -> tuple[str, str]:
+        """(absolute socket path to bind, path to write in the connection file).  By default the socket sits beside
+        the connection file in its private folder and is written relative to it; a folder whose path is too long
+        for a socket gets a fresh private folder from ``mkdtemp`` (0700, unpredictable name) instead."""
+        c = self.config
+        if c.ipc_path:
+            ensure_private_dir(Path(c.ipc_path).resolve().parent)
+            return c.ipc_path, c.ipc_path
+        folder = ensure_private_dir(Path(os.path.abspath(c.connection_file)).parent)
+        sock = folder / SOCKET_NAME
+        if len(os.fsencode(str(sock))) <= IPC_PATH_MAX:
+            return str(sock), SOCKET_NAME
+        sock = Path(tempfile.mkdtemp(prefix="impasto-")) / SOCKET_NAME
+        self._own_tmp = sock.parent
+        return str(sock), str(sock)
+
     def bind(self) -> ConnectionInfo:
         c = self.config
+        self.zap = ZapHandler(self.ctx, self.key)
+        self.zap.start()
         r = self.ctx.socket(zmq.ROUTER)
         r.linger = 1000
         r.router_mandatory = 1          # sends to a vanished client raise EHOSTUNREACH -> its jobs are cancelled
-        r.router_handover = 1
+        r.router_handover = 0           # an id in use is never handed to another connection
+        r.plain_server = True           # every connection must pass the ZAP handler (auth.py) first
+        r.zap_domain = ZAP_DOMAIN
         r.maxmsgsize = c.max_message_bytes
+        r.handshake_ivl = 5000          # a peer that never finishes its handshake is dropped after 5 s
         r.sndhwm = 0                    # never drop or block on a slow client; its queue is bounded by its jobs
-        endpoint = f"ipc://{c.ipc_path}" if c.ipc_path else f"tcp://{c.ip}:{c.port or '*'}"
+        if c.tcp:
+            r.ipv6 = ":" in c.ip
+            host = f"[{c.ip}]" if ":" in c.ip else c.ip
+            endpoint, bind_path, path = f"tcp://{host}:{c.port or '*'}", "", ""
+        else:
+            bind_path, path = self._ipc_path()
+            endpoint = f"ipc://{bind_path}"
         try:
             r.bind(endpoint)
         except zmq.ZMQError as e:
             r.close(0)
+            self._stop_zap()
             raise ImpastoError(f"cannot listen on {endpoint}: {e}") from None
-        if c.ipc_path:
-            if os.name == "posix":
-                os.chmod(c.ipc_path, 0o600)
-            transport, port, path = "ipc", 0, c.ipc_path
+        if not c.tcp:
+            os.chmod(bind_path, 0o600)
+            transport, port = "ipc", 0
         else:
-            transport, path = "tcp", ""
+            transport = "tcp"
             port = int(r.getsockopt_string(zmq.LAST_ENDPOINT).rsplit(":", 1)[1])
         self.router = r
         self.outbox = self.ctx.socket(zmq.PULL)
@@ -125,8 +199,10 @@ class Daemon:
         self.info = ConnectionInfo(transport=transport, ip=c.ip if transport == "tcp" else "", port=port, path=path,
                                    key=self.key, pid=os.getpid(), impasto_version=__version__, started=self.started)
         write_connection_file(self.info, c.connection_file)
+        if transport == "ipc":           # the file may name the socket relative to its folder; we know it whole
+            self.info = dataclasses.replace(self.info, path=bind_path)
         log.info("event=listening endpoint=%s pid=%d devices=%s connection_file=%s test_engines=%s",
-                 self.info.endpoint, os.getpid(), ",".join(self.devices), c.connection_file, c.test_engines)
+                 endpoint, os.getpid(), ",".join(self.devices), c.connection_file, c.test_engines)
         return self.info
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
@@ -168,6 +244,11 @@ class Daemon:
             self.close()
         return 0
 
+    def _stop_zap(self) -> None:
+        if self.zap is not None:
+            self.zap.stop()
+            self.zap.join(timeout=2.0)
+
     def close(self) -> None:
         self.queue_closed = True
         self.queue.close()
@@ -180,6 +261,9 @@ class Daemon:
         for s in (self.outbox, self.router):
             if s is not None:
                 s.close()
+        self._stop_zap()
+        if self._own_tmp is not None:
+            shutil.rmtree(self._own_tmp, ignore_errors=True)
         stuck = [w.name for w in self.workers if w.is_alive()]
         if stuck:   # a job still inside one long engine step: its socket is open, term() would wait for it
             log.warning("event=stopped_with_busy_workers workers=%s", ",".join(stuck))
@@ -223,9 +307,13 @@ class Daemon:
         return self._send_frames(frames)
 
     def reply_error(self, identities: Sequence[bytes], parent: dict, code: str, message: str) -> None:
-        if code not in ("bad_header", "bad_content", "version", "replay", "stale"):
-            self.refused[code] += 1
-        log.info("event=refused code=%s type=%s message=%s", code, (parent or {}).get("msg_type"), message)
+        """Answer an error.  The message is capped (values in it are already quoted with ``wire.quote``) and the log
+        line is rate-limited per code and written with repr, so no request can forge or flood log lines."""
+        self.refused[code] += 1
+        if len(message) > 1000:
+            message = message[:1000] + "..."
+        self.refusal_log.log(logging.INFO, f"refused:{code}", "event=refused code=%s type=%s message=%s", code,
+                             quote((parent or {}).get("msg_type"), 40), quote(message, 300))
         self.reply(identities, parent or {}, ERROR, {"code": code, "message": message})
 
     # -- receiving -------------------------------------------------------------------------------------------------
@@ -237,16 +325,23 @@ class Daemon:
             log.exception("event=handle_crash")
 
     def _handle(self, frames: list) -> None:
+        c = self.config
+        first = frames[0].bytes if frames and isinstance(frames[0], zmq.Frame) else (frames[0] if frames else b"")
+        if not daemon_assigned(bytes(first)):
+            self.dropped["own_routing_id"] += 1
+            self.refusal_log.log(logging.WARNING, "dropped:own_routing_id", "event=dropped code=own_routing_id "
+                                 "count=%d", self.dropped["own_routing_id"])
+            return
         try:
-            msg = deserialize(self.signer, frames, self.guard)
+            msg = deserialize(self.signer, frames, self.guard, max_identities=1, max_buffers=c.max_buffers,
+                              max_total=(c.max_buffers + 1) * c.max_message_bytes + 2 * MAX_HEADER_BYTES,
+                              limits=self.limits_json)
         except WireError as e:
             if not e.signed:
                 self.dropped[e.code] += 1
-                n = self.dropped[e.code]
-                if n <= 10 or n % 1000 == 0:
-                    log.warning("event=dropped code=%s count=%d detail=%s", e.code, n, e)
+                self.refusal_log.log(logging.WARNING, f"dropped:{e.code}", "event=dropped code=%s count=%d detail=%s",
+                                     e.code, self.dropped[e.code], quote(str(e), 200))
                 return
-            self.refused[e.code] += 1
             self.reply_error(e.identities, e.header or {}, e.code, str(e))
             return
         sess = self.sessions.get(msg.session)
@@ -259,8 +354,8 @@ class Daemon:
         except RequestError as e:
             self.reply_error(msg.identities, msg.header, e.code, str(e))
         except Exception as e:  # noqa: BLE001 - the loop must survive anything a request triggers
-            log.exception("event=handler_crash type=%s", msg.msg_type)
-            self.reply_error(msg.identities, msg.header, "internal", f"{e.__class__.__name__}: {e}")
+            log.exception("event=handler_crash type=%s", quote(msg.msg_type, 40))
+            self.reply_error(msg.identities, msg.header, "internal", f"{e.__class__.__name__}: {quote(str(e), 200)}")
 
     def on_ping(self, msg: Message) -> None:
         self.sessions[msg.session].pinging = True
@@ -270,7 +365,8 @@ class Daemon:
         c = self.config
         return {"max_pixels": c.max_pixels, "max_message_bytes": c.max_message_bytes,
                 "max_active_jobs": c.max_active_jobs, "heartbeat_timeout": c.heartbeat_timeout,
-                "replay_window": c.replay_window}
+                "replay_window": c.replay_window, "max_queued_bytes": c.max_queued_bytes,
+                "max_markers": MAX_KEYPOINTS}
 
     def on_hello(self, msg: Message) -> None:
         self.reply(msg.identities, msg.header, HELLO_REPLY, {
@@ -317,14 +413,15 @@ class Daemon:
         if msg.job_id and (self.queue.get_job(msg.job_id) or self.queue.find_recent(msg.job_id)):
             raise RequestError("duplicate_job", f"job id {msg.job_id} is already in use")
 
+    def queued_bytes(self) -> int:
+        """Image memory held for jobs that have not started: inline frames and streamed uploads' tensors."""
+        return sum(j.held_bytes for j in self.queue.jobs() if j.state in ("queued", "uploading"))
+
     def _enqueue(self, job: Job) -> None:
-        if job.uploads:
-            need = sum(u.tensor_bytes for u in job.uploads.values())
-            pending = sum(u.tensor_bytes for j in self.queue.jobs() if j.state == "uploading"
-                          for u in j.uploads.values())
-            if pending + need > self.config.max_upload_bytes:
-                raise RequestError("busy", f"{(pending + need) / 2**20:.0f} MiB of uploads would exceed the "
-                                   f"daemon's limit of {self.config.max_upload_bytes / 2**20:.0f} MiB; retry later")
+        need, pending = job.held_bytes, self.queued_bytes()
+        if pending + need > self.config.max_queued_bytes:
+            raise RequestError("busy", f"{(pending + need) / 2**20:.0f} MiB of queued images would exceed the "
+                               f"daemon's limit of {self.config.max_queued_bytes / 2**20:.0f} MiB; retry later")
         ahead = sum(1 for j in self.queue.jobs() if j.state == "running" or
                     (j.state in ("queued", "uploading") and j.priority <= job.priority))
         self.reply(job.identities, job.request_header, ACCEPTED, {"position": ahead}, job_id=job.job_id)
@@ -339,21 +436,30 @@ class Daemon:
             self.queue.put(job)
         log.info("job=%s event=queued kind=%s engine=%s position=%d", job.job_id, job.kind, job.engine_name, ahead)
 
-    def on_chunk(self, msg: Message) -> None:
+    def own_job(self, msg: Message) -> Job | None:
+        """The active job named by ``msg``, only when the same connection submitted it (others get None: to
+        them it does not exist)."""
         job = self.queue.get_job(msg.job_id or "")
-        if job is None or job.state != "uploading" or job.session != msg.session:
-            raise RequestError("unknown_job", f"no upload in progress for job {msg.job_id} from this session")
+        if job is None or job.identities != msg.identities:
+            return None
+        return job
+
+    def on_chunk(self, msg: Message) -> None:
+        job = self.own_job(msg)
+        if job is None or job.state != "uploading":
+            raise RequestError("unknown_job", f"no upload in progress for job {quote(msg.job_id)} from this "
+                               f"connection")
         name, off = msg.content.get("image"), msg.content.get("offset")
         up = job.uploads.get(name) if isinstance(name, str) else None
         problem = ""
         if up is None:
-            problem = f"job {job.job_id} streams no image named {name!r}"
+            problem = f"job {job.job_id} streams no image named {quote(name)}"
         elif len(msg.buffers) != 1:
             problem = f"a chunk carries exactly one buffer frame, got {len(msg.buffers)}"
         else:
             n = memoryview(msg.buffers[0]).nbytes
             if off != up.received or n == 0 or up.received + n > up.image.nbytes:
-                problem = (f"{name}: chunk at offset {off!r} of {n} bytes does not continue the upload "
+                problem = (f"{name}: chunk at offset {quote(off)} of {n} bytes does not continue the upload "
                            f"({up.received} of {up.image.nbytes} bytes received)")
         if problem:
             self.queue.remove_queued(job)
@@ -374,16 +480,16 @@ class Daemon:
 
     def on_train(self, msg: Message) -> None:
         self._admit(msg)
-        self._enqueue(build_train_job(msg, self.config))
+        self._enqueue(build_train_job(msg, self.config, shipped=styles_mod.shipped_style_names()))
 
     def on_cancel(self, msg: Message) -> None:
         if not msg.job_id:
             raise RequestError("bad_request", "cancel needs header.job_id")
-        job = self.queue.get_job(msg.job_id)
+        job = self.own_job(msg)
         if job is None:
             recent = self.queue.find_recent(msg.job_id)
-            if recent is None:
-                raise RequestError("unknown_job", f"no job {msg.job_id} in this daemon")
+            if recent is None or self.queue.recent_owner(msg.job_id) != msg.identities:
+                raise RequestError("unknown_job", f"no job {quote(msg.job_id)} of this connection in this daemon")
             self.reply(msg.identities, msg.header, CANCEL_REPLY, {"state": recent["state"]})
             return
         state = self.cancel_job(job, "requested")

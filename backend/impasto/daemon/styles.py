@@ -91,3 +91,13 @@ def style_names_or_none() -> Optional[list[str]]:
     if cat is None:
         return None
     return [s if isinstance(s, str) else str(_field(s, "name")) for s in cat if _usable(s)]
+
+
+def shipped_style_names() -> list[str]:
+    """Names of the styles shipped with Impasto (not the user's trained ones): training must not silently shadow
+    them for every client."""
+    try:
+        mod = importlib.import_module(STYLES_MODULE)
+        return sorted(p.stem for p in mod.shipped_styles_dir().glob(f"*{mod.SUFFIX}"))
+    except Exception:  # noqa: BLE001 - no MT installed, or an unreadable folder: nothing to protect
+        return []

@@ -13,6 +13,63 @@ from impasto_protocol.client import Client, DaemonNotRunning
 from impasto_protocol.connection import ConnectionFileError, ConnectionInfo, read_connection_file
 
 
+# A peer without the key, flooding a TCP daemon (bench/bench_daemon_flood.py, tests/test_daemon_hardening.py):
+# ``python -c FLOODER ENDPOINT SECONDS RAW_CONNECTIONS FRAME_BYTES``.  Loops over DEALER sockets with no credentials
+# and with a wrong PLAIN password sending unsigned 2 x 32 MiB messages (fresh connections every second), and
+# RAW_CONNECTIONS plain TCP connections per round that send a valid ZMTP 3 PLAIN greeting, declare one frame of
+# FRAME_BYTES and send its bytes -- what a peer can make libzmq hold before its handshake fails.
+FLOODER = r"""
+import socket, struct, sys, time, zmq
+ep, seconds, raw_n, frame = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+host, port = ep[len("tcp://"):].rsplit(":", 1)
+end = time.monotonic() + seconds
+ctx = zmq.Context()
+big = bytes(32 << 20)
+sent = rounds = raw_bytes = 0
+# ZMTP 3.0 greeting: signature, version 3.0, mechanism "PLAIN", as-server 0, filler
+greeting = b"\xff" + bytes(8) + b"\x7f" + b"\x03\x00" + b"PLAIN".ljust(20, b"\0") + b"\x00" + bytes(31)
+while time.monotonic() < end:
+    socks = []
+    for creds in (None, b"wrong"):
+        s = ctx.socket(zmq.DEALER); s.linger = 0; s.sndhwm = 4
+        if creds:
+            s.plain_username = b"impasto"; s.plain_password = creds
+        s.connect(ep); socks.append(s)
+    raws = []
+    for _ in range(raw_n):
+        try:
+            r = socket.create_connection((host, int(port)), timeout=1.0)
+            r.sendall(greeting)
+            r.sendall(b"\x06" + struct.pack(">Q", frame))      # a long command frame of `frame` bytes
+            raws.append(r)
+        except OSError:
+            pass
+    t_round = time.monotonic()
+    while time.monotonic() - t_round < 1.0 and time.monotonic() < end:
+        for s in socks:
+            try:
+                s.send_multipart([b"<IMPASTO|MSG>", b"", big, big], flags=zmq.NOBLOCK, copy=False)
+                sent += 1
+            except zmq.Again:
+                pass
+        chunk = bytes(1 << 20)
+        for r in list(raws):
+            try:
+                r.sendall(chunk)
+                raw_bytes += len(chunk)
+            except OSError:
+                raws.remove(r)
+        time.sleep(0.01)
+    for s in socks:
+        s.close(0)
+    for r in raws:
+        r.close()
+    rounds += 1
+print(f"flooder: {sent} unsigned 64 MiB messages queued, {rounds} rounds of fresh connections, "
+      f"{raw_bytes >> 20} MiB sent on raw ZMTP connections")
+"""
+
+
 class DaemonProcess:
     """``with DaemonProcess(tmp_path) as d: client = d.client()`` -- starts ``impasto serve --test-engines``."""
 
@@ -77,6 +134,17 @@ class DaemonProcess:
         c = Client(self.info, **kw)
         self._clients.append(c)
         return c
+
+    def rss_mib(self) -> float:
+        """The daemon's resident memory in MiB (Linux /proc; 0 elsewhere)."""
+        try:
+            with open(f"/proc/{self.proc.pid}/status") as f:       # type: ignore[union-attr]
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1]) / 1024
+        except (OSError, AttributeError):
+            pass
+        return 0.0
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

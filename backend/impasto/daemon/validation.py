@@ -11,6 +11,7 @@ from typing import Any, Sequence
 from impasto_protocol.images import ImageBuffer, ImageBufferError
 from impasto_protocol.messages import DELIVER, REQUEST_FIELDS
 from impasto_protocol.options import OptionsError, StylizeOptions
+from impasto_protocol.quoting import quote
 from impasto_protocol.wire import Message
 
 from ..engines import ENGINE_MODULES, output_size
@@ -19,6 +20,7 @@ from .jobs import PRIORITY_INTERACTIVE, PRIORITY_TRAINING, Job, Upload
 from .test_engines import TEST_ENGINES
 
 TRAIN_MODULE = "impasto.engines.mt.train"
+MAX_TRAIN_PHOTOS = 256       # photos a train request may send itself (each streamed; they share the queue budget)
 STYLE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 # train params on the wire -> expected JSON kind (TrainConfig fields and export metadata; see `impasto train`)
 TRAIN_PARAMS = {
@@ -27,6 +29,7 @@ TRAIN_PARAMS = {
     "content_weight": "a number", "tv_weight": "a number", "checkpoint_every": "an integer", "seed": "an integer",
     "net": "'default' or 'tiny'", "max_photos": "an integer", "style_sizes": "three integers",
     "title": "a string", "artist": "a string", "year": "a string", "resume": "true or false",
+    "replace_shipped": "true or false",
 }
 
 
@@ -37,6 +40,26 @@ def default_photos_dir() -> Path:
         return Path(env)
     from ..engines.mt.styles import user_data_dir
     return user_data_dir() / "training-photos"
+
+
+def allowed_photos_dir(requested: Any, allowed: Sequence[Path]) -> Path:
+    """The folder a train request may read photos from: ``requested`` (after resolving symlinks and ``..``) only
+    when it is one of the daemon's allowed folders or inside one, else the first allowed folder when none is asked.
+
+    Checked before the folder is touched, so a request learns nothing about folders outside the allowed ones
+    (whether they exist, what errors reading them gives)."""
+    if not allowed:
+        raise RequestError("bad_request", "this daemon allows no training photo folder (serve --train-photos DIR)")
+    if requested is None or requested == "":
+        return Path(allowed[0])
+    real = Path(os.path.realpath(requested))
+    for root in allowed:
+        r = Path(os.path.realpath(root))
+        if real == r or r in real.parents:
+            return real
+    raise RequestError("bad_request", f"train param 'content_dir' {quote(requested)} is not a folder this daemon "
+                       f"reads training photos from; put the photos in {', '.join(str(a) for a in allowed)} "
+                       f"(or start the daemon with --train-photos DIR)")
 
 
 def _is_kind(v: Any, kind: str) -> bool:
@@ -103,11 +126,12 @@ def available_engines() -> list[str]:
 def check_fields(msg: Message) -> None:
     allowed = REQUEST_FIELDS.get(msg.msg_type)
     if allowed is None:
-        raise RequestError("unknown_type", f"unknown message type {msg.msg_type!r}; known: "
+        raise RequestError("unknown_type", f"unknown message type {quote(msg.msg_type, 40)}; known: "
                            f"{', '.join(sorted(REQUEST_FIELDS))}")
     unknown = sorted(set(msg.content) - allowed)
     if unknown:
-        raise RequestError("unknown_field", f"{msg.msg_type}: unknown field(s) {', '.join(unknown)}")
+        raise RequestError("unknown_field", f"{msg.msg_type}: unknown field(s) "
+                           f"{', '.join(quote(k, 40) for k in unknown[:10])}")
 
 
 def _image(content: dict, name: str, buffers: Sequence[Any], used: set, config: DaemonConfig,
@@ -140,7 +164,7 @@ def parse_options(raw: Any, config: DaemonConfig) -> tuple[StylizeOptions, str |
     engine = raw.get("engine")
     test_engine = None
     try:
-        if config.test_engines and engine in TEST_ENGINES:
+        if config.test_engines and isinstance(engine, str) and engine in TEST_ENGINES:
             test_engine = engine
             opts = StylizeOptions.from_dict({**raw, "engine": "gatys"})
             opts = dataclasses.replace(opts, engine=engine)
@@ -162,10 +186,10 @@ def build_stylize_job(msg: Message, config: DaemonConfig, styles: Sequence[str] 
     opts, test_engine = parse_options(c["options"], config)
     deliver = c.get("deliver", "result")
     if deliver not in DELIVER:
-        raise RequestError("bad_request", f"deliver must be one of {', '.join(DELIVER)}, got {deliver!r}")
+        raise RequestError("bad_request", f"deliver must be one of {', '.join(DELIVER)}, got {quote(deliver)}")
     tile_size = c.get("tile_size", 1024)
     if not isinstance(tile_size, int) or isinstance(tile_size, bool) or not 64 <= tile_size <= 16384:
-        raise RequestError("bad_request", f"tile_size must be an integer 64..16384, got {tile_size!r}")
+        raise RequestError("bad_request", f"tile_size must be an integer 64..16384, got {quote(tile_size)}")
     used: set = set()
     uploads: dict = {}
     content = _image(c, "content", msg.buffers, used, config, required=True, uploads=uploads)
@@ -191,7 +215,7 @@ def build_stylize_job(msg: Message, config: DaemonConfig, styles: Sequence[str] 
                                f"(available: {', '.join(available_engines()) or 'none'})")
         if opts.engine == "mt":
             if styles is not None and opts.style_name not in styles:
-                raise RequestError("unknown_style", f"no MT style named {opts.style_name!r}; installed: "
+                raise RequestError("unknown_style", f"no MT style named {quote(opts.style_name)}; installed: "
                                    f"{', '.join(styles) or 'none'}")
         elif style is None:
             raise RequestError("bad_request", f"engine {opts.engine!r} needs a style image")
@@ -200,33 +224,62 @@ def build_stylize_job(msg: Message, config: DaemonConfig, styles: Sequence[str] 
                content=content, style=style, mask=mask, deliver=deliver, tile_size=tile_size, uploads=uploads)
 
 
-def build_train_job(msg: Message, config: DaemonConfig) -> Job:
+def _train_photos(raw: Any, config: DaemonConfig, uploads: dict) -> int:
+    """Validate the photos a train request sends (streamed images ``photo0``...; registered in ``uploads``)."""
+    if raw is None:
+        return 0
+    if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_TRAIN_PHOTOS:
+        raise RequestError("bad_request", f"photos must be a list of 1..{MAX_TRAIN_PHOTOS} image descriptions")
+    for i, desc in enumerate(raw):
+        try:
+            img = ImageBuffer.from_description(desc, (), max_pixels=config.max_pixels, what=f"photos[{i}]",
+                                               allow_chunks=True)
+        except ImageBufferError as e:
+            raise RequestError(e.code, str(e)) from None
+        if img.data is not None:      # pragma: no cover - from_description with no buffers cannot give data
+            raise RequestError("bad_image", f"photos[{i}]: photos are streamed (\"buffer\": \"chunks\")")
+        uploads[f"photo{i}"] = Upload(img, color=True)
+    return len(raw)
+
+
+def build_train_job(msg: Message, config: DaemonConfig, shipped: Sequence[str] = ()) -> Job:
+    """``shipped``: names of the styles shipped with Impasto (a train request may replace one only explicitly)."""
     c = msg.content
     if not msg.job_id:
         raise RequestError("bad_request", "train needs header.job_id (chosen by the client)")
     name = c.get("name")
     if not isinstance(name, str) or not STYLE_NAME.fullmatch(name):
-        raise RequestError("bad_request", f"style name {name!r}: use letters, digits, '-' and '_' (max 64)")
+        raise RequestError("bad_request", f"style name {quote(name)}: use letters, digits, '-' and '_' (max 64)")
     steps = c.get("steps")
     if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= 10_000_000):
-        raise RequestError("bad_request", f"steps must be an integer 1..10000000, got {steps!r}")
+        raise RequestError("bad_request", f"steps must be an integer 1..10000000, got {quote(steps)}")
     params = c.get("params", {})
     if not isinstance(params, dict):
         raise RequestError("bad_request", "params must be a JSON object")
     unknown = sorted(set(params) - set(TRAIN_PARAMS))
     if unknown:
-        raise RequestError("unknown_field", f"train params: unknown {', '.join(unknown)}; known: "
+        raise RequestError("unknown_field", f"train params: unknown {', '.join(quote(k, 40) for k in unknown[:10])}; known: "
                            f"{', '.join(sorted(TRAIN_PARAMS))}")
     for key, kind in TRAIN_PARAMS.items():
         if key in params and not _is_kind(params[key], kind):
-            raise RequestError("bad_request", f"train param {key!r} must be {kind}, got {params[key]!r}")
-    photos = params.get("content_dir") or str(default_photos_dir())
-    if not Path(photos).is_dir():
-        raise RequestError("bad_request", f"no training photos: {photos!r} is not a folder (put photos there, set "
-                           f"IMPASTO_TRAIN_PHOTOS, or pass params.content_dir)")
-    params = {**params, "content_dir": photos}
+            raise RequestError("bad_request", f"train param {key!r} must be {kind}, got {quote(params[key])}")
+    if name in shipped and not params.get("replace_shipped", False):
+        raise RequestError("bad_request", f"{name!r} is a style shipped with Impasto; training it would replace it for "
+                           f"every client -- choose another name, or send params.replace_shipped: true to mean it")
     used: set = set()
     uploads: dict = {}
+    sent = _train_photos(c.get("photos"), config, uploads)
+    params = {k: v for k, v in params.items() if k != "replace_shipped"}
+    if sent:
+        if "content_dir" in params:
+            raise RequestError("bad_request", "send photos or name a content_dir, not both")
+    else:
+        photos = allowed_photos_dir(params.get("content_dir"), config.train_photo_dirs)
+        if not photos.is_dir():
+            raise RequestError("bad_request", f"no training photos: {str(photos)!r} is not a folder (put photos "
+                               f"there, set IMPASTO_TRAIN_PHOTOS, start the daemon with --train-photos DIR, or "
+                               f"send them in the request)")
+        params["content_dir"] = str(photos)
     style = _image(c, "style", msg.buffers, used, config, required=True, uploads=uploads)
     if len(used) != len(msg.buffers):
         raise RequestError("extra_buffers", f"{len(msg.buffers) - len(used)} buffer frame(s) are not referred to "
@@ -236,4 +289,4 @@ def build_train_job(msg: Message, config: DaemonConfig) -> Job:
                            f"({TRAIN_MODULE} is missing)")
     return Job(job_id=msg.job_id, kind="train", session=msg.session, identities=msg.identities,
                request_header=msg.header, priority=PRIORITY_TRAINING, style=style, train_name=name,
-               train_steps=steps, train_params=params, uploads=uploads)
+               train_steps=steps, train_params=params, uploads=uploads, train_photos=sent)

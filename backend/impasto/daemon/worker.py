@@ -10,8 +10,11 @@ import gc
 import logging
 import math
 import random
+import shutil
+import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
@@ -27,7 +30,7 @@ from impasto_protocol.options import OptionsError
 from impasto_protocol.wire import make_header, serialize
 
 from .. import engines
-from ..engines.base import Cancelled, Progress
+from ..engines.base import Cancelled, Progress, check_cancel
 from ..errors import ImpastoError
 from . import test_engines
 from .convert import PixelFormat, array_tile, buffer_to_tensor, preview_buffer, tensor_to_array, tensor_to_buffer
@@ -286,10 +289,8 @@ class Worker(threading.Thread):
     def _train(self, job: Job, t0: float) -> None:
         """MT training (impasto.engines.mt.train): the painting is written next to the checkpoints, the model file
         goes to the user styles folder; the cancel check runs in the per-step progress callback."""
-        from ..engines.mt.styles import user_data_dir, user_styles_dir
-        from ..engines.mt.train import export_model, train
+        from ..engines.mt.styles import user_data_dir
         from ..imageio import save_image
-        from .validation import train_config
 
         assert job.style is not None
         style = job.decoded.get("style")
@@ -299,8 +300,27 @@ class Worker(threading.Thread):
         painting = work / job.train_name / "painting.png"
         painting.parent.mkdir(parents=True, exist_ok=True)
         save_image(style[:, :3], painting)
-        cfg, export_kw, resume = train_config(job.train_name, str(painting), str(work), job.train_steps,
-                                              job.train_params)
+        params = job.train_params
+        sent_dir = None
+        if job.train_photos:          # photos sent in the request: a folder of this job's own, removed after
+            # (mkdtemp: never a name built from the client's job id, which could hold "/" or "..")
+            sent_dir = Path(tempfile.mkdtemp(prefix="photos-", dir=work / job.train_name))
+            for i in range(job.train_photos):
+                check_cancel(job.cancel_event.is_set)
+                save_image(job.decoded[f"photo{i}"][:, :3], sent_dir / f"photo{i:04d}.png")
+            params = {**params, "content_dir": str(sent_dir)}
+        try:
+            self._train_from(job, t0, painting, work, params)
+        finally:
+            if sent_dir is not None:
+                shutil.rmtree(sent_dir, ignore_errors=True)
+
+    def _train_from(self, job: Job, t0: float, painting: Path, work: Path, params: dict) -> None:
+        from ..engines.mt.styles import user_styles_dir
+        from ..engines.mt.train import export_model, train
+        from .validation import train_config
+
+        cfg, export_kw, resume = train_config(job.train_name, str(painting), str(work), job.train_steps, params)
         progress = self._progress_fn(job)
 
         def on_progress(p) -> None:

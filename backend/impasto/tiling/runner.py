@@ -108,6 +108,7 @@ class TiledRunner:
         sread = stats_read or read
         if sh % c.align or sw % c.align:
             raise ValueError(f"statistics canvas {sw}x{sh} must be a multiple of the stride {c.align}")
+        check_cancel(cancel)
         with global_instance_norm(self.net, self.in_channels) as norms:
             crops = self.stats_crops(sh, sw)
             n_norms = len(norms)

@@ -3,8 +3,9 @@
 # usage: gimp_run.sh ROOT WORKDIR PYFILE_RELATIVE_TO_WORKDIR [VAR=VAL ...]
 #   Executes /job/PYFILE through the python-fu-eval batch interpreter.  Exit code: 0 ok, 64 if the code raised.
 #   GIMP's profile is $WORKDIR/gimpcfg (its plug-ins: $WORKDIR/gimpcfg/plug-ins/NAME/NAME.py, executable).
-#   Only /job is mounted (in a private mount namespace, gone when GIMP exits); the network namespace is the host's,
-#   so a daemon listening on 127.0.0.1 outside the chroot is reachable from inside.
+#   Only /job is mounted (in a private mount namespace, gone when GIMP exits): a daemon's ipc socket in WORKDIR is
+#   reachable from inside through it; the network namespace is the host's, so a daemon started with --tcp on
+#   127.0.0.1 outside the chroot is reachable too.
 set -euo pipefail
 ROOT=$1; WORK=$(realpath "$2"); PYFILE=$3; shift 3
 exec unshare -m bash -c '

@@ -22,7 +22,8 @@ painting=${SHOT_PAINTING:-$root/../shared/data/style/great_wave.jpg}
 [ -f "$painting" ] && cp "$painting" "$work/style-painting.jpg"
 # a real daemon, so the dialog's first line shows what it offers
 mkdir -p "$work/run" && chmod 700 "$work/run"
-"$PY" -m impasto.cli serve --connection-file "$work/run/daemon.json" > "$work/daemon.log" 2>&1 &
+"$PY" -m impasto.cli serve --connection-file "$work/run/daemon.json" --train-photos "$work/photos" \
+  > "$work/daemon.log" 2>&1 &
 dpid=$!
 trap 'kill $dpid 2>/dev/null; wait $dpid 2>/dev/null; [ "${KEEP_WORK:-0}" = 1 ] || rm -rf "$work"' EXIT
 for _ in $(seq 1 600); do [ -s "$work/run/daemon.json" ] && break; sleep 0.1; done

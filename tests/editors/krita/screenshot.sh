@@ -15,7 +15,8 @@ work=$(mktemp -d /tmp/impasto-krita-shot.XXXXXX)
 export IMPASTO_RUNTIME_DIR=$work/run SHOT_CONTENT=$work/coffee.png SHOT_STYLE=$work/swirls.png
 export IMPASTO_DATA_DIR=${SHOT_DATA_DIR:-$root/.cache/krita-shot-data}
 mkdir -p "$IMPASTO_RUNTIME_DIR" "$out" "$IMPASTO_DATA_DIR"; chmod 700 "$IMPASTO_RUNTIME_DIR"
-"$PY" -m impasto.cli serve --connection-file "$IMPASTO_RUNTIME_DIR/daemon.json" > "$work/daemon.log" 2>&1 &
+"$PY" -m impasto.cli serve --connection-file "$IMPASTO_RUNTIME_DIR/daemon.json" --train-photos "$work/photos" \
+  > "$work/daemon.log" 2>&1 &
 dpid=$!
 trap 'kill $dpid 2>/dev/null; wait $dpid 2>/dev/null; rm -rf "$work"' EXIT
 for _ in $(seq 1 1800); do [ -s "$IMPASTO_RUNTIME_DIR/daemon.json" ] && break; sleep 0.1; done

@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..base import CancelCheck, check_cancel, never_cancel
+
 log = logging.getLogger(__name__)
 
 
@@ -165,12 +167,15 @@ def segments_cross(a0: torch.Tensor, a1: torch.Tensor, b0: torch.Tensor, b1: tor
     return (d1 * d2 < 0) & (d3 * d4 < 0)
 
 
-def crossing_survivors(starts: torch.Tensor, ends: torch.Tensor, n_fixed: int = 0) -> torch.Tensor:
+def crossing_survivors(starts: torch.Tensor, ends: torch.Tensor, n_fixed: int = 0,
+                       cancel: CancelCheck = never_cancel) -> torch.Tensor:
     """Boolean keep-mask: walking in order, a segment is dropped when it crosses an earlier kept one.  The first
-    ``n_fixed`` segments are always kept."""
+    ``n_fixed`` segments are always kept.  Quadratic in the pairs, so ``cancel`` is checked every 32 of them."""
     k = starts.shape[0]
     keep = torch.ones(k, dtype=torch.bool)
     for i in range(k):
+        if i % 32 == 31:
+            check_cancel(cancel)
         if not keep[i] or i + 1 >= k:
             continue
         later = torch.arange(i + 1, k)
@@ -249,7 +254,8 @@ def clean_correspondences(content: torch.Tensor, style: torch.Tensor, strength: 
                           markers: tuple[torch.Tensor, torch.Tensor] | None = None, im_size: int = 256,
                           min_activation: float = 1.0, max_points: int = 80, min_distance: float = 10.0,
                           target_margin: float = 5.0, max_shift: float | None = 32.0,
-                          target_mapping: str = "auto", consensus: bool = True) -> CleanedPoints:
+                          target_mapping: str = "auto", consensus: bool = True,
+                          cancel: CancelCheck = never_cancel) -> CleanedPoints:
     """DST's cleaning of automatic pairs (``content``/``style`` (K, 2) pixel points in each image, ``strength``
     the accumulated NBB activation), merged with optional artist ``markers`` (content, style) that always stay.
 
@@ -325,7 +331,8 @@ def clean_correspondences(content: torch.Tensor, style: torch.Tensor, strength: 
 
     for _ in range(2):
         targets, _sim = targets_of(all_c, all_s)
-        keep = crossing_survivors(all_c, targets, n_fixed)
+        check_cancel(cancel)
+        keep = crossing_survivors(all_c, targets, n_fixed, cancel)
         all_c, all_s, all_w = all_c[keep], all_s[keep], all_w[keep]
     counts["uncrossed"] = int(all_c.shape[0]) - n_fixed
     targets, sim_work = targets_of(all_c, all_s)

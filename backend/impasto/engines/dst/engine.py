@@ -102,8 +102,9 @@ DEFAULTS = DSTDefaults()
 # ------------------------------------------------------------------------------------------------- keypoints
 
 def resolve_keypoints(content: torch.Tensor, style: torch.Tensor, options: StylizeOptions, *, device, vgg,
-                      progress: ProgressFn = no_progress) -> CleanedPoints:
-    """The pairs DST uses, in pixel coordinates of ``content`` and ``style`` as given, with their targets."""
+                      progress: ProgressFn = no_progress, cancel: CancelCheck = never_cancel) -> CleanedPoints:
+    """The pairs DST uses, in pixel coordinates of ``content`` and ``style`` as given, with their targets.
+    ``cancel`` is checked between NBB and the cleaning and inside the cleaning's quadratic loops."""
     ch, cw = content.shape[2:]
     sh, sw = style.shape[2:]
     mode = options.keypoint_mode
@@ -117,15 +118,17 @@ def resolve_keypoints(content: torch.Tensor, style: torch.Tensor, options: Styli
     if mode in ("auto", "both"):
         progress(Progress(0.0, "keypoints: neural best buddies"))
         t0 = time.perf_counter()
-        found = neural_best_buddies(content, style, NBBConfig(image_size=DEFAULTS.nbb_size), device=device, vgg=vgg)
+        found = neural_best_buddies(content, style, NBBConfig(image_size=DEFAULTS.nbb_size), device=device, vgg=vgg,
+                                    cancel=cancel)
         log.info("NBB: %d raw pairs in %.1f s", found.content.shape[0], time.perf_counter() - t0)
         auto_c, auto_s, auto_w = found.content, found.style, found.activation
     else:
         auto_c = auto_s = torch.zeros(0, 2, dtype=torch.float64)
         auto_w = torch.zeros(0, dtype=torch.float64)
+    check_cancel(cancel)
     cleaned = clean_correspondences(auto_c, auto_s, auto_w, content_size=(cw, ch), style_size=(sw, sh),
                                     markers=markers, im_size=DEFAULTS.nbb_size, max_points=DEFAULTS.max_points,
-                                    min_distance=DEFAULTS.min_distance)
+                                    min_distance=DEFAULTS.min_distance, cancel=cancel)
     cov = coverage(cleaned.content, (cw, ch))
     log.info("keypoints: %d markers, automatic %s; coverage: %.2f of the %dx%d grid's cells, hull %.2f of the image",
              cleaned.n_markers, cleaned.counts, cov.cells, cov.grid, cov.grid, cov.hull)
@@ -219,7 +222,7 @@ def stylize(content: torch.Tensor, style: torch.Tensor | None, options: StylizeO
         kp = CleanedPoints(*(torch.zeros(0, 2, dtype=torch.float64),) * 3, torch.zeros(0, dtype=torch.float64),
                            Similarity.identity())
     else:
-        kp = resolve_keypoints(content, style, options, device=device, vgg=vgg, progress=progress)
+        kp = resolve_keypoints(content, style, options, device=device, vgg=vgg, progress=progress, cancel=cancel)
     t_kp = time.perf_counter() - t0
     check_cancel(cancel)
 

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from ...vgg import get_vgg
+from ..base import CancelCheck, check_cancel, never_cancel
 
 log = logging.getLogger(__name__)
 
@@ -200,8 +201,10 @@ def _square(x: torch.Tensor, size: int) -> torch.Tensor:
 
 @torch.no_grad()
 def neural_best_buddies(content: torch.Tensor, style: torch.Tensor, config: NBBConfig | None = None, *,
-                        device: torch.device | str | None = None, vgg=None) -> Correspondences:
-    """Best-buddy pairs between ``content`` and ``style`` ((1, 3, H, W) in [0, 1], any sizes)."""
+                        device: torch.device | str | None = None, vgg=None,
+                        cancel: CancelCheck = never_cancel) -> Correspondences:
+    """Best-buddy pairs between ``content`` and ``style`` ((1, 3, H, W) in [0, 1], any sizes).  Seconds of work
+    before DST's first step: ``cancel`` is checked after the VGG pass and before each level."""
     cfg = config or NBBConfig()
     device = torch.device(device) if device is not None else content.device
     vgg = vgg if vgg is not None else get_vgg(device)
@@ -211,6 +214,7 @@ def neural_best_buddies(content: torch.Tensor, style: torch.Tensor, config: NBBC
     a = _square(content.to(device), s)
     b = _square(style.to(device), s)
     feats = vgg(torch.cat([a, b]).contiguous(), layers)
+    check_cancel(cancel)
     per_level: dict[str, int] = {}
 
     lv = 5
@@ -220,6 +224,7 @@ def neural_best_buddies(content: torch.Tensor, style: torch.Tensor, config: NBBC
     pos_a, pos_b, act = _threshold(fa, fb, pos_a, pos_b, act, cfg.tau)
     per_level[LEVEL_LAYERS[lv]] = int(pos_a.shape[0])
     for lv in range(4, final - 1, -1):
+        check_cancel(cancel)
         fa, fb = feats[LEVEL_LAYERS[lv]][0].float(), feats[LEVEL_LAYERS[lv]][1].float()
         ca, cb, parent = _refine_level(fa, fb, pos_a, pos_b, PATCH[lv], RADIUS[lv])
         pos_a, pos_b, act = _threshold(fa, fb, ca, cb, act[parent], cfg.tau)

@@ -192,8 +192,12 @@ def stylize(api: Any, image: Any, drawables: Sequence[Any], p: Params,
     client = connect_fn()
     try:
         api.progress_start(f"Impasto: {name}")
-        job = client.stylize(content, options, style=style)
-        result, info = wait_for_result(job, lambda f, stage: api.progress_update(f, stage))
+        try:
+            job = client.stylize(content, options, style=style)
+            result, info = wait_for_result(job, lambda f, stage: api.progress_update(f, stage))
+        except BaseException:
+            api.progress_end()          # a failed job must not leave GIMP's progress bar running
+            raise
     finally:
         try:
             client.close()
@@ -219,7 +223,8 @@ def stylize(api: Any, image: Any, drawables: Sequence[Any], p: Params,
             if layer is not None:
                 api.remove_layer(image, layer)
             raise
-    api.progress_end()
+        finally:
+            api.progress_end()
     note = pairing.note() if pairing else ""
     return Outcome(layer, name, (crop.width, crop.height), note)
 
