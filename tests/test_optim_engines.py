@@ -183,3 +183,27 @@ def test_strotss_scales_coarse_to_fine():
     assert strotss.scale_sizes(256) == [64, 128, 256]
     assert strotss.scale_sizes(100) == [100]
     assert strotss.scale_sizes(32) == [32]
+
+
+def test_strotss_schedule_budgets_its_scales_and_holds_the_content(monkeypatch):
+    """A schedule's last scale may have a budget of its own (run whole when its plateau stop is off), and its
+    content_scale multiplies α: the engine runs those steps and reports them."""
+    import dataclasses
+    base = strotss.Schedule(lr=2e-3, lr_last=1e-3, steps_per_scale=3,
+                            plateau=strotss.PlateauRule(window=1, min_fall=1.0, min_steps=2),   # stops at 2
+                            last_steps=5, plateau_last=False)
+    seen = []
+    real = strotss.StrotssObjective
+
+    def spy(vgg, c, s, alpha, gen, **kw):
+        seen.append(alpha)
+        return real(vgg, c, s, alpha, gen, samples=64, **kw)
+
+    monkeypatch.setattr(strotss, "StrotssObjective", spy)
+    for scale, schedule in ((1.0, base), (1.5, dataclasses.replace(base, content_scale=1.5))):
+        monkeypatch.setitem(strotss.SCHEDULES, "fast", schedule)
+        art = {}
+        strotss.stylize(_tiny(1, 96, 128), _tiny(2, 96, 128), StylizeOptions(engine="strotss", size=128),
+                        artifacts=art)
+        assert art["steps"] == [2, 5]          # coarse: stopped by the plateau; last: its own budget, whole
+        assert seen[-2:] == [16.0 * scale, 8.0 * scale]

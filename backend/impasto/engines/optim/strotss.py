@@ -43,6 +43,7 @@ class Schedule:
     last_decay: float = 1.0         # the last scale's rate falls linearly to this fraction of ``lr_last`` (then
                                     # it runs its whole budget: no plateau stop)
     content_scale: float = 1.0      # α × this: larger steps move the content further, a schedule may hold it
+    plateau_last: bool = True       # whether the plateau stop applies at the last scale too
 
     def steps_at(self, is_last: bool) -> int:
         return self.last_steps if is_last and self.last_steps else self.steps_per_scale
@@ -146,7 +147,8 @@ def stylize(content: torch.Tensor, style: torch.Tensor | None, options: StylizeO
         decay = schedule.last_decay if is_last and not options.learning_rate else 1.0
         sched = (torch.optim.lr_scheduler.LambdaLR(opt, lambda k: 1.0 - (1.0 - decay) * k / max(steps - 1, 1))
                  if decay != 1.0 else None)
-        plateau = None if options.steps or schedule.plateau is None or decay != 1.0 else Plateau(schedule.plateau)
+        plateau = (None if options.steps or schedule.plateau is None or decay != 1.0
+                   or (is_last and not schedule.plateau_last) else Plateau(schedule.plateau))
         for step in range(1, steps + 1):
             check_cancel(cancel)
             opt.zero_grad(set_to_none=True)
