@@ -28,9 +28,10 @@ class FakeClient:
     def __init__(self):
         self.calls = []
 
-    def stylize(self, content, options, style=None, mask=None):
+    def stylize(self, content, options, style=None, mask=None, mask_mode=None):
         job = FakeJob()
-        self.calls.append({"content": content, "options": options, "style": style, "mask": mask, "job": job})
+        self.calls.append({"content": content, "options": options, "style": style, "mask": mask, "job": job,
+                           "mask_mode": mask_mode})
         return job
 
 
@@ -72,12 +73,17 @@ def style_png(tmp_path, monkeypatch):
 
 
 def blended_result(call, value=(0, 0, 255)):
-    """What the daemon would send: the content's format (BGR), stylized = a flat colour, mask-blended."""
+    """What the daemon would send: the content's format (BGR), stylized = a flat colour; with ``mask_mode`` "alpha"
+    the colour unblended and the mask multiplied into alpha, else mask-blended with the content."""
     content, mask = call["content"], call["mask"]
     out = bytearray(content.data)
     n = content.width * content.height
     for i in range(n):
         m = (mask.data[i] / 255) if mask is not None else 1.0
+        if call.get("mask_mode") == "alpha":
+            out[4 * i:4 * i + 3] = bytes(value)
+            out[4 * i + 3] = round(content.data[4 * i + 3] * m)
+            continue
         for c in range(3):
             out[4 * i + c] = round(m * value[c] + (1 - m) * content.data[4 * i + c])
     return ImageBuffer(content.width, content.height, 4, content.dtype, bytes(out), bgr=True)
@@ -97,6 +103,7 @@ def test_stylize_selection_makes_a_new_layer_with_transparency(app, style_png):
     call = c.client.calls[0]
     assert (call["content"].width, call["content"].height, call["content"].bgr) == (20, 4, True)
     assert call["mask"].channels == 1 and call["mask"].data[0] == 128 and call["mask"].data[1] == 255
+    assert call["mask_mode"] == "alpha"                                 # the colour comes back unblended
     assert call["options"].max_side == 20 and call["style"].width == 4
     call["job"].pending += [ProgressEvent(0.5, "step 1"), ResultEvent(blended_result(call))]
     c.pump()
@@ -110,7 +117,7 @@ def test_stylize_selection_makes_a_new_layer_with_transparency(app, style_png):
     inside = new.pixelData(4, 2, 1, 1)
     assert inside == bytes([0, 0, 255, 255])
     edge = new.pixelData(2, 2, 1, 1)
-    assert edge[3] == 128 and abs(edge[2] - 255) <= 2             # feathered: stylized colour, half alpha
+    assert edge[3] == 128 and edge[2] == 255                       # feathered: stylized colour, half alpha
     assert new.pixelData(0, 0, 1, 1)[3] == 0 and new.pixelData(25, 6, 1, 1)[3] == 0
 
 

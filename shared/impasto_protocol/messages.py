@@ -14,7 +14,7 @@ REQUEST_FIELDS: dict[str, frozenset[str]] = {
     "hello": frozenset(),
     "status": frozenset(),
     "list_styles": frozenset({"thumbnails"}),
-    "stylize": frozenset({"options", "content", "style", "mask", "deliver", "tile_size"}),
+    "stylize": frozenset({"options", "content", "style", "mask", "deliver", "tile_size", "mask_mode"}),
     "train": frozenset({"style", "name", "steps", "params"}),
     "chunk": frozenset({"image", "offset"}),   # one piece of a streamed image of header.job_id (1 buffer)
     "cancel": frozenset(),                 # the job to cancel is header.job_id
@@ -22,6 +22,7 @@ REQUEST_FIELDS: dict[str, frozenset[str]] = {
     "shutdown": frozenset({"cancel_jobs"}),
 }
 JOB_REQUESTS = ("stylize", "train")
+MASK_MODES = ("blend", "alpha")        # stylize: how a mask is applied (PROTOCOL.md)
 
 # -- replies (daemon -> client) -----------------------------------------------------------------------------------
 HELLO_REPLY = "hello_reply"

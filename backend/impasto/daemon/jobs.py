@@ -36,6 +36,7 @@ class Job:
     mask: Optional[ImageBuffer] = None
     deliver: str = "result"
     tile_size: int = 1024
+    mask_mode: str = "blend"                   # "blend" with the content, or "alpha": mask × alpha, colour unblended
     # train
     train_name: str = ""
     train_steps: Optional[int] = None

@@ -74,6 +74,20 @@ def apply_mask(result: torch.Tensor, content: torch.Tensor, mask: torch.Tensor) 
     return out
 
 
+def mask_into_alpha(result: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The stylized colour unblended everywhere, the mask multiplied into the alpha (``mask_mode: "alpha"``).
+
+    A client that shows the result as a layer over the content wants exactly this: colour S and alpha m, which the
+    editor composites as m·S + (1−m)·C.  Undoing a blended B = m·S + (1−m)·C in the client instead divides 8-bit
+    rounding by m at soft edges (docs/krita.md has the figures)."""
+    h, w = result.shape[2:]
+    if tuple(mask.shape[2:]) != (h, w):
+        mask = F.interpolate(mask, size=(h, w), mode="bilinear", align_corners=False).clamp_(0, 1)
+    mask = mask[:, :1].to(result.dtype)
+    alpha = result[:, 3:4] * mask if result.shape[1] == 4 else mask
+    return torch.cat([result[:, :3], alpha], dim=1)
+
+
 def run_stylize(job: Job, *, device: torch.device, progress, cancel, on_tile=None,
                 artifacts: Optional[dict] = None, timings: Optional[dict] = None) -> torch.Tensor:
     """The result tensor of a stylize job, exactly as an in-process caller of the engine registry would get it."""
@@ -99,7 +113,13 @@ def run_stylize(job: Job, *, device: torch.device, progress, cancel, on_tile=Non
                                  on_tile=on_tile, artifacts=artifacts)
     mask = tensor("mask", color=False)
     if mask is not None:
-        result = apply_mask(result, content, mask)
+        result = mask_into_alpha(result, mask) if job.mask_mode == "alpha" else apply_mask(result, content, mask)
+    if artifacts is not None and job.test_engine is None:
+        try:
+            from ..recipe import make_recipe
+            artifacts["recipe"] = make_recipe(job.options, style, device=device, content=content)
+        except Exception:  # a recipe is a convenience: never fail a finished job over it
+            log.warning("job=%s could not make the result's recipe", job.job_id, exc_info=True)
     if timings is not None:
         timings["decode"] = round(t1 - t0, 4)
         timings["engine"] = round(time.perf_counter() - t1, 4)
@@ -218,6 +238,8 @@ class Worker(threading.Thread):
     def _stylize(self, job: Job, t0: float) -> None:
         assert job.content is not None
         fmt = PixelFormat.of(job.content)
+        if job.mask is not None and job.mask_mode == "alpha":       # the mask comes back as alpha
+            fmt = PixelFormat(4, fmt.dtype, fmt.colorspace, fmt.bgr)
         tile_fmt = PixelFormat(3, fmt.dtype, fmt.colorspace, fmt.bgr)
 
         def on_tile(x: int, y: int, tile: torch.Tensor) -> None:
@@ -234,6 +256,8 @@ class Worker(threading.Thread):
         row_bytes = w * out_c * DTYPE_SIZES[fmt.dtype]
         info: dict[str, Any] = {"width": w, "height": h, "engine": job.engine_name, "device": job.device,
                                 "steps": job.steps, "timings": timings}
+        if artifacts.get("recipe") is not None:
+            info["recipe"] = artifacts["recipe"].to_dict()
         kps = artifacts.get("keypoints")
         if kps:
             info["keypoints"] = [kp.to_dict() if hasattr(kp, "to_dict") else kp for kp in kps]

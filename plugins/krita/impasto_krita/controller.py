@@ -350,15 +350,19 @@ class Controller:
             options = s.to_options(crop.long_side, keypoints, preview=preview)
         except OptionsError as e:
             raise PluginError(str(e)) from None
-        job = client.stylize(content, options, style=style, mask=mask_buf)
+        scaled = options.max_side != crop.long_side
+        # Lossless selections: the daemon sends the stylized colour unblended with the mask as alpha
+        # (mask_mode "alpha"); a result scaled up here gets the full-resolution mask applied after scaling instead.
+        job = client.stylize(content, options, style=style, mask=None if scaled else mask_buf,
+                             mask_mode="alpha" if mask_buf is not None and not scaled else None)
         if preview:
             self.preview = PreviewSink()
             sink: Any = self.preview
             title = "Preview"
         else:
             style_title = next((st.get("title") for st in self.conn.styles if st.get("name") == s.style_name), None)
-            sink = LayerSink(Target(doc, source, crop, mask, depth, s.layer_name(style_title), content=data,
-                                    scaled=options.max_side != crop.long_side), api=self.api)
+            sink = LayerSink(Target(doc, source, crop, mask, depth, s.layer_name(style_title),
+                                    scaled=scaled, mask_in_alpha=mask_buf is not None and not scaled), api=self.api)
             title = "Stylize"
         self.job = JobTracker(job, "preview" if preview else "stylize", title, sink, clock=self.clock)
         self.notify()

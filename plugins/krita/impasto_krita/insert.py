@@ -1,7 +1,9 @@
 """Turning a finished job into a layer (the ``jobs.Sink`` for stylize jobs), and keeping previews for the docker.
 
 Rules: the result goes into a *new* paint layer just above the source layer, covering the selection's bounds (or the
-whole layer/canvas), with the selection mask multiplied into its alpha; large results are painted progressively into
+whole layer/canvas), with the selection mask as its alpha: the daemon sends the stylized colour unblended and the mask
+multiplied into the alpha (``mask_mode: "alpha"``), so feathered edges lose nothing; a result scaled up here gets the
+full-resolution mask multiplied into its alpha after scaling; large results are painted progressively into
 that layer as engine tiles arrive; if the job fails or is cancelled the layer is removed again, so nothing is left.
 Without tiles the layer is inserted once, fully painted: one undo step.
 """
@@ -29,8 +31,8 @@ class Target:
     mask: Optional[bytes]            # selection mask over ``crop`` (None = everything)
     depth: str                       # "U8" | "U16": the depth the content was sent at
     name: str                        # new layer's name
-    content: Optional[bytes] = None  # the BGRA content sent (to undo the daemon's blend at feathered edges)
     scaled: bool = False             # the result comes back smaller than ``crop`` (scaled up on arrival)
+    mask_in_alpha: bool = False      # the daemon applied ``mask`` as the result's alpha (mask_mode "alpha")
 
 
 @dataclass
@@ -70,9 +72,7 @@ class LayerSink:
         rgba = pixels.convert_depth(rgba, img.itemsize, size)
         if (img.width, img.height) != (t.crop.width, t.crop.height):
             rgba = self.api.scale_rgba(rgba, img.width, img.height, size, t.crop.width, t.crop.height)
-        elif t.mask is not None and t.content is not None:
-            rgba = pixels.unmix_partial(rgba, pixels.swap_rb(t.content, size), t.mask, size)
-        if t.mask is not None:
+        if t.mask is not None and not t.mask_in_alpha:
             rgba = pixels.apply_mask(rgba, t.mask, size)
         self._ensure_layer(progressive=False)
         self.api.write_rgba(t.doc, self.layer, t.crop, bytes(rgba), size)
