@@ -292,13 +292,14 @@ class Client:
 
     def stylize(self, content: ImageBuffer, options: StylizeOptions, style: ImageBuffer | None = None,
                 mask: ImageBuffer | None = None, *, deliver: str = "result", tile_size: int | None = None,
-                job_id: str | None = None, mask_mode: str | None = None) -> Job:
+                job_id: str | None = None, mask_mode: str | None = None, keypoints_only: bool = False) -> Job:
         """Submit a stylize job (non-blocking).  ``mask``: 1-channel selection the size of ``content`` -- the result
         is the stylized image where the mask is 1 and the content where it is 0.  ``deliver="tiles"`` streams the
         result as final TileEvents (``tile_size`` px, default 1024) instead of one big result frame.
         ``mask_mode="alpha"``: the result's colour is the stylized image everywhere and the mask is multiplied into
         its alpha (RGBA even for RGB content) -- what an editor layer over the content needs, with no loss at
-        feathered edges."""
+        feathered edges.  ``keypoints_only=True`` (DST): only propose the keypoints (NBB + cleaning, seconds); the
+        result has no image and ``info["keypoints"]`` holds the pairs, in pixels of ``content`` and ``style``."""
         if options.engine in ENGINES:
             options.validate()
         if deliver not in DELIVER:
@@ -308,6 +309,8 @@ class Client:
             body["tile_size"] = tile_size
         if mask_mode is not None:
             body["mask_mode"] = mask_mode
+        if keypoints_only:
+            body["keypoints_only"] = True
         return self._submit("stylize", body, [("content", content), ("style", style), ("mask", mask)], job_id)
 
     def train(self, style: ImageBuffer, name: str, steps: int | None = None, *, job_id: str | None = None,

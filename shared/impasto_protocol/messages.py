@@ -14,7 +14,8 @@ REQUEST_FIELDS: dict[str, frozenset[str]] = {
     "hello": frozenset(),
     "status": frozenset(),
     "list_styles": frozenset({"thumbnails"}),
-    "stylize": frozenset({"options", "content", "style", "mask", "deliver", "tile_size", "mask_mode"}),
+    "stylize": frozenset({"options", "content", "style", "mask", "deliver", "tile_size", "mask_mode",
+                          "keypoints_only"}),
     "train": frozenset({"style", "name", "steps", "params"}),
     "chunk": frozenset({"image", "offset"}),   # one piece of a streamed image of header.job_id (1 buffer)
     "cancel": frozenset(),                 # the job to cancel is header.job_id

@@ -37,6 +37,7 @@ class Job:
     deliver: str = "result"
     tile_size: int = 1024
     mask_mode: str = "blend"                   # "blend" with the content, or "alpha": mask × alpha, colour unblended
+    keypoints_only: bool = False               # DST: only NBB + cleaning; the result is the proposed keypoints
     # train
     train_name: str = ""
     train_steps: Optional[int] = None

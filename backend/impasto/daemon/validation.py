@@ -169,6 +169,11 @@ def build_stylize_job(msg: Message, config: DaemonConfig, styles: Sequence[str] 
     mask_mode = c.get("mask_mode", "blend")
     if mask_mode not in MASK_MODES:
         raise RequestError("bad_request", f"mask_mode must be one of {', '.join(MASK_MODES)}, got {mask_mode!r}")
+    keypoints_only = c.get("keypoints_only", False)
+    if not isinstance(keypoints_only, bool):
+        raise RequestError("bad_request", f"keypoints_only must be true or false, got {keypoints_only!r}")
+    if keypoints_only and opts.engine != "dst":
+        raise RequestError("bad_request", "keypoints_only proposes DST keypoints: options.engine must be 'dst'")
     used: set = set()
     uploads: dict = {}
     content = _image(c, "content", msg.buffers, used, config, required=True, uploads=uploads)
@@ -201,7 +206,7 @@ def build_stylize_job(msg: Message, config: DaemonConfig, styles: Sequence[str] 
     return Job(job_id=msg.job_id, kind="stylize", session=msg.session, identities=msg.identities,
                request_header=msg.header, priority=PRIORITY_INTERACTIVE, options=opts, test_engine=test_engine,
                content=content, style=style, mask=mask, deliver=deliver, tile_size=tile_size, uploads=uploads,
-               mask_mode=mask_mode)
+               mask_mode=mask_mode, keypoints_only=keypoints_only)
 
 
 def build_train_job(msg: Message, config: DaemonConfig) -> Job:

@@ -235,7 +235,23 @@ class Worker(threading.Thread):
 
         return progress
 
+    def _propose_keypoints(self, job: Job, t0: float) -> None:
+        """``keypoints_only``: NBB + cleaning (``engines.propose_keypoints``); the result carries no image, its
+        info has ``keypoints`` (pairs in pixels of the content and style sent) and ``targets``."""
+        pre = job.decoded
+        content = pre.get("content") if "content" in pre else buffer_to_tensor(job.content)
+        style = pre.get("style") if "style" in pre else buffer_to_tensor(job.style)
+        found = engines.propose_keypoints(content, style, job.options, progress=self._progress_fn(job),
+                                          cancel=job.cancel_event.is_set, device=self.device)
+        info: dict[str, Any] = {"engine": "dst", "device": job.device, "steps": job.steps,
+                                "keypoints": [kp.to_dict() for kp in found["keypoints"]],
+                                "targets": [[float(x), float(y)] for x, y in found["targets"].tolist()],
+                                "seconds": round(time.perf_counter() - t0, 4)}
+        self.send(job, RESULT, {"image": None, "info": info})
+
     def _stylize(self, job: Job, t0: float) -> None:
+        if job.keypoints_only:
+            return self._propose_keypoints(job, t0)
         assert job.content is not None
         fmt = PixelFormat.of(job.content)
         if job.mask is not None and job.mask_mode == "alpha":       # the mask comes back as alpha
