@@ -28,10 +28,10 @@ class FakeClient:
     def __init__(self):
         self.calls = []
 
-    def stylize(self, content, options, style=None, mask=None, mask_mode=None):
+    def stylize(self, content, options, style=None, mask=None, mask_mode=None, keypoints_only=False):
         job = FakeJob()
         self.calls.append({"content": content, "options": options, "style": style, "mask": mask, "job": job,
-                           "mask_mode": mask_mode})
+                           "mask_mode": mask_mode, "keypoints_only": keypoints_only})
         return job
 
 
@@ -278,3 +278,68 @@ def test_daemon_dying_mid_job_fails_it_and_cleans_up(app, style_png):
     assert tracker.state is State.FAILED and "daemon stopped" in c.error
     assert [n.name() for n in doc.rootNode().childNodes()] == ["Background"]
     assert c.conn.state == "disconnected" and c.client is None
+
+
+def test_propose_keypoints_writes_numbered_markers_and_runs_from_them(app, style_png):
+    doc, bg = make_doc(app, w=40, h=20, resolution=144)
+    style = doc.createNode("Painting", "paintlayer")
+    style.setPixelData(bytes([1, 2, 3, 255]) * (16 * 10), 20, 8, 16, 10)
+    doc.rootNode().addChildNode(style, bg)
+    doc.setActiveNode(bg)
+    c = controller(style_png)
+    c.settings.engine, c.settings.keypoint_mode = "gatys", "auto"          # proposing is DST's, from any engine
+    c.settings.style_source, c.settings.style_layer = "layer", "Painting"
+    tracker = c.propose_keypoints()
+    assert tracker is not None, c.error
+    call = c.client.calls[-1]
+    assert call["keypoints_only"] and call["options"].engine == "dst" and call["options"].keypoint_mode == "auto"
+    assert (call["style"].width, call["style"].height) == (16, 10)
+    assert [n.name() for n in doc.rootNode().childNodes()] == ["Background", "Painting"]   # nothing before the result
+    proposed = [{"content": [3.25, 4.5], "style": [1.75, 2.0]}, {"content": [30.0, 12.125], "style": [12.5, 8.25]},
+                {"content": [20.5, 2.0], "style": [8.0, 1.5]}]
+    call["job"].pending += [ResultEvent(None, {"keypoints": proposed})]
+    c.pump()
+    assert tracker.state is State.DONE, tracker.message
+    names = [n.name() for n in doc.rootNode().childNodes()]
+    assert names == ["Background", markers.CONTENT_LAYER, "Painting", markers.STYLE_LAYER]
+    c_layer = doc.rootNode().childNodes()[1]
+    assert sorted(s.name() for s in c_layer.shapes() if markers.marker_number(s.name()) is not None) == \
+        ["kp1", "kp2", "kp3"]
+    pairing = c.marker_pairs(doc, krita_api.Rect(0, 0, 40, 20), krita_api.Rect(20, 8, 16, 10))
+    assert pairing.numbers == [1, 2, 3]
+    for got, want in zip(pairing.pairs, proposed):                          # at NBB's pixels, within 0.5 px
+        assert got.content == pytest.approx(tuple(want["content"]), abs=0.5)
+        assert got.style == pytest.approx(tuple(want["style"]), abs=0.5)
+    assert c.settings.keypoint_mode == "markers" and "Proposed 3 keypoints" in c.notice
+    # unchanged markers: the DST job gets the proposed pairs; a moved marker moves its pair
+    c.settings.engine = "dst"
+    assert c.stylize() is not None, c.error
+    sent = c.client.calls[-1]["options"]
+    assert sent.keypoint_mode == "markers"
+    assert [kp.content for kp in sent.keypoints] == [pytest.approx(tuple(p["content"]), abs=1e-3) for p in proposed]
+    c.client.calls[-1]["job"].pending += [CancelledEvent("requested")]
+    c.pump()
+    ring = next(s for s in c_layer.shapes() if s.name() == "kp2")
+    bb = ring.boundingBox()
+    ring.setPosition((bb.x() + markers.px_to_pt(6, 144), bb.y()))               # 6 px to the right
+    assert c.stylize() is not None, c.error
+    moved = c.client.calls[-1]["options"].keypoints
+    assert moved[1].content == pytest.approx((36.0, 12.125), abs=1e-3) and moved[0].content == sent.keypoints[0].content
+
+
+def test_a_failed_proposal_leaves_the_markers_alone(app, style_png):
+    doc, bg = make_doc(app, w=40, h=20)
+    style = doc.createNode("Painting", "paintlayer")
+    style.setPixelData(bytes([1, 2, 3, 255]) * 100, 0, 0, 10, 10)
+    doc.rootNode().addChildNode(style, bg)
+    doc.setActiveNode(bg)
+    c = controller(style_png)
+    c.settings.style_source, c.settings.style_layer = "layer", "Painting"
+    assert c.add_markers() == [1, 2, 3, 4]
+    before = [(n.name(), len(n.shapes()) if hasattr(n, "shapes") else 0) for n in doc.rootNode().childNodes()]
+    doc.setActiveNode(bg)
+    tracker = c.propose_keypoints()
+    c.client.calls[-1]["job"].pending += [ErrorEvent("engine_error", "NBB failed")]
+    c.pump()
+    assert tracker.state is State.FAILED and "NBB failed" in c.error
+    assert [(n.name(), len(n.shapes()) if hasattr(n, "shapes") else 0) for n in doc.rootNode().childNodes()] == before

@@ -5,6 +5,7 @@ logic tests drive it against a fake Krita.  A Qt timer (see ``extension``) calls
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -15,7 +16,7 @@ from typing import Any, Callable, Optional
 from impasto_protocol.options import OptionsError
 
 from . import deps, krita_api, markers, pixels
-from .insert import LayerSink, PreviewSink, Target
+from .insert import LayerSink, MarkerSink, PreviewSink, Target
 from .jobs import JobTracker, State
 from .pixels import Rect
 from .settings import Settings
@@ -242,6 +243,11 @@ class Controller:
     def _finished(self, tracker: JobTracker) -> None:
         if tracker.state is State.FAILED:
             self.error = tracker.status_text()
+        if tracker.kind == "keypoints" and tracker.state is State.DONE and isinstance(tracker.sink, MarkerSink):
+            self.settings.keypoint_mode = "markers"      # the next Stylize runs from the proposed (edited) markers
+            self.save_settings()
+            self.notice = (f"Proposed {tracker.sink.count} keypoints as markers: move, delete or add markers, then "
+                           "Stylize (Keypoints: From markers)")
         if tracker.kind == "train" and tracker.state is State.DONE and self.client is not None:
             try:
                 self.conn.styles = self.client.list_styles(thumbnails=True)
@@ -439,6 +445,40 @@ class Controller:
                        "the content and in the style")
         self.notify()
         return numbers
+
+    def propose_keypoints(self) -> Optional[JobTracker]:
+        """Ask the daemon for the keypoints DST's Automatic mode would use (NBB + cleaning, seconds) and write them
+        into the two marker layers when they arrive, numbered 1..K, so the artist can move, delete or add markers
+        and then stylize *From markers*."""
+        return self.run_action(self._propose_keypoints)
+
+    def _propose_keypoints(self) -> JobTracker:
+        if self.job is not None and self.job.active:
+            raise PluginError("a job is already running: wait for it or press Cancel")
+        client = self._require_client()
+        doc = self.api.require_document()
+        s = self.settings
+        if s.style_source != "layer":
+            raise PluginError("proposed keypoints are markers on the style layer: set Style to Layer "
+                              "(File > Import as layer) and pick it")
+        source, crop, _mask = self._content(doc)
+        if source is not None and source.name() in (markers.CONTENT_LAYER, markers.STYLE_LAYER):
+            raise PluginError("select the picture's layer, not a marker layer")
+        data, depth = self.api.read_pixels(doc, source, crop)
+        content = pixels.krita_to_buffer(data, crop.width, crop.height, depth)
+        style, style_rect = self._style_image(doc)
+        assert style_rect is not None
+        try:
+            options = dataclasses.replace(s.to_options(crop.long_side, None), engine="dst", keypoint_mode="auto",
+                                          keypoints=[]).validate()
+        except OptionsError as e:
+            raise PluginError(str(e)) from None
+        job = client.stylize(content, options, style=style, keypoints_only=True)
+        sink = MarkerSink(doc, source, self._style_node(doc), crop, style_rect, api=self.api)
+        self.job = JobTracker(job, "keypoints", "Propose keypoints", sink, clock=self.clock)
+        self.notice = ""
+        self.notify()
+        return self.job
 
     def _marker_area(self, doc) -> Rect:
         sel = self.api.read_selection(doc)

@@ -15,7 +15,7 @@ from typing import Any, Optional
 
 from impasto_protocol.messages import ResultEvent, TileEvent
 
-from . import krita_api, pixels
+from . import krita_api, markers, pixels
 from .pixels import ITEMSIZE, Rect
 
 log = logging.getLogger(__name__)
@@ -98,6 +98,52 @@ class LayerSink:
         if progressive:                 # show tiles as they come: the layer must be in the document
             self.api.insert_above(t.source, self.layer)
             self.inserted = True
+
+
+@dataclass
+class MarkerSink:
+    """Writes proposed keypoints (a ``keypoints_only`` job) into the two marker layers when they arrive.
+
+    Both marker layers are replaced by new ones (the content layer above ``source``, the style layer above
+    ``style_node``) holding markers 1..K at the proposed pixels, numbered and coloured alike on both; nothing is
+    touched before the result is there, and a failed or cancelled job leaves the document as it was."""
+
+    doc: Any
+    source: Any                      # the content layer (its marker layer goes above it)
+    style_node: Any                  # the style layer
+    crop: Rect                       # document pixels the content came from
+    style_rect: Rect                 # document pixels the style came from
+    api: Any = krita_api
+    count: int = 0
+    pairs: list = field(default_factory=list)        # proposed KeypointPairs, in document pixels
+
+    def on_tile(self, ev: TileEvent) -> None:
+        pass
+
+    def on_result(self, ev: ResultEvent) -> None:
+        from impasto_protocol.options import KeypointPair
+        raw = (ev.info or {}).get("keypoints") or []
+        pairs = [KeypointPair.from_dict(p) for p in raw]
+        if not pairs:
+            raise RuntimeError("no keypoints found: place markers by hand (Add markers)")
+        t, a = self, self.api
+        doc_pairs = [KeypointPair(content=(p.content[0] + t.crop.x, p.content[1] + t.crop.y),
+                                  style=(p.style[0] + t.style_rect.x, p.style[1] + t.style_rect.y)) for p in pairs]
+        res = a.resolution(t.doc)
+        w, h = t.doc.width(), t.doc.height()
+        for name, above, rect, side in ((markers.CONTENT_LAYER, t.source, t.crop, "content"),
+                                        (markers.STYLE_LAYER, t.style_node, t.style_rect, "style")):
+            old = a.find_layer(t.doc, name)
+            if old is not None:
+                a.remove_node(old)
+            layer = a.create_vector_layer(t.doc, name, above)
+            pts = [(i + 1, *getattr(p, side)) for i, p in enumerate(doc_pairs)]
+            a.add_svg_shapes(t.doc, layer, markers.markers_svg(pts, res, w, h, markers.marker_radius(rect)))
+        a.refresh(t.doc)
+        self.count, self.pairs = len(pairs), doc_pairs
+
+    def on_abort(self, reason: str) -> None:
+        pass
 
 
 @dataclass
