@@ -182,8 +182,9 @@ class FakeClient:
         self.sent: list = []
         self.closed = False
 
-    def stylize(self, content, options, style=None, mask=None):
+    def stylize(self, content, options, style=None, mask=None, keypoints_only=False):
         self.sent.append((content, options, style))
+        self.keypoints_only = keypoints_only
         return FakeJob(self.respond(content, options, style))
 
     def close(self):

@@ -3,7 +3,7 @@ daemon -- what is read, what is sent, what is inserted (and that nothing is on f
 import pytest
 
 from gimp_plugin_support import (Accepted, CancelledEvent, ErrorEvent, FakeApi, FakeClient, FakeImage, FakeLayer,
-                                 FakePath, ProgressEvent, Rect, invert, solid)
+                                 FakePath, ProgressEvent, Rect, ResultEvent, invert, solid)
 
 from impasto_gimp import actions, paths
 from impasto_gimp.params import Params
@@ -161,3 +161,43 @@ def test_no_daemon_is_a_clear_message(tmp_path, monkeypatch):
     with pytest.raises(actions.PluginError, match="cannot reach the Impasto daemon"):
         actions.connect()
     assert "not running" in actions.daemon_summary(timeout=0.5)
+
+
+def _proposal(pairs):
+    def respond(content, options, style):
+        return [Accepted("j", 0), ProgressEvent(0.5, "keypoints: neural best buddies"),
+                ResultEvent(None, {"keypoints": pairs})]
+    return respond
+
+
+def test_propose_keypoints_writes_both_paths_at_the_proposed_pixels_in_order(scene):
+    api, image, source = scene
+    style = image.add(FakeLayer("Monet", Rect(70, 50, 20, 16), solid(Rect(70, 50, 20, 16), (1, 2, 3, 255))))
+    image.paths = [FakePath(paths.CONTENT_PATH, [paths.stroke_points([(1.0, 1.0)])])]      # an old path: replaced
+    proposed = [{"content": [3.5, 4.25], "style": [2.0, 1.5]}, {"content": [50.0, 30.0], "style": [15.5, 12.0]}]
+    client = FakeClient(_proposal(proposed))
+    out = actions.propose_keypoints(api, image, [source], Params(style_source="layer", style_layer=style,
+                                                                 working_size=256), connect_fn=lambda: client)
+    content, options, sent_style = client.sent[0]
+    assert client.keypoints_only and options.engine == "dst" and options.keypoint_mode == "auto"
+    assert options.size == 60 and (content.width, sent_style.width) == (60, 20)
+    c = paths.path_anchors(api.path_strokes(api.find_path(image, paths.CONTENT_PATH)))
+    s = paths.path_anchors(api.path_strokes(api.find_path(image, paths.STYLE_PATH)))
+    assert c == [(13.5, 9.25), (60.0, 35.0)] and s == [(72.0, 51.5), (85.5, 62.0)]      # image pixels, in order
+    assert len(image.paths) == 2 and "2 keypoints proposed" in out.note
+    # read back for a DST run from the paths: exactly the proposed pairs
+    pairing = actions.keypoint_pairs(api, image, Params(engine="dst", keypoints="paths", style_source="layer",
+                                                        style_layer=style), Rect(10, 5, 60, 40), Rect(70, 50, 20, 16))
+    assert [(kp.content, kp.style) for kp in pairing.pairs] == [((3.5, 4.25), (2.0, 1.5)), ((50.0, 30.0), (15.5, 12.0))]
+
+
+def test_a_failed_proposal_leaves_the_paths_alone(scene):
+    api, image, source = scene
+    style = image.add(FakeLayer("Monet", Rect(70, 50, 20, 16), solid(Rect(70, 50, 20, 16), (1, 2, 3, 255))))
+    old = [FakePath(paths.CONTENT_PATH, [paths.stroke_points([(1.0, 1.0)])])]
+    image.paths = list(old)
+    client = FakeClient(lambda *a: [Accepted("j", 0), ErrorEvent("engine_error", "NBB failed")])
+    with pytest.raises(actions.PluginError, match="NBB failed"):
+        actions.propose_keypoints(api, image, [source], Params(style_source="layer", style_layer=style),
+                                  connect_fn=lambda: client)
+    assert image.paths == old and image.undo_log == []

@@ -4,6 +4,7 @@
 Registers two procedures under Filters > Artistic > Impasto:
   python-fu-impasto-stylize        "Stylize…": the active layer (the selection's bounds) in, a new layer out
   python-fu-impasto-keypoint-paths "Add keypoint paths": the two paths whose anchors pair content and style points
+  python-fu-impasto-propose-keypoints "Propose keypoints…": the same two paths, from DST's automatic keypoints
 Both take the same arguments in a dialog (interactive) and from scripts (non-interactive), e.g.
   proc = Gimp.get_pdb().lookup_procedure("python-fu-impasto-stylize"); cfg = proc.create_config()
   cfg.set_property("image", img); cfg.set_core_object_array("drawables", [layer]); cfg.set_property("engine", "mt")
@@ -29,7 +30,7 @@ from gi.repository import GLib, GObject, Gimp  # noqa: E402
 
 from impasto_gimp import actions, gimp_api  # noqa: E402
 from impasto_gimp.params import (DIALOG_GROUPS, KEYPOINT_ARGS, KEYPOINTS_PROC, MENU_PATH,  # noqa: E402
-                                 SENSITIVITY, STYLIZE_ARGS, STYLIZE_PROC, Params)
+                                 PROPOSE_ARGS, PROPOSE_PROC, SENSITIVITY, STYLIZE_ARGS, STYLIZE_PROC, Params)
 
 log = logging.getLogger("impasto.gimp")
 RW = GObject.ParamFlags.READWRITE
@@ -133,12 +134,31 @@ def run_keypoints(procedure, run_mode, image, drawables, config, data):
     return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, None)
 
 
+def run_propose(procedure, run_mode, image, drawables, config, data):
+    if run_mode == Gimp.RunMode.INTERACTIVE and not show_dialog(procedure, config, "Impasto: Propose keypoints",
+                                                                PROPOSE_ARGS, status=actions.daemon_summary()):
+        return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
+    p = Params(engine="dst", style_source="layer", style_layer=config.get_property("style-layer"),
+               working_size=config.get_property("working-size"))
+    try:
+        outcome = actions.propose_keypoints(gimp_api, image, list(drawables), p)
+    except actions.PluginError as e:
+        return error_values(procedure, str(e))
+    except Exception as e:  # noqa: BLE001
+        log.exception("Impasto failed")
+        return error_values(procedure, f"Impasto failed unexpectedly: {type(e).__name__}: {e}")
+    if run_mode == Gimp.RunMode.INTERACTIVE:
+        Gimp.message(outcome.note)
+    Gimp.displays_flush()
+    return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, None)
+
+
 class Impasto(Gimp.PlugIn):
     def do_set_i18n(self, name):
         return False
 
     def do_query_procedures(self):
-        return [STYLIZE_PROC, KEYPOINTS_PROC]
+        return [STYLIZE_PROC, KEYPOINTS_PROC, PROPOSE_PROC]
 
     def do_create_procedure(self, name):
         if name == STYLIZE_PROC:
@@ -159,6 +179,15 @@ class Impasto(Gimp.PlugIn):
                                 "their anchors onto matching features (paired by order) for the DST engine.", name)
             p.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE | Gimp.ProcedureSensitivityMask.NO_DRAWABLES)
             add_arguments(p, KEYPOINT_ARGS)
+        elif name == PROPOSE_PROC:
+            p = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run_propose, None)
+            p.set_menu_label("_Propose keypoints…")
+            p.set_documentation("Propose Impasto keypoints",
+                                "Finds DST's automatic keypoints between the active layer and the style layer "
+                                "(seconds, through the daemon) and writes them as the two keypoint paths, to "
+                                "correct by hand before stylizing from the paths.", name)
+            p.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
+            add_arguments(p, PROPOSE_ARGS)
         else:
             return None
         p.set_image_types("RGB*, GRAY*")

@@ -1,13 +1,16 @@
-"""What the two procedures do, in plain Python over ``gimp_api`` (passed in as ``api``, a fake in the tests).
+"""What the procedures do, in plain Python over ``gimp_api`` (passed in as ``api``, a fake in the tests).
 
 Stylize: read the active drawable (the selection's bounds, or the whole layer), the style and the keypoint paths,
 send one job to the daemon, follow it on GIMP's progress bar, and only when the result has arrived insert it -- a new
 layer above the source, inside one undo group, named after style and engine, the selection as its transparency.  Any
 failure before that inserts nothing; a failure while inserting removes the half-made layer.  When GIMP kills the
 plug-in (Cancel on the progress bar) the client's heartbeat stops and the daemon cancels the job.
+
+Propose keypoints: the same read, a ``keypoints_only`` job, then the two keypoint paths replaced by the proposal.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -15,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
 
 from impasto_protocol.images import ImageBuffer
+from impasto_protocol.options import KeypointPair
 
 from . import deps, paths, pixels
 from .params import ParamError, Params
@@ -83,15 +87,16 @@ def daemon_summary(timeout: float = 2.0) -> str:
 
 
 def wait_for_result(job: Any, on_progress: Callable[[float, str], None],
-                    timeout: Optional[float] = None) -> tuple[ImageBuffer, dict]:
-    """Follow a job to its end; returns (image, info) or raises PluginError with the daemon's message."""
+                    timeout: Optional[float] = None, image: bool = True) -> tuple[Optional[ImageBuffer], dict]:
+    """Follow a job to its end; returns (image, info) or raises PluginError with the daemon's message.
+    ``image=False``: the job sends no image (proposed keypoints), the result is (None, info)."""
     from impasto_protocol.messages import CancelledEvent, ErrorEvent, ProgressEvent, ResultEvent
     try:
         for ev in job.events(timeout=timeout):
             if isinstance(ev, ProgressEvent):
                 on_progress(max(0.0, min(1.0, float(ev.fraction))), ev.stage or "")
             elif isinstance(ev, ResultEvent):
-                if ev.image is None:
+                if ev.image is None and image:
                     raise PluginError("the daemon finished without sending an image")
                 return ev.image, dict(ev.info or {})
             elif isinstance(ev, ErrorEvent):
@@ -247,3 +252,53 @@ def add_keypoint_paths(api: Any, image: Any, drawables: Sequence[Any], style_lay
         with api.undo_group(style_image):
             s = api.replace_path(style_image, paths.STYLE_PATH, paths.default_positions(style_rect, count))
     return c, s
+
+
+def propose_keypoints(api: Any, image: Any, drawables: Sequence[Any], p: Params,
+                      connect_fn: Callable[[], Any] = connect) -> Outcome:
+    """Ask the daemon for the keypoints DST's Automatic mode would use (NBB + cleaning) and write them as the two
+    keypoint paths (anchor i of the content path pairs with anchor i of the style path), replacing the old ones.
+    Nothing in the images changes before the keypoints are there; then the artist moves, deletes or adds anchors
+    and runs Stylize with Keypoints "From the keypoint paths"."""
+    p = dataclasses.replace(p, engine="dst", style_source="layer", keypoints="auto")
+    try:
+        p.check()
+    except ParamError as e:
+        raise PluginError(str(e)) from None
+    drawable = _single_drawable(api, drawables)
+    fmt = pixels.wire_format(api.precision_name(image))
+    crop, _mask, content = read_content(api, image, drawable, fmt)
+    style, style_rect, _label = read_style(api, p, fmt)
+    assert style_rect is not None
+    try:
+        options = p.to_options(crop.long_side, None)
+    except ParamError as e:
+        raise PluginError(str(e)) from None
+    client = connect_fn()
+    try:
+        api.progress_start("Impasto: proposing keypoints")
+        job = client.stylize(content, options, style=style, keypoints_only=True)
+        _none, info = wait_for_result(job, lambda f, stage: api.progress_update(f, stage), image=False)
+    finally:
+        try:
+            client.close()
+        except Exception:  # noqa: BLE001 - closing a dead connection
+            pass
+    found = [KeypointPair.from_dict(kp) for kp in info.get("keypoints") or []]
+    if not found:
+        api.progress_end()
+        raise PluginError("no keypoints found: place them by hand (Add keypoint paths)")
+    c_pts = [(kp.content[0] + crop.x, kp.content[1] + crop.y) for kp in found]
+    s_pts = [(kp.style[0] + style_rect.x, kp.style[1] + style_rect.y) for kp in found]
+    style_image = api.item_image(p.style_layer)
+    with api.undo_group(image):
+        c_path = api.replace_path(image, paths.CONTENT_PATH, c_pts)
+        if style_image is image:
+            api.replace_path(image, paths.STYLE_PATH, s_pts)
+    if style_image is not image:
+        with api.undo_group(style_image):
+            api.replace_path(style_image, paths.STYLE_PATH, s_pts)
+    api.progress_end()
+    note = (f"{len(found)} keypoints proposed as the paths {paths.CONTENT_PATH!r} and {paths.STYLE_PATH!r}: move, "
+            "delete or add anchors (in order), then Stylize with Keypoints: From the keypoint paths")
+    return Outcome(c_path, "keypoints", (crop.width, crop.height), note)

@@ -9,6 +9,7 @@ from impasto_protocol.options import KeypointPair, OptionsError, StylizeOptions
 
 STYLIZE_PROC = "python-fu-impasto-stylize"
 KEYPOINTS_PROC = "python-fu-impasto-keypoint-paths"
+PROPOSE_PROC = "python-fu-impasto-propose-keypoints"
 MENU_PATH = "<Image>/Filters/Artistic/Impasto"
 
 ENGINES = {"mt": "Fast (trained style, MT)", "gatys": "Gatys (any style image)", "strotss": "STROTSS",
@@ -66,6 +67,13 @@ SENSITIVITY: dict[str, tuple[str, tuple[str, ...], bool]] = {
     "style-layer": ("style-source", ("layer",), True),
     "keypoints": ("engine", ("dst",), True),
 }
+
+# Propose keypoints: the style layer the style path goes on, and the working size DST will run at
+PROPOSE_ARGS: tuple[Arg, ...] = (
+    Arg("style-layer", "layer", "Style la_yer", "The layer of an open image that holds the style"),
+    Arg("working-size", "int", "_Working size", "Long side DST will work at (use the same when you stylize)",
+        512, 16, 8192),
+)
 
 KEYPOINT_ARGS: tuple[Arg, ...] = (
     Arg("style-layer", "layer", "Style la_yer", "The layer the style keypoints go on (default: the picture)"),
