@@ -61,7 +61,7 @@ def test_selection_outside_the_layer_is_refused(scene):
 def test_smaller_output_is_scaled_back_then_masked(scene):
     api, image, source = scene
     image.selection = (Rect(10, 5, 40, 40), bytes([0] * 40 + [255] * 40 * 39))
-    out, client = run(api, image, source, Params(engine="mt", style_name="s", output_size=20))
+    out, client = run(api, image, source, Params(engine="mt", style_name="s", size_mode="custom", output_size=20))
     assert client.sent[0][1].max_side == 20
     assert out.layer.rect == Rect(10, 5, 40, 40)
     assert set(out.layer.pixels[3:40 * 4:4]) == {0} and set(out.layer.pixels[40 * 4 + 3::4]) == {255}

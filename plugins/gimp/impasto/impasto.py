@@ -30,7 +30,7 @@ from gi.repository import GLib, GObject, Gimp  # noqa: E402
 
 from impasto_gimp import actions, gimp_api  # noqa: E402
 from impasto_gimp.params import (DIALOG_GROUPS, KEYPOINT_ARGS, KEYPOINTS_PROC, MENU_PATH,  # noqa: E402
-                                 PROPOSE_ARGS, PROPOSE_PROC, SENSITIVITY, STYLIZE_ARGS, STYLIZE_PROC, Params)
+                                 PROPOSE_ARGS, PROPOSE_PROC, SENSITIVITY, STYLIZE_PROC, Params, stylize_args)
 
 log = logging.getLogger("impasto.gimp")
 RW = GObject.ParamFlags.READWRITE
@@ -104,7 +104,7 @@ def _config_getter(config):
 
 
 def run_stylize(procedure, run_mode, image, drawables, config, data):
-    if run_mode == Gimp.RunMode.INTERACTIVE and not show_dialog(procedure, config, "Impasto: Stylize", STYLIZE_ARGS,
+    if run_mode == Gimp.RunMode.INTERACTIVE and not show_dialog(procedure, config, "Impasto: Stylize", (),
                                                                 DIALOG_GROUPS, actions.daemon_summary()):
         return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
     try:
@@ -169,7 +169,7 @@ class Impasto(Gimp.PlugIn):
                                 "layer above it. Needs the Impasto daemon (`impasto serve`, started on demand).",
                                 name)
             p.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
-            add_arguments(p, STYLIZE_ARGS)
+            add_arguments(p, stylize_args(actions.installed_styles()))
             p.add_layer_return_value("layer", "Layer", "The new layer", False, RW)
         elif name == KEYPOINTS_PROC:
             p = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run_keypoints, None)

@@ -69,7 +69,7 @@ def test_procedures_registered_with_menu_and_arguments():
     assert proc is not None and pdb.lookup_procedure(KEYPOINTS) is not None
     names = [a.name for a in proc.get_arguments()]
     for n in ("engine", "style-name", "style-source", "style-file", "style-layer", "strength", "preserve-colors",
-              "keypoints", "output-size"):
+              "keypoints", "size-mode", "output-size", "steps-mode", "steps"):
         assert n in names
     assert "<Image>/Filters/Artistic/Impasto" in proc.get_menu_paths()
     assert proc.get_menu_label() == "_Stylize…"
@@ -116,7 +116,7 @@ def test_stylize_without_selection_covers_the_layer(image):
 def test_output_size_is_scaled_back_to_the_selection(image):
     source = image.get_layers()[0]
     image.select_rectangle(Gimp.ChannelOps.REPLACE, 8, 4, 80, 56)
-    status, layer = run(image, source, engine="mt", style_name=STYLE, output_size=40)
+    status, layer = run(image, source, engine="mt", style_name=STYLE, size_mode="custom", output_size=40)
     assert status == Gimp.PDBStatusType.SUCCESS
     assert drawable_box(layer) == (8, 4, 80, 56)
 
@@ -196,7 +196,7 @@ def test_stylize_with_a_style_layer_if_the_daemon_has_gatys(image):
     image.insert_layer(style, None, 0)
     style.set_visible(False)
     status, layer = run(image, source, engine="gatys", style_source="layer", style_layer=style, working_size=32,
-                        steps=2)
+                        steps_mode="custom", steps=2)
     assert status == Gimp.PDBStatusType.SUCCESS, layer
     assert layer.get_name() == f"{style.get_name()} · Gatys"
     assert rgba(layer, 40, 30, 8, 8) != rgba(source, 40, 30, 8, 8)

@@ -86,6 +86,32 @@ def daemon_summary(timeout: float = 2.0) -> str:
     return f"Daemon on {devices} · engines: {engines}\nMT styles: {styles}"
 
 
+def installed_styles(timeout: float = 1.5, cache: Optional[str] = None) -> dict[str, str]:
+    """The trained MT styles (name -> title) for the dialog's choice list: from the running daemon (remembered in
+    ``deps.STYLES_CACHE``), else the list it gave last time; {} when neither is there.  Never starts a daemon."""
+    cache = cache or deps.STYLES_CACHE
+    if not deps.zmq_problem():
+        from impasto_protocol.client import Client
+        try:
+            with Client.connect(timeout=timeout) as c:
+                styles = {str(s["name"]): str(s.get("title") or s["name"])
+                          for s in c.list_styles(thumbnails=False) if s.get("name")}
+            try:
+                with open(cache, "w") as f:
+                    json.dump(styles, f)
+            except OSError:
+                pass
+            return styles
+        except Exception:  # noqa: BLE001 - not running: fall back to the remembered list
+            pass
+    try:
+        with open(cache) as f:
+            data = json.load(f)
+        return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
 def wait_for_result(job: Any, on_progress: Callable[[float, str], None],
                     timeout: Optional[float] = None, image: bool = True) -> tuple[Optional[ImageBuffer], dict]:
     """Follow a job to its end; returns (image, info) or raises PluginError with the daemon's message.

@@ -1,5 +1,9 @@
 """The procedure's arguments: one table that ``impasto.py`` registers with GIMP (so the dialog, the PDB and scripts
-see the same names), and ``Params``, their values, turned into ``StylizeOptions``.  Plain Python."""
+see the same names), and ``Params``, their values, turned into ``StylizeOptions``.  Plain Python.
+
+The dialog reads in words: the MT style is a choice list of the installed styles (``stylize_args(styles)``, filled
+when the procedure is created, from the daemon or the last list it gave), and "Output size" / "Steps" are
+choices ("Canvas size" / "Engine default", or "Custom") with the number beside them used only for "Custom"."""
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
@@ -19,6 +23,9 @@ STYLE_SOURCES = {"file": "Image file", "layer": "Layer of an open image"}
 # what the dialog says -> StylizeOptions.keypoint_mode
 KEYPOINT_MODES = {"auto": "Automatic", "paths": "From the keypoint paths", "both": "Automatic + paths"}
 KEYPOINT_WIRE = {"auto": "auto", "paths": "markers", "both": "both"}
+SIZE_MODES = {"canvas": "Canvas size (the selection or layer)", "custom": "Custom (the size below)"}
+STEPS_MODES = {"default": "Engine default", "custom": "Custom (the steps below)"}
+NO_STYLES = "none"             # the style choice when no trained style is known
 
 
 @dataclass(frozen=True)
@@ -37,7 +44,8 @@ class Arg:
 
 STYLIZE_ARGS: tuple[Arg, ...] = (
     Arg("engine", "choice", "_Engine", "Which method paints the style", "gatys", choices=ENGINES),
-    Arg("style-name", "string", "_MT style", "Name of a trained style (Fast engine; see `impasto styles`)", ""),
+    Arg("style-name", "choice", "_MT style", "A trained style (Fast engine; `impasto styles` lists them)", NO_STYLES,
+        choices={NO_STYLES: "(no trained styles found: start the daemon)"}),
     Arg("style-source", "choice", "Style _from", "Where the style image comes from (other engines)", "file",
         choices=STYLE_SOURCES),
     Arg("style-file", "file", "Style _image file", "A painting to take the style from"),
@@ -47,17 +55,34 @@ STYLIZE_ARGS: tuple[Arg, ...] = (
         "texture", False),
     Arg("keypoints", "choice", "_Keypoints", "DST: automatic correspondences, the keypoint paths, or both",
         "auto", choices=KEYPOINT_MODES),
-    Arg("output-size", "int", "Output si_ze", "Long side of the new layer in pixels (0 = the selection's or "
-        "layer's full size)", 0, 0, 65536),
+    Arg("size-mode", "choice", "Output si_ze", "The new layer's size: the canvas's (the selection or layer), or "
+        "the custom size below", "canvas", choices=SIZE_MODES),
+    Arg("output-size", "int", "Size i_n pixels", "Long side of the new layer in pixels (with Output size: Custom)",
+        1024, 16, 65536),
     Arg("working-size", "int", "_Working size", "Long side the engine works at (speed vs. detail)", 512, 16, 8192),
-    Arg("steps", "int", "Ste_ps", "Optimization steps (0 = the engine's default)", 0, 0, 100000),
+    Arg("steps-mode", "choice", "Ste_ps", "Optimization steps: the engine's default, or the custom number below",
+        "default", choices=STEPS_MODES),
+    Arg("steps", "int", "Num_ber of steps", "Optimization steps (with Steps: Custom)", 200, 1, 100000),
 )
+
+
+def stylize_args(styles: dict[str, str] | None = None) -> tuple[Arg, ...]:
+    """``STYLIZE_ARGS`` with the MT style choice filled from ``styles`` (name -> title; None/empty: none known)."""
+    if not styles:
+        return STYLIZE_ARGS
+    out = []
+    for a in STYLIZE_ARGS:
+        if a.name == "style-name":
+            choices = {n: (f"{t} ({n})" if t and t != n else n) for n, t in sorted(styles.items())}
+            a = Arg(a.name, a.kind, a.nick, a.blurb, next(iter(choices)), choices=choices)
+        out.append(a)
+    return tuple(out)
 
 # The Stylize dialog: (container id, frame title or None for a plain box, argument names), top to bottom.
 DIALOG_GROUPS: tuple[tuple[str, Optional[str], tuple[str, ...]], ...] = (
     ("style-box", None, ("engine", "style-name", "style-source", "style-file", "style-layer")),
-    ("result-box", "Result", ("strength", "preserve-colors", "output-size")),
-    ("engine-box", "Engine settings", ("keypoints", "working-size", "steps")),
+    ("result-box", "Result", ("strength", "preserve-colors", "size-mode", "output-size")),
+    ("engine-box", "Engine settings", ("keypoints", "working-size", "steps-mode", "steps")),
 )
 # argument -> (the choice argument it depends on, values, sensitive when the choice is in them)
 SENSITIVITY: dict[str, tuple[str, tuple[str, ...], bool]] = {
@@ -66,6 +91,8 @@ SENSITIVITY: dict[str, tuple[str, tuple[str, ...], bool]] = {
     "style-file": ("style-source", ("file",), True),
     "style-layer": ("style-source", ("layer",), True),
     "keypoints": ("engine", ("dst",), True),
+    "output-size": ("size-mode", ("custom",), True),
+    "steps": ("steps-mode", ("custom",), True),
 }
 
 # Propose keypoints: the style layer the style path goes on, and the working size DST will run at
@@ -95,9 +122,11 @@ class Params:
     strength: float = 1.0
     preserve_colors: bool = False
     keypoints: str = "auto"
-    output_size: int = 0
+    size_mode: str = "canvas"
+    output_size: int = 0              # used when size_mode == "custom"
     working_size: int = 512
-    steps: int = 0
+    steps_mode: str = "default"
+    steps: int = 0                    # used when steps_mode == "custom"
 
     @classmethod
     def from_config(cls, get: Any) -> "Params":
@@ -107,6 +136,8 @@ class Params:
             kw[f.name] = get(f.name.replace("_", "-"))
         kw["style_file"] = kw["style_file"] or ""
         kw["style_name"] = (kw["style_name"] or "").strip()
+        if kw["style_name"] == NO_STYLES:
+            kw["style_name"] = ""
         return cls(**kw)
 
     def check(self) -> "Params":
@@ -116,9 +147,13 @@ class Params:
             raise ParamError(f"unknown style source {self.style_source!r}; choose one of {', '.join(STYLE_SOURCES)}")
         if self.keypoints not in KEYPOINT_MODES:
             raise ParamError(f"unknown keypoints mode {self.keypoints!r}; choose one of {', '.join(KEYPOINT_MODES)}")
+        if self.size_mode not in SIZE_MODES:
+            raise ParamError(f"unknown output size {self.size_mode!r}; choose one of {', '.join(SIZE_MODES)}")
+        if self.steps_mode not in STEPS_MODES:
+            raise ParamError(f"unknown steps {self.steps_mode!r}; choose one of {', '.join(STEPS_MODES)}")
         if self.engine == "mt" and not self.style_name:
-            raise ParamError("the Fast (MT) engine needs a trained style: type its name in 'MT style' "
-                             "(`impasto styles` lists them)")
+            raise ParamError("the Fast (MT) engine needs a trained style: none is installed, or the daemon was not "
+                             "running when this dialog opened (start it, or train one; `impasto styles` lists them)")
         if self.needs_style_image:
             if self.style_source == "file" and not self.style_file:
                 raise ParamError("choose a style image file (or set 'Style from' to a layer)")
@@ -147,7 +182,7 @@ class Params:
         return f"{self.style_label(style_layer_name)} · {ENGINE_SHORT.get(self.engine, self.engine)}"
 
     def output_side(self, crop_long_side: int) -> int:
-        if self.output_size > 0:
+        if self.size_mode == "custom" and self.output_size > 0:
             return max(16, min(int(self.output_size), crop_long_side))
         return crop_long_side
 
@@ -170,7 +205,7 @@ class Params:
             style_name=self.style_name if self.engine == "mt" else None,
             size=max(16, min(int(self.working_size), out_side)),
             max_side=out_side,
-            steps=self.steps or None,
+            steps=(self.steps or None) if self.steps_mode == "custom" else None,
             preserve_color=bool(self.preserve_colors),
             strength=float(self.strength),
             keypoint_mode=kp_mode,
