@@ -343,3 +343,33 @@ def test_a_failed_proposal_leaves_the_markers_alone(app, style_png):
     c.pump()
     assert tracker.state is State.FAILED and "NBB failed" in c.error
     assert [(n.name(), len(n.shapes()) if hasattr(n, "shapes") else 0) for n in doc.rootNode().childNodes()] == before
+
+
+def test_result_keeps_its_recipe_and_rerun_puts_it_back_into_the_settings(app, style_png):
+    from impasto_protocol.recipe import Recipe, StyleSource
+    doc, bg = make_doc(app, w=30, h=12)
+    c = controller(style_png)
+    c.settings.engine, c.settings.style_name, c.settings.seed, c.settings.steps = "mt", "starry", 5, 0
+    tracker = c.stylize()
+    call = c.client.calls[-1]
+    assert call["options"].seed == 5
+    recipe = Recipe(options={**call["options"].to_dict(), "size": 24, "strength": 0.75, "seed": 5},
+                    style=StyleSource("model", "ab" * 32, "starry"), impasto="0.1.0", torch="2.14.1", device="cpu",
+                    precision="fp32")
+    call["job"].pending += [ResultEvent(blended_result(call), {"recipe": recipe.to_dict()})]
+    c.pump()
+    assert tracker.state is State.DONE
+    result = doc.rootNode().childNodes()[1]
+    assert Recipe.from_json(krita_api.read_recipe(doc, result)).to_dict() == recipe.to_dict()
+    assert krita_api.read_recipe(doc, bg) is None
+    c.settings.engine, c.settings.style_name, c.settings.seed, c.settings.strength = "gatys", "", 0, 1.0
+    doc.setActiveNode(result)
+    assert c.rerun(), c.error
+    s = c.settings
+    assert (s.engine, s.style_name, s.seed, s.size, s.strength) == ("mt", "starry", 5, 24, 0.75)
+    assert doc.activeNode() is bg and "seed 5" in c.notice and c.settings_version == 1
+    assert c.stylize() is not None, c.error                 # the same job again
+    again = c.client.calls[-1]["options"]
+    assert (again.engine, again.style_name, again.seed, again.size, again.strength) == ("mt", "starry", 5, 24, 0.75)
+    doc.setActiveNode(bg)
+    assert not c.rerun() and "no Impasto recipe" in c.error

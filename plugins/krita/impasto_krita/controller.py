@@ -19,7 +19,7 @@ from . import deps, krita_api, markers, pixels
 from .insert import LayerSink, MarkerSink, PreviewSink, Target
 from .jobs import JobTracker, State
 from .pixels import Rect
-from .settings import Settings
+from .settings import Settings, apply_recipe
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,8 @@ class Controller:
         self.error = ""                                # last problem, shown in the docker
         self.notice = ""                               # last non-error note (e.g. unmatched markers)
         self.last_markers: Optional[markers.Pairing] = None
+        self.settings_version = 0                      # bumped when settings change outside the docker (Re-run)
+        self.recipe_source: Any = None                 # the layer whose recipe Re-run loaded
         self._listeners: list[Callable[[], None]] = []
         self._daemon_proc: Any = None
         self._start_deadline = 0.0
@@ -479,6 +481,34 @@ class Controller:
         self.notice = ""
         self.notify()
         return self.job
+
+    def rerun(self) -> bool:
+        """Take the active result layer's recipe back into the settings (the docker shows them; Stylize then makes
+        that result again: same recipe, same device, same pixels)."""
+        return bool(self.run_action(self._rerun))
+
+    def _rerun(self) -> bool:
+        from impasto_protocol.recipe import Recipe
+        doc = self.api.require_document()
+        node = doc.activeNode()
+        text = self.api.read_recipe(doc, node) if node is not None else None
+        if not text:
+            raise PluginError("the active layer has no Impasto recipe: select a layer Impasto made")
+        try:
+            recipe = Recipe.from_json(text)
+        except OptionsError as e:
+            raise PluginError(f"the layer's recipe cannot be used: {e}") from None
+        notes = apply_recipe(self.settings, recipe)
+        self.settings_version += 1
+        self.save_settings()
+        self.recipe_source = node
+        below = self.api.layer_below(node)
+        if below is not None:           # stylize the layer the result was made from
+            self.api.set_active(doc, below)
+        self.notice = (f"Settings from {node.name()!r}: {recipe.summary()} ({recipe.device}). Press Stylize"
+                       + (f"; {'; '.join(notes)}" if notes else ""))
+        self.notify()
+        return True
 
     def _marker_area(self, doc) -> Rect:
         sel = self.api.read_selection(doc)

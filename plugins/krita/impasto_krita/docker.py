@@ -213,9 +213,14 @@ class ImpastoDocker(DockWidget):
         f.setBold(True)
         self.stylize_btn.setFont(f)
         self.stylize_btn.clicked.connect(lambda: self.c.stylize())
+        self.rerun_btn = QPushButton("Re-run")
+        self.rerun_btn.setToolTip("Take the selected result layer's recipe (engine, style, size, steps, seed) back "
+                                  "into these settings; Stylize then makes the same result again")
+        self.rerun_btn.clicked.connect(self.c.rerun)
         self.cancel_btn = QPushButton("Cancel")
         self.cancel_btn.clicked.connect(self.c.cancel)
         brow.addWidget(self.preview_btn)
+        brow.addWidget(self.rerun_btn)
         brow.addWidget(self.stylize_btn, 1)
         brow.addWidget(self.cancel_btn)
         lay.addLayout(brow)
@@ -409,6 +414,9 @@ class ImpastoDocker(DockWidget):
 
     def refresh(self) -> None:
         c = self.c
+        if getattr(self, "_settings_version", 0) != c.settings_version:     # Re-run changed them
+            self._settings_version = c.settings_version
+            self._load_settings()
         color = STATUS_COLORS.get(c.conn.state, "#9b9b9b")
         self.dot.setStyleSheet(f"color: {color}; font-size: 14px;")
         self.status.setText(c.conn.message)
@@ -423,6 +431,7 @@ class ImpastoDocker(DockWidget):
         self.stylize_btn.setEnabled(not running and c.conn.state == "connected")
         self.preview_btn.setEnabled(not running and c.conn.state == "connected")
         self.propose_btn.setEnabled(not running and c.conn.state == "connected")
+        self.rerun_btn.setEnabled(not running)
         self.cancel_btn.setEnabled(running)
         if job is not None:
             self.progress.setValue(int(job.fraction * 1000) if job.state is not State.QUEUED else 0)

@@ -18,6 +18,7 @@ ACTIONS = (
     ("impasto_cancel", "Impasto: Cancel", "cancel"),
     ("impasto_add_markers", "Impasto: Add keypoint markers", "add_markers"),
     ("impasto_propose_keypoints", "Impasto: Propose keypoints", "propose_keypoints"),
+    ("impasto_rerun", "Impasto: Re-run from the layer's recipe", "rerun"),
     ("impasto_start_daemon", "Impasto: Start daemon", "start_daemon"),
 )
 PUMP_MS = 40
@@ -82,6 +83,9 @@ class ImpastoExtension(Extension):
 
     def propose_keypoints(self) -> None:
         self.controller.propose_keypoints()
+
+    def rerun(self) -> None:
+        self.controller.rerun()
 
     def start_daemon(self) -> None:
         self.controller.connect(autostart=True)

@@ -9,6 +9,7 @@ Without tiles the layer is inserted once, fully painted: one undo step.
 """
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -81,6 +82,12 @@ class LayerSink:
             self.inserted = True
         else:
             self.layer.setName(t.name)
+        recipe = (ev.info or {}).get("recipe")
+        if recipe:
+            try:                         # a convenience: never lose a finished result over it
+                self.api.store_recipe(t.doc, self.layer, json.dumps(recipe, sort_keys=True))
+            except Exception as e:  # noqa: BLE001
+                log.warning("could not store the result's recipe: %s", e)
         self.api.refresh(t.doc)
 
     def on_abort(self, reason: str) -> None:

@@ -241,6 +241,33 @@ def shape_boxes(layer) -> list[tuple[str, tuple[float, float, float, float]]]:
     return out
 
 
+# ------------------------------------------------------------------------------------------------- recipes
+RECIPE_ANNOTATION = "impasto/recipe/"         # + the layer's uniqueId: one document annotation per result layer
+
+
+def _layer_key(node) -> str:
+    return RECIPE_ANNOTATION + node.uniqueId().toString().strip("{}")
+
+
+def store_recipe(doc, node, text: str) -> None:
+    """Keep ``node``'s recipe (JSON) in the document: an annotation, which Krita saves in the .kra."""
+    try:
+        from PyQt5.QtCore import QByteArray
+        data = QByteArray(text.encode("utf-8"))
+    except ImportError:            # the fake Krita of the tests takes bytes
+        data = text.encode("utf-8")
+    doc.setAnnotation(_layer_key(node), f"Impasto recipe of the layer {node.name()!r}", data)
+
+
+def read_recipe(doc, node) -> Optional[str]:
+    """The recipe stored for ``node`` (JSON text), or None."""
+    key = _layer_key(node)
+    if key not in list(doc.annotationTypes()):
+        return None
+    raw = bytes(doc.annotation(key))
+    return raw.decode("utf-8") if raw else None
+
+
 # ------------------------------------------------------------------------------------------------- settings
 def read_setting(key: str, default: str = "") -> str:
     return krita().readSetting("impasto", key, default)
