@@ -42,6 +42,7 @@ class FakeLayer:
     pixels: bytearray = None            # RGBA u8, rect-sized
     kind: str = "layer"
     image: Any = None
+    parasites: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.pixels is None:
@@ -139,6 +140,17 @@ class FakeApi:
     def remove_layer(self, image, layer):
         image.layers.remove(layer)
         image.undo_log.append(("remove", layer.name))
+
+    def layer_below(self, image, layer):
+        i = image.layers.index(layer)
+        return image.layers[i + 1] if i + 1 < len(image.layers) else None
+
+    def store_recipe(self, layer, text):
+        layer.parasites["impasto-recipe"] = text.encode("utf-8")
+
+    def read_recipe(self, layer):
+        raw = layer.parasites.get("impasto-recipe")
+        return raw.decode("utf-8") if raw is not None else None
 
     @contextmanager
     def undo_group(self, image):

@@ -201,3 +201,29 @@ def test_a_failed_proposal_leaves_the_paths_alone(scene):
         actions.propose_keypoints(api, image, [source], Params(style_source="layer", style_layer=style),
                                   connect_fn=lambda: client)
     assert image.paths == old and image.undo_log == []
+
+
+def test_result_carries_its_recipe_and_rerun_makes_it_again(scene):
+    from impasto_protocol.recipe import Recipe, StyleSource
+    api, image, source = scene
+    p = Params(engine="mt", style_name="starry", strength=0.5, steps_mode="custom", steps=9, seed=4)
+
+    def respond(content, options, style):
+        events = invert(content, options, style)
+        recipe = Recipe(options=options.to_dict(), style=StyleSource("model", "cd" * 32, "starry"),
+                        impasto="0.1.0", torch="2.14.1", device="cpu", precision="fp32")
+        events[-1] = ResultEvent(events[-1].image, {"recipe": recipe.to_dict()})
+        return events
+
+    client = FakeClient(respond)
+    first = actions.stylize(api, image, [source], p, connect_fn=lambda: client)
+    recipe = Recipe.from_json(api.read_recipe(first.layer))
+    assert recipe.seed == 4 and recipe.options["steps"] == 9 and recipe.options["strength"] == 0.5
+    again = actions.rerun(api, image, [first.layer], Params(), connect_fn=lambda: client)
+    o1, o2 = client.sent[0][1], client.sent[1][1]
+    assert o2.to_dict() == o1.to_dict()                                  # the same job, seed included
+    assert bytes(again.layer.pixels) == bytes(first.layer.pixels)
+    assert image.layers == [first.layer, again.layer, source]           # made from the layer under the result
+    assert "made again from the recipe (mt starry seed 4)" in again.note
+    with pytest.raises(actions.PluginError, match="no Impasto recipe"):
+        actions.rerun(api, image, [source], Params(), connect_fn=lambda: client)

@@ -27,7 +27,8 @@ def test_every_params_field_is_a_procedure_argument_and_back():
 def test_params_from_config_and_to_options():
     values = {"engine": "mt", "style-name": " starry ", "style-source": "file", "style-file": None,
               "style-layer": None, "strength": 0.5, "preserve-colors": True, "keypoints": "auto",
-              "size-mode": "canvas", "output-size": 300, "working-size": 256, "steps-mode": "default", "steps": 9}
+              "size-mode": "canvas", "output-size": 300, "working-size": 256, "steps-mode": "default", "steps": 9,
+              "seed": 0}
     p = Params.from_config(values.__getitem__).check()
     assert p.style_name == "starry" and p.style_file == ""
     o = p.to_options(1000)

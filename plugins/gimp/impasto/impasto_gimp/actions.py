@@ -21,7 +21,7 @@ from impasto_protocol.images import ImageBuffer
 from impasto_protocol.options import KeypointPair
 
 from . import deps, paths, pixels
-from .params import ParamError, Params
+from .params import ParamError, Params, params_from_recipe
 from .pixels import Rect
 
 log = logging.getLogger(__name__)
@@ -250,9 +250,39 @@ def stylize(api: Any, image: Any, drawables: Sequence[Any], p: Params,
             if layer is not None:
                 api.remove_layer(image, layer)
             raise
+    if info.get("recipe") and layer is not None:
+        try:                         # a convenience: never lose a finished result over it
+            api.store_recipe(layer, json.dumps(info["recipe"], sort_keys=True))
+        except Exception as e:  # noqa: BLE001
+            log.warning("could not attach the result's recipe: %s", e)
     api.progress_end()
     note = pairing.note() if pairing else ""
     return Outcome(layer, name, (crop.width, crop.height), note)
+
+
+def rerun(api: Any, image: Any, drawables: Sequence[Any], style: Params,
+          connect_fn: Callable[[], Any] = connect) -> Outcome:
+    """Make a result layer again from its recipe (the ``impasto-recipe`` parasite): the same options and seed, on
+    the layer it sits above, with the painting ``style`` points to (MT needs none).  A new layer, as Stylize."""
+    from impasto_protocol.options import OptionsError
+    from impasto_protocol.recipe import Recipe
+    if len(drawables) != 1:
+        raise PluginError("select the one result layer to make again")
+    result = drawables[0]
+    text = api.read_recipe(result)
+    if not text:
+        raise PluginError(f"{api.item_name(result)!r} has no Impasto recipe: select a layer Impasto made")
+    try:
+        recipe = Recipe.from_json(text)
+    except OptionsError as e:
+        raise PluginError(f"the layer's recipe cannot be used: {e}") from None
+    source = api.layer_below(image, result)
+    if source is None:
+        raise PluginError("the result layer has no layer under it to stylize again")
+    p, notes = params_from_recipe(recipe, style)
+    outcome = stylize(api, image, [source], p, connect_fn)
+    outcome.note = "; ".join([f"made again from the recipe ({recipe.summary()})"] + notes + [outcome.note]).strip("; ")
+    return outcome
 
 
 # --------------------------------------------------------------------------------------------- keypoint paths

@@ -119,6 +119,30 @@ def remove_layer(image: Any, layer: Any) -> None:
     image.remove_layer(layer)
 
 
+def layer_below(image: Any, layer: Any) -> Any:
+    """The layer just under ``layer`` in its group (None when it is the bottom one)."""
+    parent = layer.get_parent()
+    siblings = list(parent.get_children()) if parent is not None else list(image.get_layers())    # top first
+    i = next((k for k, s in enumerate(siblings) if s.get_id() == layer.get_id()), -1)
+    return siblings[i + 1] if 0 <= i < len(siblings) - 1 else None
+
+
+# --------------------------------------------------------------------------------------------- recipes
+def store_recipe(layer: Any, text: str) -> None:
+    """Attach a result's recipe (JSON) to its layer as a persistent parasite (saved with the .xcf)."""
+    from .params import RECIPE_PARASITE
+    data = list(text.encode("utf-8"))
+    layer.attach_parasite(Gimp.Parasite.new(RECIPE_PARASITE, Gimp.PARASITE_PERSISTENT, data))
+
+
+def read_recipe(layer: Any) -> Optional[str]:
+    from .params import RECIPE_PARASITE
+    parasite = layer.get_parasite(RECIPE_PARASITE)
+    if parasite is None:
+        return None
+    return bytes(parasite.get_data()).decode("utf-8")
+
+
 @contextmanager
 def undo_group(image: Any) -> Iterator[None]:
     image.undo_group_start()

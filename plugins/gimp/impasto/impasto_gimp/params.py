@@ -14,6 +14,8 @@ from impasto_protocol.options import KeypointPair, OptionsError, StylizeOptions
 STYLIZE_PROC = "python-fu-impasto-stylize"
 KEYPOINTS_PROC = "python-fu-impasto-keypoint-paths"
 PROPOSE_PROC = "python-fu-impasto-propose-keypoints"
+RERUN_PROC = "python-fu-impasto-rerun"
+RECIPE_PARASITE = "impasto-recipe"      # a result layer's recipe (JSON), saved with the .xcf
 MENU_PATH = "<Image>/Filters/Artistic/Impasto"
 
 ENGINES = {"mt": "Fast (trained style, MT)", "gatys": "Gatys (any style image)", "strotss": "STROTSS",
@@ -63,6 +65,7 @@ STYLIZE_ARGS: tuple[Arg, ...] = (
     Arg("steps-mode", "choice", "Ste_ps", "Optimization steps: the engine's default, or the custom number below",
         "default", choices=STEPS_MODES),
     Arg("steps", "int", "Num_ber of steps", "Optimization steps (with Steps: Custom)", 200, 1, 100000),
+    Arg("seed", "int", "See_d", "Random seed: the same seed and settings give the same result", 0, 0, 2**31 - 1),
 )
 
 
@@ -82,7 +85,7 @@ def stylize_args(styles: dict[str, str] | None = None) -> tuple[Arg, ...]:
 DIALOG_GROUPS: tuple[tuple[str, Optional[str], tuple[str, ...]], ...] = (
     ("style-box", None, ("engine", "style-name", "style-source", "style-file", "style-layer")),
     ("result-box", "Result", ("strength", "preserve-colors", "size-mode", "output-size")),
-    ("engine-box", "Engine settings", ("keypoints", "working-size", "steps-mode", "steps")),
+    ("engine-box", "Engine settings", ("keypoints", "working-size", "steps-mode", "steps", "seed")),
 )
 # argument -> (the choice argument it depends on, values, sensitive when the choice is in them)
 SENSITIVITY: dict[str, tuple[str, tuple[str, ...], bool]] = {
@@ -101,6 +104,9 @@ PROPOSE_ARGS: tuple[Arg, ...] = (
     Arg("working-size", "int", "_Working size", "Long side DST will work at (use the same when you stylize)",
         512, 16, 8192),
 )
+
+# Re-run: the recipe gives everything but a painting, which the artist points to again (MT needs none)
+RERUN_ARGS: tuple[Arg, ...] = tuple(a for a in STYLIZE_ARGS if a.name in ("style-source", "style-file", "style-layer"))
 
 KEYPOINT_ARGS: tuple[Arg, ...] = (
     Arg("style-layer", "layer", "Style la_yer", "The layer the style keypoints go on (default: the picture)"),
@@ -127,6 +133,7 @@ class Params:
     working_size: int = 512
     steps_mode: str = "default"
     steps: int = 0                    # used when steps_mode == "custom"
+    seed: int = 0
 
     @classmethod
     def from_config(cls, get: Any) -> "Params":
@@ -208,6 +215,7 @@ class Params:
             steps=(self.steps or None) if self.steps_mode == "custom" else None,
             preserve_color=bool(self.preserve_colors),
             strength=float(self.strength),
+            seed=int(self.seed),
             keypoint_mode=kp_mode,
             keypoints=list(keypoints or []) if kp_mode in ("markers", "both") else [],
         )
@@ -215,3 +223,28 @@ class Params:
             return opts.validate()
         except OptionsError as e:
             raise ParamError(str(e)) from None
+
+
+def params_from_recipe(recipe: Any, style: Params) -> tuple[Params, list[str]]:
+    """The Stylize arguments that make a result again from its recipe (``impasto_protocol.recipe.Recipe``); the
+    painting comes from ``style`` (its style source, file and layer).  Returns (params, notes for the artist)."""
+    o = recipe.options
+    engine = str(o.get("engine", "gatys"))
+    kp = {v: k for k, v in KEYPOINT_WIRE.items()}.get(str(o.get("keypoint_mode", "auto")), "auto")
+    p = Params(engine=engine, style_name=str(o.get("style_name") or "") if engine == "mt" else "",
+               style_source=style.style_source, style_file=style.style_file, style_layer=style.style_layer,
+               strength=float(o.get("strength", 1.0)), preserve_colors=bool(o.get("preserve_color", False)),
+               keypoints=kp, size_mode="custom" if o.get("max_side") else "canvas",
+               output_size=int(o.get("max_side") or 0), working_size=int(o.get("size", 512)),
+               steps_mode="custom" if o.get("steps") else "default", steps=int(o.get("steps") or 0),
+               seed=int(o.get("seed", 0)))
+    notes = []
+    if engine != "mt" and recipe.style is not None:
+        notes.append(f"the painting must be the same ({recipe.style.name or 'pixels ' + recipe.style.sha256[:12]})")
+    shown = {"engine", "style_name", "strength", "preserve_color", "keypoint_mode", "keypoints", "max_side", "size",
+             "steps", "seed", "preview_every"}
+    defaults = StylizeOptions().to_dict()
+    hidden = sorted(k for k, v in o.items() if k not in shown and k in defaults and v != defaults[k])
+    if hidden:
+        notes.append("not settable here, left at their defaults: " + ", ".join(hidden))
+    return p, notes
