@@ -28,10 +28,10 @@ class FakeClient:
     def __init__(self):
         self.calls = []
 
-    def stylize(self, content, options, style=None, mask=None, mask_mode=None, keypoints_only=False):
+    def stylize(self, content, options, style=None, mask=None, mask_mode=None, keypoints_only=False, overlay=False):
         job = FakeJob()
         self.calls.append({"content": content, "options": options, "style": style, "mask": mask, "job": job,
-                           "mask_mode": mask_mode, "keypoints_only": keypoints_only})
+                           "mask_mode": mask_mode, "keypoints_only": keypoints_only, "overlay": overlay})
         return job
 
 
@@ -373,3 +373,31 @@ def test_result_keeps_its_recipe_and_rerun_puts_it_back_into_the_settings(app, s
     assert (again.engine, again.style_name, again.seed, again.size, again.strength) == ("mt", "starry", 5, 24, 0.75)
     doc.setActiveNode(bg)
     assert not c.rerun() and "no Impasto recipe" in c.error
+
+
+def test_dst_result_brings_its_warp_overlay_as_a_hidden_group_over_the_result(app, style_png):
+    doc, bg = make_doc(app, w=30, h=12)
+    c = controller(style_png)
+    c.settings.engine, c.settings.keypoint_mode = "dst", "auto"
+    tracker = c.stylize()
+    call = c.client.calls[-1]
+    assert call["overlay"] is True
+    dot = bytearray(30 * 12 * 4)
+    dot[(5 * 30 + 7) * 4:(5 * 30 + 7) * 4 + 4] = bytes([255, 0, 0, 255])           # RGBA: one red pixel at (7, 5)
+    grid = bytes([0, 255, 0, 128]) * (30 * 12)
+    overlays = {"keypoints": ImageBuffer(30, 12, 4, "u8", bytes(dot)), "grid": ImageBuffer(30, 12, 4, "u8", grid)}
+    call["job"].pending += [ResultEvent(blended_result(call), {}, overlays)]
+    c.pump()
+    assert tracker.state is State.DONE, tracker.message
+    names = [n.name() for n in doc.rootNode().childNodes()]
+    assert names == ["Background", "Starry · DST", "Starry · DST · warp overlay"]
+    group = doc.rootNode().childNodes()[2]
+    assert group.type() == "grouplayer" and not group.visible()                      # hidden by default
+    assert [n.name() for n in group.childNodes()] == ["warp grid", "keypoints → targets"]
+    kp = group.childNodes()[1]
+    assert kp.pixelData(7, 5, 1, 1) == bytes([0, 0, 255, 255])                       # BGRA, where it was drawn
+    assert kp.pixelData(8, 5, 1, 1)[3] == 0
+    b = group.childNodes()[0].bounds()
+    assert (b.x(), b.y(), b.width(), b.height()) == (0, 0, 30, 12)                    # aligned with the result
+    assert c.stylize(preview=True) is not None
+    assert c.client.calls[-1]["overlay"] is False                                     # previews bring none

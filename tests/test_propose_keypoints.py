@@ -81,3 +81,24 @@ def test_keypoints_only_is_refused_for_other_engines(tmp_path_factory):
         events = list(job.events(timeout=60))
     err = events[-1]
     assert getattr(err, "code", None) == "bad_request" and "keypoints_only" in err.message
+
+
+def test_dst_overlay_comes_with_the_result_aligned_and_transparent(case, tmp_path_factory):
+    import numpy as np
+    content, style = case
+    opts = StylizeOptions(engine="dst", size=96, max_side=96, steps=1, keypoint_mode="auto", optimizer="adam")
+    with DaemonProcess(tmp_path_factory.mktemp("daemon"), test_engines=False) as d:
+        client = d.client()
+        job = client.stylize(tensor_to_f32_buffer(content), opts, style=tensor_to_f32_buffer(style), overlay=True)
+        result = list(job.events(timeout=300))[-1]
+    assert isinstance(result, ResultEvent) and set(result.overlays) == {"keypoints", "grid"}
+    w, h = result.image.width, result.image.height
+    for img in result.overlays.values():
+        assert (img.width, img.height, img.channels, img.dtype) == (w, h, 4, "u8")
+    kp = np.frombuffer(bytes(result.overlays["keypoints"].data), np.uint8).reshape(h, w, 4)
+    grid = np.frombuffer(bytes(result.overlays["grid"].data), np.uint8).reshape(h, w, 4)
+    assert (kp[..., 3] == 0).mean() > 0.5 and 0.02 < (grid[..., 3] > 0).mean() < 0.6
+    scale = w / content.shape[3]                       # keypoints in the content sent -> result pixels
+    for pair in result.info["keypoints"]:
+        x, y = (round(v * scale) for v in pair["content"])
+        assert kp[min(y, h - 1), min(x, w - 1), 3] == 255, pair       # a disc at each keypoint

@@ -15,7 +15,7 @@ REQUEST_FIELDS: dict[str, frozenset[str]] = {
     "status": frozenset(),
     "list_styles": frozenset({"thumbnails"}),
     "stylize": frozenset({"options", "content", "style", "mask", "deliver", "tile_size", "mask_mode",
-                          "keypoints_only"}),
+                          "keypoints_only", "overlay"}),
     "train": frozenset({"style", "name", "steps", "params"}),
     "chunk": frozenset({"image", "offset"}),   # one piece of a streamed image of header.job_id (1 buffer)
     "cancel": frozenset(),                 # the job to cancel is header.job_id
@@ -106,6 +106,7 @@ class TileEvent:
 class ResultEvent:
     image: Optional[ImageBuffer]           # None when the job asked for deliver="tiles" (or for training jobs)
     info: dict = field(default_factory=dict)
+    overlays: dict = field(default_factory=dict)   # name -> ImageBuffer (DST with overlay: "keypoints", "grid")
 
 
 @dataclass

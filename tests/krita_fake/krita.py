@@ -71,6 +71,12 @@ class Node:
     def name(self):
         return self._name
 
+    def visible(self):
+        return getattr(self, "_visible", True)
+
+    def setVisible(self, v):
+        self._visible = bool(v)
+
     def uniqueId(self):
         if not hasattr(self, "_uuid"):
             import uuid

@@ -174,6 +174,9 @@ def build_stylize_job(msg: Message, config: DaemonConfig, styles: Sequence[str] 
         raise RequestError("bad_request", f"keypoints_only must be true or false, got {keypoints_only!r}")
     if keypoints_only and opts.engine != "dst":
         raise RequestError("bad_request", "keypoints_only proposes DST keypoints: options.engine must be 'dst'")
+    overlay = c.get("overlay", False)
+    if not isinstance(overlay, bool):
+        raise RequestError("bad_request", f"overlay must be true or false, got {overlay!r}")
     used: set = set()
     uploads: dict = {}
     content = _image(c, "content", msg.buffers, used, config, required=True, uploads=uploads)
@@ -206,7 +209,7 @@ def build_stylize_job(msg: Message, config: DaemonConfig, styles: Sequence[str] 
     return Job(job_id=msg.job_id, kind="stylize", session=msg.session, identities=msg.identities,
                request_header=msg.header, priority=PRIORITY_INTERACTIVE, options=opts, test_engine=test_engine,
                content=content, style=style, mask=mask, deliver=deliver, tile_size=tile_size, uploads=uploads,
-               mask_mode=mask_mode, keypoints_only=keypoints_only)
+               mask_mode=mask_mode, keypoints_only=keypoints_only, overlay=overlay)
 
 
 def build_train_job(msg: Message, config: DaemonConfig) -> Job:

@@ -235,6 +235,22 @@ class Worker(threading.Thread):
 
         return progress
 
+    @staticmethod
+    def _overlays(job: Job, artifacts: dict, h: int, w: int) -> tuple[dict, list]:
+        """``overlay``: the DST warp overlay as RGBA u8 images of the result's size (descriptions, buffers)."""
+        warp = artifacts.get("warp_overlay")
+        if not job.overlay or not warp:
+            return {}, []
+        from ..engines.dst.debug import grid_overlay, keypoint_overlay
+        fmt = PixelFormat(4, "u8", "srgb", False)
+        descs, bufs = {}, []
+        for name, img in (("keypoints", keypoint_overlay(h, w, warp["points"], warp["targets"])),
+                          ("grid", grid_overlay(h, w, warp["flow"]))):
+            buf = tensor_to_buffer(img, fmt)
+            descs[name] = buf.describe(len(bufs))
+            bufs.append(buf.data)
+        return descs, bufs
+
     def _propose_keypoints(self, job: Job, t0: float) -> None:
         """``keypoints_only``: NBB + cleaning (``engines.propose_keypoints``); the result carries no image, its
         info has ``keypoints`` (pairs in pixels of the content and style sent) and ``targets``."""
@@ -288,7 +304,9 @@ class Worker(threading.Thread):
             timings["encode_send"] = round(time.perf_counter() - t_enc, 4)
             info["seconds"] = round(time.perf_counter() - t0, 4)
             desc = ImageBuffer(w, h, out_c, fmt.dtype, None, colorspace=fmt.colorspace, bgr=fmt.bgr).describe(0)
-            self.send(job, RESULT, {"image": {**desc, "buffer": CHUNKS}, "info": info})
+            ov, ov_bufs = self._overlays(job, artifacts, h, w)
+            self.send(job, RESULT, {"image": {**desc, "buffer": CHUNKS}, "info": info,
+                                    **({"overlays": ov} if ov else {})}, ov_bufs)
             return
         arr = tensor_to_array(result, fmt)
         timings["encode"] = round(time.perf_counter() - t_enc, 4)
@@ -301,11 +319,15 @@ class Worker(threading.Thread):
                     self.send(job, TILE, {"x": x, "y": y, "final": True, "image": img.describe(0)}, [img.data])
                     n += 1
             info["tiles"] = n
-            self.send(job, RESULT, {"image": None, "info": info})
+            ov, ov_bufs = self._overlays(job, artifacts, h, w)
+            self.send(job, RESULT, {"image": None, "info": info, **({"overlays": ov} if ov else {})}, ov_bufs)
         else:
             img = ImageBuffer(width=w, height=h, channels=arr.shape[2], dtype=fmt.dtype,
                               data=memoryview(arr).cast("B"), colorspace=fmt.colorspace, bgr=fmt.bgr)
-            self.send(job, RESULT, {"image": img.describe(0), "info": info}, [img.data])
+            ov, ov_bufs = self._overlays(job, artifacts, h, w)
+            ov = {k: {**d, "buffer": d["buffer"] + 1} for k, d in ov.items()}
+            self.send(job, RESULT, {"image": img.describe(0), "info": info, **({"overlays": ov} if ov else {})},
+                      [img.data, *ov_bufs])
 
     def run_interactive_jobs(self, training: Job) -> None:
         """Called between training steps: run every queued interactive job now, so an artist never waits for a

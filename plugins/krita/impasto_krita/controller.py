@@ -361,8 +361,10 @@ class Controller:
         scaled = options.max_side != crop.long_side
         # Lossless selections: the daemon sends the stylized colour unblended with the mask as alpha
         # (mask_mode "alpha"); a result scaled up here gets the full-resolution mask applied after scaling instead.
+        overlay = options.engine == "dst" and not preview
         job = client.stylize(content, options, style=style, mask=None if scaled else mask_buf,
-                             mask_mode="alpha" if mask_buf is not None and not scaled else None)
+                             mask_mode="alpha" if mask_buf is not None and not scaled else None,
+                             **({"overlay": True} if overlay else {}))
         if preview:
             self.preview = PreviewSink()
             sink: Any = self.preview
@@ -370,7 +372,8 @@ class Controller:
         else:
             style_title = next((st.get("title") for st in self.conn.styles if st.get("name") == s.style_name), None)
             sink = LayerSink(Target(doc, source, crop, mask, depth, s.layer_name(style_title),
-                                    scaled=scaled, mask_in_alpha=mask_buf is not None and not scaled), api=self.api)
+                                    scaled=scaled, mask_in_alpha=mask_buf is not None and not scaled,
+                                    overlay=overlay), api=self.api)
             title = "Stylize"
         self.job = JobTracker(job, "preview" if preview else "stylize", title, sink, clock=self.clock)
         self.notify()

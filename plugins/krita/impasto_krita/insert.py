@@ -34,6 +34,7 @@ class Target:
     name: str                        # new layer's name
     scaled: bool = False             # the result comes back smaller than ``crop`` (scaled up on arrival)
     mask_in_alpha: bool = False      # the daemon applied ``mask`` as the result's alpha (mask_mode "alpha")
+    overlay: bool = False            # DST: the job asked for the warp overlay (a hidden group above the result)
 
 
 @dataclass
@@ -42,6 +43,7 @@ class LayerSink:
     api: Any = krita_api
     layer: Any = None                # the new layer once it exists
     inserted: bool = False
+    overlay_group: Any = None        # the warp overlay's group, once inserted
     tiles_painted: int = 0
     result_size: tuple[int, int] = (0, 0)
     _tmp_name: str = field(default="", init=False)
@@ -82,6 +84,11 @@ class LayerSink:
             self.inserted = True
         else:
             self.layer.setName(t.name)
+        if ev.overlays:
+            try:
+                self._insert_overlay(ev)
+            except Exception as e:  # noqa: BLE001 - the overlay is a help: never lose the result over it
+                log.warning("could not insert the warp overlay: %s", e)
         recipe = (ev.info or {}).get("recipe")
         if recipe:
             try:                         # a convenience: never lose a finished result over it
@@ -89,6 +96,28 @@ class LayerSink:
             except Exception as e:  # noqa: BLE001
                 log.warning("could not store the result's recipe: %s", e)
         self.api.refresh(t.doc)
+
+    def _insert_overlay(self, ev: ResultEvent) -> None:
+        """The DST warp overlay as a hidden group above the result: the keypoints with lines to their targets, and
+        the deformed grid, each a layer exactly over the result."""
+        t = self.target
+        size = ITEMSIZE[t.depth]
+        layers = []
+        for key, title in (("grid", "warp grid"), ("keypoints", "keypoints → targets")):
+            img = ev.overlays.get(key)
+            if img is None:
+                continue
+            rgba = pixels.convert_depth(pixels.buffer_to_rgba(img), img.itemsize, size)
+            if (img.width, img.height) != (t.crop.width, t.crop.height):
+                rgba = self.api.scale_rgba(rgba, img.width, img.height, size, t.crop.width, t.crop.height)
+            layer = self.api.make_paint_layer(t.doc, title)
+            self.api.write_rgba(t.doc, layer, t.crop, bytes(rgba), size)
+            layers.append(layer)
+        if not layers:
+            return
+        group = self.api.make_hidden_group(t.doc, f"{t.name} · warp overlay", layers)
+        self.api.insert_above(self.layer, group)
+        self.overlay_group = group
 
     def on_abort(self, reason: str) -> None:
         if self.inserted and self.layer is not None:

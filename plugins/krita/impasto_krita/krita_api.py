@@ -179,6 +179,15 @@ def write_rgba(doc, node, rect: Rect, rgba: bytes, itemsize: int) -> None:
     node.setPixelData(tmp.pixelData(rect.x, rect.y, rect.width, rect.height), rect.x, rect.y, rect.width, rect.height)
 
 
+def make_hidden_group(doc, name: str, children: list) -> Any:
+    """A hidden group layer holding ``children`` (bottom-up), not yet in the document."""
+    group = doc.createNode(name, "grouplayer")
+    for child in children:
+        group.addChildNode(child, None)
+    group.setVisible(False)
+    return group
+
+
 def insert_above(source, node) -> None:
     """Insert ``node`` just above ``source`` in the same group (one undo step)."""
     parent = source.parentNode()
