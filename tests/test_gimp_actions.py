@@ -227,3 +227,34 @@ def test_result_carries_its_recipe_and_rerun_makes_it_again(scene):
     assert "made again from the recipe (mt starry seed 4)" in again.note
     with pytest.raises(actions.PluginError, match="no Impasto recipe"):
         actions.rerun(api, image, [source], Params(), connect_fn=lambda: client)
+
+
+def test_dst_result_brings_its_warp_overlay_as_a_hidden_group_over_the_result(scene):
+    from impasto_protocol.images import ImageBuffer
+    api, image, source = scene
+    style = image.add(FakeLayer("Monet", Rect(0, 0, 20, 16), solid(Rect(0, 0, 20, 16), (1, 2, 3, 255))))
+    dot = bytearray(60 * 40 * 4)
+    dot[(7 * 60 + 9) * 4:(7 * 60 + 9) * 4 + 4] = bytes([255, 0, 0, 255])
+
+    def respond(content, options, style_img):
+        events = invert(content, options, style_img)
+        overlays = {"keypoints": ImageBuffer(60, 40, 4, "u8", bytes(dot)),
+                    "grid": ImageBuffer(60, 40, 4, "u8", bytes([0, 255, 0, 100]) * (60 * 40))}
+        events[-1] = ResultEvent(events[-1].image, {}, overlays)
+        return events
+
+    client = FakeClient(respond)
+    out = actions.stylize(api, image, [source], Params(engine="dst", style_source="layer", style_layer=style),
+                          connect_fn=lambda: client)
+    assert client.overlay is True
+    group = out.overlay
+    assert image.layers[:3] == [group, out.layer, source] and group.kind == "group" and not group.visible
+    assert group.name == "Monet · DST · warp overlay"
+    assert [c.name for c in group.children] == ["keypoints → targets", "warp grid"]
+    kp = group.children[0]
+    assert kp.rect == out.layer.rect == Rect(10, 5, 60, 40)                       # aligned with the result
+    assert bytes(kp.pixels[(7 * 60 + 9) * 4:(7 * 60 + 9) * 4 + 4]) == bytes([255, 0, 0, 255])
+    assert image.undo_log == ["start", ("insert", "Monet · DST"), ("insert", "Monet · DST · warp overlay"), "end"]
+    client2 = FakeClient(invert)
+    actions.stylize(api, image, [source], Params(engine="mt", style_name="s"), connect_fn=lambda: client2)
+    assert client2.overlay is False

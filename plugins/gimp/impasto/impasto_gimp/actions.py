@@ -40,6 +40,7 @@ class Outcome:
     name: str
     size: tuple[int, int]         # the new layer's size
     note: str = ""
+    overlay: Any = None           # DST: the warp overlay's layer group
 
 
 # --------------------------------------------------------------------------------------------- daemon
@@ -113,9 +114,11 @@ def installed_styles(timeout: float = 1.5, cache: Optional[str] = None) -> dict[
 
 
 def wait_for_result(job: Any, on_progress: Callable[[float, str], None],
-                    timeout: Optional[float] = None, image: bool = True) -> tuple[Optional[ImageBuffer], dict]:
+                    timeout: Optional[float] = None, image: bool = True,
+                    overlays: Optional[dict] = None) -> tuple[Optional[ImageBuffer], dict]:
     """Follow a job to its end; returns (image, info) or raises PluginError with the daemon's message.
-    ``image=False``: the job sends no image (proposed keypoints), the result is (None, info)."""
+    ``image=False``: the job sends no image (proposed keypoints), the result is (None, info).  ``overlays``, when
+    given, receives the result's overlay images (name -> ImageBuffer)."""
     from impasto_protocol.messages import CancelledEvent, ErrorEvent, ProgressEvent, ResultEvent
     try:
         for ev in job.events(timeout=timeout):
@@ -124,6 +127,8 @@ def wait_for_result(job: Any, on_progress: Callable[[float, str], None],
             elif isinstance(ev, ResultEvent):
                 if ev.image is None and image:
                     raise PluginError("the daemon finished without sending an image")
+                if overlays is not None:
+                    overlays.update(getattr(ev, "overlays", None) or {})
                 return ev.image, dict(ev.info or {})
             elif isinstance(ev, ErrorEvent):
                 raise PluginError(f"the daemon could not stylize: {ev.message or ev.code}")
@@ -223,8 +228,9 @@ def stylize(api: Any, image: Any, drawables: Sequence[Any], p: Params,
     client = connect_fn()
     try:
         api.progress_start(f"Impasto: {name}")
-        job = client.stylize(content, options, style=style)
-        result, info = wait_for_result(job, lambda f, stage: api.progress_update(f, stage))
+        job = client.stylize(content, options, style=style, **({"overlay": True} if p.engine == "dst" else {}))
+        overlays: dict = {}
+        result, info = wait_for_result(job, lambda f, stage: api.progress_update(f, stage), overlays=overlays)
     finally:
         try:
             client.close()
@@ -236,7 +242,7 @@ def stylize(api: Any, image: Any, drawables: Sequence[Any], p: Params,
     scaled = (result.width, result.height) != (crop.width, crop.height)
     if mask is not None and not scaled:
         rgba = pixels.apply_mask(rgba, mask, fmt[2])
-    layer = None
+    layer = group = None
     with api.undo_group(image):
         try:
             layer = api.new_layer_above(image, drawable, name, Rect(crop.x, crop.y, result.width, result.height))
@@ -246,9 +252,11 @@ def stylize(api: Any, image: Any, drawables: Sequence[Any], p: Params,
                 if mask is not None:
                     back = api.read_rgba(layer, crop, fmt[0])
                     api.write_rgba(layer, crop, bytes(pixels.apply_mask(back, mask, fmt[2])), fmt[0])
+            group = _overlay_layers(api, image, layer, name, crop, overlays, fmt, scaled)
         except Exception:
-            if layer is not None:
-                api.remove_layer(image, layer)
+            for item in (group, layer):
+                if item is not None:
+                    api.remove_layer(image, item)
             raise
     if info.get("recipe") and layer is not None:
         try:                         # a convenience: never lose a finished result over it
@@ -257,7 +265,27 @@ def stylize(api: Any, image: Any, drawables: Sequence[Any], p: Params,
             log.warning("could not attach the result's recipe: %s", e)
     api.progress_end()
     note = pairing.note() if pairing else ""
-    return Outcome(layer, name, (crop.width, crop.height), note)
+    return Outcome(layer, name, (crop.width, crop.height), note, overlay=group)
+
+
+def _overlay_layers(api: Any, image: Any, result: Any, name: str, crop: Rect, overlays: dict,
+                    fmt: tuple[str, str, int], scaled: bool) -> Optional[Any]:
+    """The DST warp overlay as a hidden layer group above the result: "keypoints → targets" over "warp grid", each
+    exactly over the result (scaled with it).  Returns the group, or None when the job sent no overlay."""
+    if not overlays:
+        return None
+    group = api.new_group_above(image, result, f"{name} · warp overlay")
+    for key, title in (("keypoints", "keypoints → targets"), ("grid", "warp grid")):
+        img = overlays.get(key)
+        if img is None:
+            continue
+        rgba = pixels.convert_depth(pixels.buffer_to_rgba(img), img.itemsize, fmt[2])
+        rect = Rect(crop.x, crop.y, img.width, img.height)
+        layer = api.new_layer_in(image, group, title, rect)
+        api.write_rgba(layer, rect, bytes(rgba), fmt[0])
+        if scaled:
+            api.scale_layer(layer, crop)
+    return group
 
 
 def rerun(api: Any, image: Any, drawables: Sequence[Any], style: Params,

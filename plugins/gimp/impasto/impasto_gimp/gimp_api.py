@@ -105,6 +105,25 @@ def new_layer_above(image: Any, below: Any, name: str, rect: Rect) -> Any:
     return layer
 
 
+def new_group_above(image: Any, below: Any, name: str) -> Any:
+    """A hidden layer group just above ``below`` (the warp overlay's)."""
+    group = Gimp.GroupLayer.new(image, name)
+    image.insert_layer(group, below.get_parent(), image.get_item_position(below))
+    group.set_visible(False)
+    return group
+
+
+def new_layer_in(image: Any, group: Any, name: str, rect: Rect) -> Any:
+    """A transparent layer of ``rect`` at the bottom of ``group``."""
+    gray = image.get_base_type() == Gimp.ImageBaseType.GRAY
+    layer = Gimp.Layer.new(image, name, rect.width, rect.height,
+                           Gimp.ImageType.GRAYA_IMAGE if gray else Gimp.ImageType.RGBA_IMAGE,
+                           100.0, Gimp.LayerMode.NORMAL)
+    image.insert_layer(layer, group, len(group.get_children()))
+    layer.set_offsets(rect.x, rect.y)
+    return layer
+
+
 def scale_layer(layer: Any, rect: Rect) -> None:
     Gimp.context_push()
     try:
