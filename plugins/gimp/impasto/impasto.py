@@ -105,17 +105,25 @@ def _config_getter(config):
     return get
 
 
-def run_stylize(procedure, run_mode, image, drawables, config, data):
-    if run_mode == Gimp.RunMode.INTERACTIVE and not show_dialog(procedure, config, "Impasto: Stylize", (),
-                                                                DIALOG_GROUPS, actions.daemon_summary()):
-        return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
+def _run(procedure, action):
+    """``action()``'s Outcome, or the error return values GIMP shows (an artist's problem, or a bug named)."""
     try:
-        outcome = actions.stylize(gimp_api, image, list(drawables), Params.from_config(_config_getter(config)))
+        return action()
     except actions.PluginError as e:
         return error_values(procedure, str(e))
     except Exception as e:  # noqa: BLE001 - a bug: say what it was rather than crash the plug-in silently
         log.exception("Impasto failed")
         return error_values(procedure, f"Impasto failed unexpectedly: {type(e).__name__}: {e}")
+
+
+def run_stylize(procedure, run_mode, image, drawables, config, data):
+    if run_mode == Gimp.RunMode.INTERACTIVE and not show_dialog(procedure, config, "Impasto: Stylize", (),
+                                                                DIALOG_GROUPS, actions.daemon_summary()):
+        return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
+    outcome = _run(procedure, lambda: actions.stylize(gimp_api, image, list(drawables),
+                                                      Params.from_config(_config_getter(config))))
+    if not isinstance(outcome, actions.Outcome):
+        return outcome
     if outcome.note and run_mode == Gimp.RunMode.INTERACTIVE:
         Gimp.message(outcome.note)
     Gimp.displays_flush()
@@ -142,13 +150,9 @@ def run_propose(procedure, run_mode, image, drawables, config, data):
         return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
     p = Params(engine="dst", style_source="layer", style_layer=config.get_property("style-layer"),
                working_size=config.get_property("working-size"))
-    try:
-        outcome = actions.propose_keypoints(gimp_api, image, list(drawables), p)
-    except actions.PluginError as e:
-        return error_values(procedure, str(e))
-    except Exception as e:  # noqa: BLE001
-        log.exception("Impasto failed")
-        return error_values(procedure, f"Impasto failed unexpectedly: {type(e).__name__}: {e}")
+    outcome = _run(procedure, lambda: actions.propose_keypoints(gimp_api, image, list(drawables), p))
+    if not isinstance(outcome, actions.Outcome):
+        return outcome
     if run_mode == Gimp.RunMode.INTERACTIVE:
         Gimp.message(outcome.note)
     Gimp.displays_flush()
@@ -164,13 +168,9 @@ def run_rerun(procedure, run_mode, image, drawables, config, data):
     get = _config_getter(config)
     style = Params(style_source=get("style-source"), style_file=get("style-file") or "",
                    style_layer=get("style-layer"))
-    try:
-        outcome = actions.rerun(gimp_api, image, list(drawables), style)
-    except actions.PluginError as e:
-        return error_values(procedure, str(e))
-    except Exception as e:  # noqa: BLE001
-        log.exception("Impasto failed")
-        return error_values(procedure, f"Impasto failed unexpectedly: {type(e).__name__}: {e}")
+    outcome = _run(procedure, lambda: actions.rerun(gimp_api, image, list(drawables), style))
+    if not isinstance(outcome, actions.Outcome):
+        return outcome
     if run_mode == Gimp.RunMode.INTERACTIVE and outcome.note:
         Gimp.message(outcome.note)
     Gimp.displays_flush()

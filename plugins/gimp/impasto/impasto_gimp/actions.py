@@ -208,8 +208,22 @@ def keypoint_pairs(api: Any, image: Any, p: Params, crop: Rect, style_rect: Opti
     return paths.pair(c, s, (crop.x, crop.y), (style_rect.x, style_rect.y))
 
 
-def stylize(api: Any, image: Any, drawables: Sequence[Any], p: Params,
-            connect_fn: Callable[[], Any] = connect) -> Outcome:
+@dataclass
+class JobInputs:
+    """What a job is made of, read from the image before anything is sent: checked arguments, the source layer,
+    the wire format, the crop, its selection mask and pixels, the style and where it came from."""
+
+    drawable: Any
+    fmt: tuple[str, str, int]
+    crop: Rect
+    mask: Optional[bytes]
+    content: ImageBuffer
+    style: Optional[ImageBuffer]
+    style_rect: Optional[Rect]
+    style_label: str
+
+
+def read_inputs(api: Any, image: Any, drawables: Sequence[Any], p: Params) -> JobInputs:
     try:
         p.check()
     except ParamError as e:
@@ -218,6 +232,14 @@ def stylize(api: Any, image: Any, drawables: Sequence[Any], p: Params,
     fmt = pixels.wire_format(api.precision_name(image))
     crop, mask, content = read_content(api, image, drawable, fmt)
     style, style_rect, style_label = read_style(api, p, fmt)
+    return JobInputs(drawable, fmt, crop, mask, content, style, style_rect, style_label)
+
+
+def stylize(api: Any, image: Any, drawables: Sequence[Any], p: Params,
+            connect_fn: Callable[[], Any] = connect) -> Outcome:
+    i = read_inputs(api, image, drawables, p)
+    drawable, fmt, crop, mask, content, style, style_rect, style_label = (
+        i.drawable, i.fmt, i.crop, i.mask, i.content, i.style, i.style_rect, i.style_label)
     pairing = keypoint_pairs(api, image, p, crop, style_rect) if p.uses_paths else None
     try:
         options = p.to_options(crop.long_side, pairing.pairs if pairing else None)
@@ -345,14 +367,8 @@ def propose_keypoints(api: Any, image: Any, drawables: Sequence[Any], p: Params,
     Nothing in the images changes before the keypoints are there; then the artist moves, deletes or adds anchors
     and runs Stylize with Keypoints "From the keypoint paths"."""
     p = dataclasses.replace(p, engine="dst", style_source="layer", keypoints="auto")
-    try:
-        p.check()
-    except ParamError as e:
-        raise PluginError(str(e)) from None
-    drawable = _single_drawable(api, drawables)
-    fmt = pixels.wire_format(api.precision_name(image))
-    crop, _mask, content = read_content(api, image, drawable, fmt)
-    style, style_rect, _label = read_style(api, p, fmt)
+    i = read_inputs(api, image, drawables, p)
+    crop, content, style, style_rect = i.crop, i.content, i.style, i.style_rect
     assert style_rect is not None
     try:
         options = p.to_options(crop.long_side, None)
