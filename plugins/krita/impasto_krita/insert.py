@@ -115,9 +115,7 @@ class LayerSink:
             layers.append(layer)
         if not layers:
             return
-        group = self.api.make_hidden_group(t.doc, f"{t.name} · warp overlay", layers)
-        self.api.insert_above(self.layer, group)
-        self.overlay_group = group
+        self.overlay_group = self.api.insert_hidden_group(t.doc, self.layer, f"{t.name} · warp overlay", layers)
 
     def on_abort(self, reason: str) -> None:
         if self.inserted and self.layer is not None:

@@ -179,12 +179,15 @@ def write_rgba(doc, node, rect: Rect, rgba: bytes, itemsize: int) -> None:
     node.setPixelData(tmp.pixelData(rect.x, rect.y, rect.width, rect.height), rect.x, rect.y, rect.width, rect.height)
 
 
-def make_hidden_group(doc, name: str, children: list) -> Any:
-    """A hidden group layer holding ``children`` (bottom-up), not yet in the document."""
+def insert_hidden_group(doc, above, name: str, children: list) -> Any:
+    """Insert a hidden group layer just above ``above``, then put ``children`` (bottom-up) into it.  The group goes
+    into the document first: filling a group that is not in the image yet and then inserting it crashed the Krita
+    5.1 GUI (its Layers docker), though not kritarunner."""
     group = doc.createNode(name, "grouplayer")
+    insert_above(above, group)
+    group.setVisible(False)
     for child in children:
         group.addChildNode(child, None)
-    group.setVisible(False)
     return group
 
 

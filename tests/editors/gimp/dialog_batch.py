@@ -1,5 +1,6 @@
 # python-fu-eval in the GIMP GUI: open the Impasto "Stylize…" dialog on the image given on the command line
 # (interactive run mode, exactly as the menu item does) so that screenshot.sh can photograph it.
+import os
 import time
 
 import gi
@@ -17,10 +18,10 @@ cfg = proc.create_config()
 cfg.set_property("run-mode", Gimp.RunMode.INTERACTIVE)
 cfg.set_property("image", image)
 cfg.set_core_object_array("drawables", image.get_selected_drawables())
+cfg.set_property("engine", "mt")           # so the style choice list is the active field (fresh profile: no last values)
 proc.run(cfg)
 
 # Then (screenshot.sh closes the dialog) a real stylization of an elliptic selection, for docs/gimp-result.png.
-import os  # noqa: E402
 
 if os.path.exists("/job/style-painting.jpg"):
     from gi.repository import Gio  # noqa: E402

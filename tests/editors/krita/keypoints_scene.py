@@ -27,6 +27,14 @@ def add_image_layer(doc, name, path, x):
     return node, img.width(), img.height()
 
 
+def fit_view(win, doc):
+    """Zoom so that the photo and the painting both show (the canvas area is about 1100 x 850 px here)."""
+    view = win.activeView()
+    if view is not None and view.canvas() is not None:
+        view.canvas().setZoomLevel(min(1100 / doc.width(), 850 / doc.height()) * 0.95)
+        pump(0.5)
+
+
 def wait_job(c, timeout):
     end = time.time() + timeout
     while c.job is not None and c.job.active and time.time() < end:
@@ -79,7 +87,7 @@ def run():
     log("proposal", job.status_text() if job else c.error, c.notice)
     pump(1.0)
     log("layers", [(n.name(), n.type()) for n in root.childNodes()])
-    app.action("zoom_to_fit").trigger() if app.action("zoom_to_fit") else None
+    fit_view(win, doc)
     for d in dockers:
         d.refresh()
     pump(2.0)
@@ -106,6 +114,7 @@ def run():
     group.setVisible(True)
     doc.setActiveNode(group)
     doc.refreshProjection()
+    fit_view(win, doc)
     for d in dockers:
         d.refresh()
     pump(3.0)
