@@ -265,7 +265,7 @@ def run(args: argparse.Namespace) -> int:
     if recipe is not None and not args.style and recipe.engine == "mt" and recipe.style is not None:
         args.style = recipe.style.name
     if args.demo:
-        from ..demo import demo_content, demo_style
+        from ..demo import demo_style
         if args.content:
             raise ImpastoError("--demo brings its own content picture; drop CONTENT")
         if args.style:

@@ -28,10 +28,11 @@ def add_image_layer(doc, name, path, x):
 
 
 def fit_view(win, doc):
-    """Zoom so that the photo and the painting both show (the canvas area is about 1100 x 850 px here)."""
-    view = win.activeView()
-    if view is not None and view.canvas() is not None:
-        view.canvas().setZoomLevel(min(1100 / doc.width(), 850 / doc.height()) * 0.95)
+    """Zoom to fit, so that the photo and the painting both show."""
+    action = Krita.instance().action("toggle_zoom_to_fit")
+    if action is not None:
+        action.setChecked(False) if action.isCheckable() and action.isChecked() else None
+        action.trigger()
         pump(0.5)
 
 

@@ -16,7 +16,7 @@ mkdir -p "$IMPASTO_RUNTIME_DIR" "$out" "$IMPASTO_DATA_DIR"; chmod 700 "$IMPASTO_
 "$PY" "$here/../make_keypoint_scene.py" "$work" || exit 1
 "$PY" -m impasto.cli serve --connection-file "$IMPASTO_RUNTIME_DIR/daemon.json" > "$work/daemon.log" 2>&1 &
 dpid=$!
-trap 'kill $dpid 2>/dev/null; wait $dpid 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill $dpid 2>/dev/null; wait $dpid 2>/dev/null; [ "${KEEP_WORK:-0}" = 1 ] && echo "kept $work" || rm -rf "$work"' EXIT
 for _ in $(seq 1 1800); do [ -s "$IMPASTO_RUNTIME_DIR/daemon.json" ] && break; sleep 0.1; done
 "$here/krita_gui_run.sh" "$here/keypoints_scene.py" "$work/shot"; rc=$?
 cat "$work/shot/result.txt" 2>/dev/null
