@@ -159,6 +159,7 @@ class FakeApi:
 
     def store_recipe(self, layer, text):
         layer.parasites["impasto-recipe"] = text.encode("utf-8")
+        layer.image.undo_log.append(("parasite", layer.name))
 
     def read_recipe(self, layer):
         raw = layer.parasites.get("impasto-recipe")

@@ -218,6 +218,7 @@ def test_result_carries_its_recipe_and_rerun_makes_it_again(scene):
     client = FakeClient(respond)
     first = actions.stylize(api, image, [source], p, connect_fn=lambda: client)
     recipe = Recipe.from_json(api.read_recipe(first.layer))
+    assert image.undo_log == ["start", ("insert", "starry · MT"), ("parasite", "starry · MT"), "end"]   # one undo
     assert recipe.seed == 4 and recipe.options["steps"] == 9 and recipe.options["strength"] == 0.5
     again = actions.rerun(api, image, [first.layer], Params(), connect_fn=lambda: client)
     o1, o2 = client.sent[0][1], client.sent[1][1]

@@ -54,11 +54,12 @@ def test_the_dialog_says_canvas_and_default_in_words_and_lists_installed_styles(
     assert by_name["output-size"].minimum >= 16 and by_name["steps"].minimum >= 1     # no magic 0 left
     assert by_name["style-name"].kind == "choice" and by_name["style-name"].default == NO_STYLES
     args = {a.name: a for a in stylize_args({"starry_night": "The Starry Night", "udnie": "udnie"})}
-    assert args["style-name"].choices == {"starry_night": "The Starry Night (starry_night)", "udnie": "udnie"}
-    assert args["style-name"].default == "starry_night"
+    assert args["style-name"].choices == {NO_STYLES: "(choose a trained style)",
+                                          "starry_night": "The Starry Night (starry_night)", "udnie": "udnie"}
+    assert args["style-name"].default == NO_STYLES            # what GIMP turns an unknown name into: refused
     values = {f.replace("_", "-"): getattr(Params(), f) for f in Params.__dataclass_fields__}
     values.update({"engine": "mt", "style-name": NO_STYLES, "style-file": None})
-    with pytest.raises(ParamError, match="none is installed"):
+    with pytest.raises(ParamError, match="choose one in 'MT style'"):
         Params.from_config(values.__getitem__).check()
 
 

@@ -19,6 +19,7 @@ cfg.set_property("run-mode", Gimp.RunMode.INTERACTIVE)
 cfg.set_property("image", image)
 cfg.set_core_object_array("drawables", image.get_selected_drawables())
 cfg.set_property("engine", "mt")           # so the style choice list is the active field (fresh profile: no last values)
+cfg.set_property("style-name", os.environ.get("SHOT_MT_STYLE", "starry_night"))
 proc.run(cfg)
 
 # Then (screenshot.sh closes the dialog) a real stylization of an elliptic selection, for docs/gimp-result.png.

@@ -275,16 +275,16 @@ def stylize(api: Any, image: Any, drawables: Sequence[Any], p: Params,
                     back = api.read_rgba(layer, crop, fmt[0])
                     api.write_rgba(layer, crop, bytes(pixels.apply_mask(back, mask, fmt[2])), fmt[0])
             group = _overlay_layers(api, image, layer, name, crop, overlays, fmt, scaled)
+            if info.get("recipe"):       # inside the undo group: one Ctrl+Z removes the layer with its recipe
+                try:                     # a convenience: never lose a finished result over it
+                    api.store_recipe(layer, json.dumps(info["recipe"], sort_keys=True))
+                except Exception as e:  # noqa: BLE001
+                    log.warning("could not attach the result's recipe: %s", e)
         except Exception:
             for item in (group, layer):
                 if item is not None:
                     api.remove_layer(image, item)
             raise
-    if info.get("recipe") and layer is not None:
-        try:                         # a convenience: never lose a finished result over it
-            api.store_recipe(layer, json.dumps(info["recipe"], sort_keys=True))
-        except Exception as e:  # noqa: BLE001
-            log.warning("could not attach the result's recipe: %s", e)
     api.progress_end()
     note = pairing.note() if pairing else ""
     return Outcome(layer, name, (crop.width, crop.height), note, overlay=group)

@@ -27,7 +27,8 @@ KEYPOINT_MODES = {"auto": "Automatic", "paths": "From the keypoint paths", "both
 KEYPOINT_WIRE = {"auto": "auto", "paths": "markers", "both": "both"}
 SIZE_MODES = {"canvas": "Canvas size (the selection or layer)", "custom": "Custom (the size below)"}
 STEPS_MODES = {"default": "Engine default", "custom": "Custom (the steps below)"}
-NO_STYLES = "none"             # the style choice when no trained style is known
+NO_STYLES = "none"             # the first style choice: none chosen.  GIMP turns a value that is not a choice into the
+                               # first choice, so a script's unknown style name is refused, never silently replaced
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class Arg:
 STYLIZE_ARGS: tuple[Arg, ...] = (
     Arg("engine", "choice", "_Engine", "Which method paints the style", "gatys", choices=ENGINES),
     Arg("style-name", "choice", "_MT style", "A trained style (Fast engine; `impasto styles` lists them)", NO_STYLES,
-        choices={NO_STYLES: "(no trained styles found: start the daemon)"}),
+        choices={NO_STYLES: "(none found: start the daemon, or train one)"}),
     Arg("style-source", "choice", "Style _from", "Where the style image comes from (other engines)", "file",
         choices=STYLE_SOURCES),
     Arg("style-file", "file", "Style _image file", "A painting to take the style from"),
@@ -76,8 +77,9 @@ def stylize_args(styles: dict[str, str] | None = None) -> tuple[Arg, ...]:
     out = []
     for a in STYLIZE_ARGS:
         if a.name == "style-name":
-            choices = {n: (f"{t} ({n})" if t and t != n else n) for n, t in sorted(styles.items())}
-            a = Arg(a.name, a.kind, a.nick, a.blurb, next(iter(choices)), choices=choices)
+            choices = {NO_STYLES: "(choose a trained style)"}
+            choices.update({n: (f"{t} ({n})" if t and t != n else n) for n, t in sorted(styles.items())})
+            a = Arg(a.name, a.kind, a.nick, a.blurb, NO_STYLES, choices=choices)
         out.append(a)
     return tuple(out)
 
@@ -159,8 +161,9 @@ class Params:
         if self.steps_mode not in STEPS_MODES:
             raise ParamError(f"unknown steps {self.steps_mode!r}; choose one of {', '.join(STEPS_MODES)}")
         if self.engine == "mt" and not self.style_name:
-            raise ParamError("the Fast (MT) engine needs a trained style: none is installed, or the daemon was not "
-                             "running when this dialog opened (start it, or train one; `impasto styles` lists them)")
+            raise ParamError("the Fast (MT) engine needs a trained style: choose one in 'MT style' (a name that is "
+                             "not an installed style reads as none; if the list is empty, start the daemon or train "
+                             "one; `impasto styles` lists them)")
         if self.needs_style_image:
             if self.style_source == "file" and not self.style_file:
                 raise ParamError("choose a style image file (or set 'Style from' to a layer)")
