@@ -145,6 +145,21 @@ def wait_for_result(job: Any, on_progress: Callable[[float, str], None],
     raise PluginError("the daemon ended the job without a result")
 
 
+def _run_job(api: Any, connect_fn: Callable[[], Any], title: str, submit: Callable[[Any], Any], *,
+             image: bool = True, overlays: Optional[dict] = None) -> tuple[Optional[ImageBuffer], dict]:
+    """Connect, ``submit(client)`` one job, follow it on GIMP's progress bar to its (image, info); always close."""
+    client = connect_fn()
+    try:
+        api.progress_start(title)
+        job = submit(client)
+        return wait_for_result(job, lambda f, stage: api.progress_update(f, stage), image=image, overlays=overlays)
+    finally:
+        try:
+            client.close()
+        except Exception:  # noqa: BLE001 - closing a dead connection
+            pass
+
+
 # --------------------------------------------------------------------------------------------- stylize
 def _single_drawable(api: Any, drawables: Sequence[Any]) -> Any:
     if len(drawables) != 1:
@@ -247,17 +262,9 @@ def stylize(api: Any, image: Any, drawables: Sequence[Any], p: Params,
         raise PluginError(str(e)) from None
     name = p.layer_name(style_label)
 
-    client = connect_fn()
-    try:
-        api.progress_start(f"Impasto: {name}")
-        job = client.stylize(content, options, style=style, **({"overlay": True} if p.engine == "dst" else {}))
-        overlays: dict = {}
-        result, info = wait_for_result(job, lambda f, stage: api.progress_update(f, stage), overlays=overlays)
-    finally:
-        try:
-            client.close()
-        except Exception:  # noqa: BLE001 - closing a dead connection
-            pass
+    overlays: dict = {}
+    result, info = _run_job(api, connect_fn, f"Impasto: {name}", lambda c: c.stylize(
+        content, options, style=style, **({"overlay": True} if p.engine == "dst" else {})), overlays=overlays)
     api.progress_update(1.0, "inserting the result")
 
     rgba = pixels.convert_depth(pixels.buffer_to_rgba(result), result.itemsize, fmt[2])
@@ -374,16 +381,8 @@ def propose_keypoints(api: Any, image: Any, drawables: Sequence[Any], p: Params,
         options = p.to_options(crop.long_side, None)
     except ParamError as e:
         raise PluginError(str(e)) from None
-    client = connect_fn()
-    try:
-        api.progress_start("Impasto: proposing keypoints")
-        job = client.stylize(content, options, style=style, keypoints_only=True)
-        _none, info = wait_for_result(job, lambda f, stage: api.progress_update(f, stage), image=False)
-    finally:
-        try:
-            client.close()
-        except Exception:  # noqa: BLE001 - closing a dead connection
-            pass
+    _none, info = _run_job(api, connect_fn, "Impasto: proposing keypoints",
+                           lambda c: c.stylize(content, options, style=style, keypoints_only=True), image=False)
     found = [KeypointPair.from_dict(kp) for kp in info.get("keypoints") or []]
     if not found:
         api.progress_end()
