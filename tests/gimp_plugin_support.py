@@ -42,6 +42,7 @@ class FakeLayer:
     pixels: bytearray = None            # RGBA u8, rect-sized
     kind: str = "layer"
     image: Any = None
+    parasites: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.pixels is None:
@@ -140,6 +141,30 @@ class FakeApi:
         image.layers.remove(layer)
         image.undo_log.append(("remove", layer.name))
 
+    def new_group_above(self, image, below, name):
+        group = FakeLayer(name, Rect(0, 0, 0, 0), kind="group", image=image)
+        group.visible, group.children = False, []
+        image.layers.insert(image.layers.index(below), group)
+        image.undo_log.append(("insert", name))
+        return group
+
+    def new_layer_in(self, image, group, name, rect):
+        layer = FakeLayer(name, rect, image=image)
+        group.children.append(layer)
+        return layer
+
+    def layer_below(self, image, layer):
+        i = image.layers.index(layer)
+        return image.layers[i + 1] if i + 1 < len(image.layers) else None
+
+    def store_recipe(self, layer, text):
+        layer.parasites["impasto-recipe"] = text.encode("utf-8")
+        layer.image.undo_log.append(("parasite", layer.name))
+
+    def read_recipe(self, layer):
+        raw = layer.parasites.get("impasto-recipe")
+        return raw.decode("utf-8") if raw is not None else None
+
     @contextmanager
     def undo_group(self, image):
         image.undo_log.append("start")
@@ -182,8 +207,9 @@ class FakeClient:
         self.sent: list = []
         self.closed = False
 
-    def stylize(self, content, options, style=None, mask=None):
+    def stylize(self, content, options, style=None, mask=None, keypoints_only=False, overlay=False):
         self.sent.append((content, options, style))
+        self.keypoints_only, self.overlay = keypoints_only, overlay
         return FakeJob(self.respond(content, options, style))
 
     def close(self):

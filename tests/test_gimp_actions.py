@@ -3,7 +3,7 @@ daemon -- what is read, what is sent, what is inserted (and that nothing is on f
 import pytest
 
 from gimp_plugin_support import (Accepted, CancelledEvent, ErrorEvent, FakeApi, FakeClient, FakeImage, FakeLayer,
-                                 FakePath, ProgressEvent, Rect, invert, solid)
+                                 FakePath, ProgressEvent, Rect, ResultEvent, invert, solid)
 
 from impasto_gimp import actions, paths
 from impasto_gimp.params import Params
@@ -61,7 +61,7 @@ def test_selection_outside_the_layer_is_refused(scene):
 def test_smaller_output_is_scaled_back_then_masked(scene):
     api, image, source = scene
     image.selection = (Rect(10, 5, 40, 40), bytes([0] * 40 + [255] * 40 * 39))
-    out, client = run(api, image, source, Params(engine="mt", style_name="s", output_size=20))
+    out, client = run(api, image, source, Params(engine="mt", style_name="s", size_mode="custom", output_size=20))
     assert client.sent[0][1].max_side == 20
     assert out.layer.rect == Rect(10, 5, 40, 40)
     assert set(out.layer.pixels[3:40 * 4:4]) == {0} and set(out.layer.pixels[40 * 4 + 3::4]) == {255}
@@ -163,3 +163,101 @@ def test_no_daemon_is_a_clear_message(tmp_path, monkeypatch):
     with pytest.raises(actions.PluginError, match="cannot reach the Impasto daemon"):
         actions.connect()
     assert "not running" in actions.daemon_summary(timeout=0.5)
+
+
+def _proposal(pairs):
+    def respond(content, options, style):
+        return [Accepted("j", 0), ProgressEvent(0.5, "keypoints: neural best buddies"),
+                ResultEvent(None, {"keypoints": pairs})]
+    return respond
+
+
+def test_propose_keypoints_writes_both_paths_at_the_proposed_pixels_in_order(scene):
+    api, image, source = scene
+    style = image.add(FakeLayer("Monet", Rect(70, 50, 20, 16), solid(Rect(70, 50, 20, 16), (1, 2, 3, 255))))
+    image.paths = [FakePath(paths.CONTENT_PATH, [paths.stroke_points([(1.0, 1.0)])])]      # an old path: replaced
+    proposed = [{"content": [3.5, 4.25], "style": [2.0, 1.5]}, {"content": [50.0, 30.0], "style": [15.5, 12.0]}]
+    client = FakeClient(_proposal(proposed))
+    out = actions.propose_keypoints(api, image, [source], Params(style_source="layer", style_layer=style,
+                                                                 working_size=256), connect_fn=lambda: client)
+    content, options, sent_style = client.sent[0]
+    assert client.keypoints_only and options.engine == "dst" and options.keypoint_mode == "auto"
+    assert options.size == 60 and (content.width, sent_style.width) == (60, 20)
+    c = paths.path_anchors(api.path_strokes(api.find_path(image, paths.CONTENT_PATH)))
+    s = paths.path_anchors(api.path_strokes(api.find_path(image, paths.STYLE_PATH)))
+    assert c == [(13.5, 9.25), (60.0, 35.0)] and s == [(72.0, 51.5), (85.5, 62.0)]      # image pixels, in order
+    assert len(image.paths) == 2 and "2 keypoints proposed" in out.note
+    # read back for a DST run from the paths: exactly the proposed pairs
+    pairing = actions.keypoint_pairs(api, image, Params(engine="dst", keypoints="paths", style_source="layer",
+                                                        style_layer=style), Rect(10, 5, 60, 40), Rect(70, 50, 20, 16))
+    assert [(kp.content, kp.style) for kp in pairing.pairs] == [((3.5, 4.25), (2.0, 1.5)), ((50.0, 30.0), (15.5, 12.0))]
+
+
+def test_a_failed_proposal_leaves_the_paths_alone(scene):
+    api, image, source = scene
+    style = image.add(FakeLayer("Monet", Rect(70, 50, 20, 16), solid(Rect(70, 50, 20, 16), (1, 2, 3, 255))))
+    old = [FakePath(paths.CONTENT_PATH, [paths.stroke_points([(1.0, 1.0)])])]
+    image.paths = list(old)
+    client = FakeClient(lambda *a: [Accepted("j", 0), ErrorEvent("engine_error", "NBB failed")])
+    with pytest.raises(actions.PluginError, match="NBB failed"):
+        actions.propose_keypoints(api, image, [source], Params(style_source="layer", style_layer=style),
+                                  connect_fn=lambda: client)
+    assert image.paths == old and image.undo_log == []
+
+
+def test_result_carries_its_recipe_and_rerun_makes_it_again(scene):
+    from impasto_protocol.recipe import Recipe, StyleSource
+    api, image, source = scene
+    p = Params(engine="mt", style_name="starry", strength=0.5, steps_mode="custom", steps=9, seed=4)
+
+    def respond(content, options, style):
+        events = invert(content, options, style)
+        recipe = Recipe(options=options.to_dict(), style=StyleSource("model", "cd" * 32, "starry"),
+                        impasto="0.1.0", torch="2.14.1", device="cpu", precision="fp32")
+        events[-1] = ResultEvent(events[-1].image, {"recipe": recipe.to_dict()})
+        return events
+
+    client = FakeClient(respond)
+    first = actions.stylize(api, image, [source], p, connect_fn=lambda: client)
+    recipe = Recipe.from_json(api.read_recipe(first.layer))
+    assert image.undo_log == ["start", ("insert", "starry · MT"), ("parasite", "starry · MT"), "end"]   # one undo
+    assert recipe.seed == 4 and recipe.options["steps"] == 9 and recipe.options["strength"] == 0.5
+    again = actions.rerun(api, image, [first.layer], Params(), connect_fn=lambda: client)
+    o1, o2 = client.sent[0][1], client.sent[1][1]
+    assert o2.to_dict() == o1.to_dict()                                  # the same job, seed included
+    assert bytes(again.layer.pixels) == bytes(first.layer.pixels)
+    assert image.layers == [first.layer, again.layer, source]           # made from the layer under the result
+    assert "made again from the recipe (mt starry seed 4)" in again.note
+    with pytest.raises(actions.PluginError, match="no Impasto recipe"):
+        actions.rerun(api, image, [source], Params(), connect_fn=lambda: client)
+
+
+def test_dst_result_brings_its_warp_overlay_as_a_hidden_group_over_the_result(scene):
+    from impasto_protocol.images import ImageBuffer
+    api, image, source = scene
+    style = image.add(FakeLayer("Monet", Rect(0, 0, 20, 16), solid(Rect(0, 0, 20, 16), (1, 2, 3, 255))))
+    dot = bytearray(60 * 40 * 4)
+    dot[(7 * 60 + 9) * 4:(7 * 60 + 9) * 4 + 4] = bytes([255, 0, 0, 255])
+
+    def respond(content, options, style_img):
+        events = invert(content, options, style_img)
+        overlays = {"keypoints": ImageBuffer(60, 40, 4, "u8", bytes(dot)),
+                    "grid": ImageBuffer(60, 40, 4, "u8", bytes([0, 255, 0, 100]) * (60 * 40))}
+        events[-1] = ResultEvent(events[-1].image, {}, overlays)
+        return events
+
+    client = FakeClient(respond)
+    out = actions.stylize(api, image, [source], Params(engine="dst", style_source="layer", style_layer=style),
+                          connect_fn=lambda: client)
+    assert client.overlay is True
+    group = out.overlay
+    assert image.layers[:3] == [group, out.layer, source] and group.kind == "group" and not group.visible
+    assert group.name == "Monet · DST · warp overlay"
+    assert [c.name for c in group.children] == ["keypoints → targets", "warp grid"]
+    kp = group.children[0]
+    assert kp.rect == out.layer.rect == Rect(10, 5, 60, 40)                       # aligned with the result
+    assert bytes(kp.pixels[(7 * 60 + 9) * 4:(7 * 60 + 9) * 4 + 4]) == bytes([255, 0, 0, 255])
+    assert image.undo_log == ["start", ("insert", "Monet · DST"), ("insert", "Monet · DST · warp overlay"), "end"]
+    client2 = FakeClient(invert)
+    actions.stylize(api, image, [source], Params(engine="mt", style_name="s"), connect_fn=lambda: client2)
+    assert client2.overlay is False

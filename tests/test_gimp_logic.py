@@ -26,20 +26,55 @@ def test_every_params_field_is_a_procedure_argument_and_back():
 
 def test_params_from_config_and_to_options():
     values = {"engine": "mt", "style-name": " starry ", "style-source": "file", "style-file": None,
-              "style-layer": None, "strength": 0.5, "preserve-colors": True, "keypoints": "auto", "output-size": 0,
-              "working-size": 256, "steps": 0}
+              "style-layer": None, "strength": 0.5, "preserve-colors": True, "keypoints": "auto",
+              "size-mode": "canvas", "output-size": 300, "working-size": 256, "steps-mode": "default", "steps": 9,
+              "seed": 0}
     p = Params.from_config(values.__getitem__).check()
     assert p.style_name == "starry" and p.style_file == ""
     o = p.to_options(1000)
     assert (o.engine, o.style_name, o.size, o.max_side, o.strength, o.preserve_color, o.steps) == \
         ("mt", "starry", 256, 1000, 0.5, True, None)
     assert p.layer_name() == "starry · MT"
-    small = Params(engine="gatys", style_file="/x/The Scream.jpg", output_size=300, working_size=512, steps=7)
+    small = Params(engine="gatys", style_file="/x/The Scream.jpg", size_mode="custom", output_size=300,
+                   working_size=512, steps_mode="custom", steps=7)
     o = small.check().to_options(1000)
     assert (o.max_side, o.size, o.steps, o.style_name) == (300, 300, 7, None)
     assert small.layer_name() == "The Scream · Gatys"
     assert Params(engine="gatys", style_source="layer", style_layer=object()).layer_name("Monet") == "Monet · Gatys"
-    assert Params(output_size=5000).output_side(800) == 800          # never larger than the crop
+    assert Params(size_mode="custom", output_size=5000).output_side(800) == 800   # never larger than the crop
+    assert Params(size_mode="canvas", output_size=300).output_side(800) == 800    # the number is for "custom"
+    assert Params(steps_mode="default", steps=7).to_options(64).steps is None
+
+
+def test_the_dialog_says_canvas_and_default_in_words_and_lists_installed_styles():
+    from impasto_gimp.params import NO_STYLES, SIZE_MODES, STEPS_MODES, stylize_args
+    by_name = {a.name: a for a in STYLIZE_ARGS}
+    assert by_name["size-mode"].kind == "choice" and by_name["size-mode"].default == "canvas"
+    assert SIZE_MODES["canvas"].startswith("Canvas") and STEPS_MODES["default"] == "Engine default"
+    assert by_name["output-size"].minimum >= 16 and by_name["steps"].minimum >= 1     # no magic 0 left
+    assert by_name["style-name"].kind == "choice" and by_name["style-name"].default == NO_STYLES
+    args = {a.name: a for a in stylize_args({"starry_night": "The Starry Night", "udnie": "udnie"})}
+    assert args["style-name"].choices == {NO_STYLES: "(choose a trained style)",
+                                          "starry_night": "The Starry Night (starry_night)", "udnie": "udnie"}
+    assert args["style-name"].default == NO_STYLES            # what GIMP turns an unknown name into: refused
+    values = {f.replace("_", "-"): getattr(Params(), f) for f in Params.__dataclass_fields__}
+    values.update({"engine": "mt", "style-name": NO_STYLES, "style-file": None})
+    with pytest.raises(ParamError, match="choose one in 'MT style'"):
+        Params.from_config(values.__getitem__).check()
+
+
+def test_installed_styles_come_from_the_daemon_and_are_remembered(tmp_path, monkeypatch):
+    from impasto.daemon.testing import DaemonProcess
+    from impasto.engines.mt.styles import style_names
+    from impasto_gimp import actions
+    cache = tmp_path / "styles.json"
+    run_dir = tmp_path / "run"
+    monkeypatch.setenv("IMPASTO_RUNTIME_DIR", str(run_dir))
+    assert actions.installed_styles(cache=str(cache)) == {}                       # no daemon, nothing remembered
+    with DaemonProcess(run_dir, test_engines=False):
+        live = actions.installed_styles(cache=str(cache))
+    assert sorted(live) == sorted(style_names()) and all(live.values())
+    assert actions.installed_styles(cache=str(cache)) == live                     # daemon gone: the list it gave
 
 
 @pytest.mark.parametrize("p,words", [

@@ -28,9 +28,10 @@ class FakeClient:
     def __init__(self):
         self.calls = []
 
-    def stylize(self, content, options, style=None, mask=None):
+    def stylize(self, content, options, style=None, mask=None, mask_mode=None, keypoints_only=False, overlay=False):
         job = FakeJob()
-        self.calls.append({"content": content, "options": options, "style": style, "mask": mask, "job": job})
+        self.calls.append({"content": content, "options": options, "style": style, "mask": mask, "job": job,
+                           "mask_mode": mask_mode, "keypoints_only": keypoints_only, "overlay": overlay})
         return job
 
 
@@ -72,12 +73,17 @@ def style_png(tmp_path, monkeypatch):
 
 
 def blended_result(call, value=(0, 0, 255)):
-    """What the daemon would send: the content's format (BGR), stylized = a flat colour, mask-blended."""
+    """What the daemon would send: the content's format (BGR), stylized = a flat colour; with ``mask_mode`` "alpha"
+    the colour unblended and the mask multiplied into alpha, else mask-blended with the content."""
     content, mask = call["content"], call["mask"]
     out = bytearray(content.data)
     n = content.width * content.height
     for i in range(n):
         m = (mask.data[i] / 255) if mask is not None else 1.0
+        if call.get("mask_mode") == "alpha":
+            out[4 * i:4 * i + 3] = bytes(value)
+            out[4 * i + 3] = round(content.data[4 * i + 3] * m)
+            continue
         for c in range(3):
             out[4 * i + c] = round(m * value[c] + (1 - m) * content.data[4 * i + c])
     return ImageBuffer(content.width, content.height, 4, content.dtype, bytes(out), bgr=True)
@@ -97,6 +103,7 @@ def test_stylize_selection_makes_a_new_layer_with_transparency(app, style_png):
     call = c.client.calls[0]
     assert (call["content"].width, call["content"].height, call["content"].bgr) == (20, 4, True)
     assert call["mask"].channels == 1 and call["mask"].data[0] == 128 and call["mask"].data[1] == 255
+    assert call["mask_mode"] == "alpha"                                 # the colour comes back unblended
     assert call["options"].max_side == 20 and call["style"].width == 4
     call["job"].pending += [ProgressEvent(0.5, "step 1"), ResultEvent(blended_result(call))]
     c.pump()
@@ -110,7 +117,7 @@ def test_stylize_selection_makes_a_new_layer_with_transparency(app, style_png):
     inside = new.pixelData(4, 2, 1, 1)
     assert inside == bytes([0, 0, 255, 255])
     edge = new.pixelData(2, 2, 1, 1)
-    assert edge[3] == 128 and abs(edge[2] - 255) <= 2             # feathered: stylized colour, half alpha
+    assert edge[3] == 128 and edge[2] == 255                       # feathered: stylized colour, half alpha
     assert new.pixelData(0, 0, 1, 1)[3] == 0 and new.pixelData(25, 6, 1, 1)[3] == 0
 
 
@@ -271,3 +278,126 @@ def test_daemon_dying_mid_job_fails_it_and_cleans_up(app, style_png):
     assert tracker.state is State.FAILED and "daemon stopped" in c.error
     assert [n.name() for n in doc.rootNode().childNodes()] == ["Background"]
     assert c.conn.state == "disconnected" and c.client is None
+
+
+def test_propose_keypoints_writes_numbered_markers_and_runs_from_them(app, style_png):
+    doc, bg = make_doc(app, w=40, h=20, resolution=144)
+    style = doc.createNode("Painting", "paintlayer")
+    style.setPixelData(bytes([1, 2, 3, 255]) * (16 * 10), 20, 8, 16, 10)
+    doc.rootNode().addChildNode(style, bg)
+    doc.setActiveNode(bg)
+    c = controller(style_png)
+    c.settings.engine, c.settings.keypoint_mode = "gatys", "auto"          # proposing is DST's, from any engine
+    c.settings.style_source, c.settings.style_layer = "layer", "Painting"
+    tracker = c.propose_keypoints()
+    assert tracker is not None, c.error
+    call = c.client.calls[-1]
+    assert call["keypoints_only"] and call["options"].engine == "dst" and call["options"].keypoint_mode == "auto"
+    assert (call["style"].width, call["style"].height) == (16, 10)
+    assert [n.name() for n in doc.rootNode().childNodes()] == ["Background", "Painting"]   # nothing before the result
+    proposed = [{"content": [3.25, 4.5], "style": [1.75, 2.0]}, {"content": [30.0, 12.125], "style": [12.5, 8.25]},
+                {"content": [20.5, 2.0], "style": [8.0, 1.5]}]
+    call["job"].pending += [ResultEvent(None, {"keypoints": proposed})]
+    c.pump()
+    assert tracker.state is State.DONE, tracker.message
+    names = [n.name() for n in doc.rootNode().childNodes()]
+    assert names == ["Background", markers.CONTENT_LAYER, "Painting", markers.STYLE_LAYER]
+    c_layer = doc.rootNode().childNodes()[1]
+    assert sorted(s.name() for s in c_layer.shapes() if markers.marker_number(s.name()) is not None) == \
+        ["kp1", "kp2", "kp3"]
+    pairing = c.marker_pairs(doc, krita_api.Rect(0, 0, 40, 20), krita_api.Rect(20, 8, 16, 10))
+    assert pairing.numbers == [1, 2, 3]
+    for got, want in zip(pairing.pairs, proposed):                          # at NBB's pixels, within 0.5 px
+        assert got.content == pytest.approx(tuple(want["content"]), abs=0.5)
+        assert got.style == pytest.approx(tuple(want["style"]), abs=0.5)
+    assert c.settings.keypoint_mode == "markers" and "Proposed 3 keypoints" in c.notice
+    # unchanged markers: the DST job gets the proposed pairs; a moved marker moves its pair
+    c.settings.engine = "dst"
+    assert c.stylize() is not None, c.error
+    sent = c.client.calls[-1]["options"]
+    assert sent.keypoint_mode == "markers"
+    assert [kp.content for kp in sent.keypoints] == [pytest.approx(tuple(p["content"]), abs=1e-3) for p in proposed]
+    c.client.calls[-1]["job"].pending += [CancelledEvent("requested")]
+    c.pump()
+    ring = next(s for s in c_layer.shapes() if s.name() == "kp2")
+    bb = ring.boundingBox()
+    ring.setPosition((bb.x() + markers.px_to_pt(6, 144), bb.y()))               # 6 px to the right
+    assert c.stylize() is not None, c.error
+    moved = c.client.calls[-1]["options"].keypoints
+    assert moved[1].content == pytest.approx((36.0, 12.125), abs=1e-3) and moved[0].content == sent.keypoints[0].content
+
+
+def test_a_failed_proposal_leaves_the_markers_alone(app, style_png):
+    doc, bg = make_doc(app, w=40, h=20)
+    style = doc.createNode("Painting", "paintlayer")
+    style.setPixelData(bytes([1, 2, 3, 255]) * 100, 0, 0, 10, 10)
+    doc.rootNode().addChildNode(style, bg)
+    doc.setActiveNode(bg)
+    c = controller(style_png)
+    c.settings.style_source, c.settings.style_layer = "layer", "Painting"
+    assert c.add_markers() == [1, 2, 3, 4]
+    before = [(n.name(), len(n.shapes()) if hasattr(n, "shapes") else 0) for n in doc.rootNode().childNodes()]
+    doc.setActiveNode(bg)
+    tracker = c.propose_keypoints()
+    c.client.calls[-1]["job"].pending += [ErrorEvent("engine_error", "NBB failed")]
+    c.pump()
+    assert tracker.state is State.FAILED and "NBB failed" in c.error
+    assert [(n.name(), len(n.shapes()) if hasattr(n, "shapes") else 0) for n in doc.rootNode().childNodes()] == before
+
+
+def test_result_keeps_its_recipe_and_rerun_puts_it_back_into_the_settings(app, style_png):
+    from impasto_protocol.recipe import Recipe, StyleSource
+    doc, bg = make_doc(app, w=30, h=12)
+    c = controller(style_png)
+    c.settings.engine, c.settings.style_name, c.settings.seed, c.settings.steps = "mt", "starry", 5, 0
+    tracker = c.stylize()
+    call = c.client.calls[-1]
+    assert call["options"].seed == 5
+    recipe = Recipe(options={**call["options"].to_dict(), "size": 24, "strength": 0.75, "seed": 5},
+                    style=StyleSource("model", "ab" * 32, "starry"), impasto="0.1.0", torch="2.14.1", device="cpu",
+                    precision="fp32")
+    call["job"].pending += [ResultEvent(blended_result(call), {"recipe": recipe.to_dict()})]
+    c.pump()
+    assert tracker.state is State.DONE
+    result = doc.rootNode().childNodes()[1]
+    assert Recipe.from_json(krita_api.read_recipe(doc, result)).to_dict() == recipe.to_dict()
+    assert krita_api.read_recipe(doc, bg) is None
+    c.settings.engine, c.settings.style_name, c.settings.seed, c.settings.strength = "gatys", "", 0, 1.0
+    doc.setActiveNode(result)
+    assert c.rerun(), c.error
+    s = c.settings
+    assert (s.engine, s.style_name, s.seed, s.size, s.strength) == ("mt", "starry", 5, 24, 0.75)
+    assert doc.activeNode() is bg and "seed 5" in c.notice and c.settings_version == 1
+    assert c.stylize() is not None, c.error                 # the same job again
+    again = c.client.calls[-1]["options"]
+    assert (again.engine, again.style_name, again.seed, again.size, again.strength) == ("mt", "starry", 5, 24, 0.75)
+    doc.setActiveNode(bg)
+    assert not c.rerun() and "no Impasto recipe" in c.error
+
+
+def test_dst_result_brings_its_warp_overlay_as_a_hidden_group_over_the_result(app, style_png):
+    doc, bg = make_doc(app, w=30, h=12)
+    c = controller(style_png)
+    c.settings.engine, c.settings.keypoint_mode = "dst", "auto"
+    tracker = c.stylize()
+    call = c.client.calls[-1]
+    assert call["overlay"] is True
+    dot = bytearray(30 * 12 * 4)
+    dot[(5 * 30 + 7) * 4:(5 * 30 + 7) * 4 + 4] = bytes([255, 0, 0, 255])           # RGBA: one red pixel at (7, 5)
+    grid = bytes([0, 255, 0, 128]) * (30 * 12)
+    overlays = {"keypoints": ImageBuffer(30, 12, 4, "u8", bytes(dot)), "grid": ImageBuffer(30, 12, 4, "u8", grid)}
+    call["job"].pending += [ResultEvent(blended_result(call), {}, overlays)]
+    c.pump()
+    assert tracker.state is State.DONE, tracker.message
+    names = [n.name() for n in doc.rootNode().childNodes()]
+    assert names == ["Background", "Starry · DST", "Starry · DST · warp overlay"]
+    group = doc.rootNode().childNodes()[2]
+    assert group.type() == "grouplayer" and not group.visible()                      # hidden by default
+    assert [n.name() for n in group.childNodes()] == ["warp grid", "keypoints → targets"]
+    kp = group.childNodes()[1]
+    assert kp.pixelData(7, 5, 1, 1) == bytes([0, 0, 255, 255])                       # BGRA, where it was drawn
+    assert kp.pixelData(8, 5, 1, 1)[3] == 0
+    b = group.childNodes()[0].bounds()
+    assert (b.x(), b.y(), b.width(), b.height()) == (0, 0, 30, 12)                    # aligned with the result
+    assert c.stylize(preview=True) is not None
+    assert c.client.calls[-1]["overlay"] is False                                     # previews bring none

@@ -63,22 +63,6 @@ def test_apply_mask_scales_alpha_including_feathering():
         pixels.apply_mask(rgba, bytes(3), 1)
 
 
-def test_unmix_recovers_the_stylized_colour_at_feathered_edges():
-    content = bytes([100, 100, 100, 255] * 3)
-    stylized = [200, 50, 0]
-    mask = bytes([255, 128, 0])
-    # what the daemon returns: stylized where m = 1, content where m = 0, blended between
-    blended = bytearray(content)
-    for i, m in enumerate(mask):
-        for c in range(3):
-            blended[4 * i + c] = round(m / 255 * stylized[c] + (1 - m / 255) * content[4 * i + c])
-    out = pixels.unmix_partial(blended, content, mask, 1)
-    assert list(out[0:3]) == stylized                  # fully selected: untouched
-    assert all(abs(a - b) <= 1 for a, b in zip(out[4:7], stylized))  # feathered: stylized colour recovered
-    assert out[8:11] == blended[8:11]                   # unselected: untouched (alpha 0 later)
-    assert pixels.unmix_partial(blended, content, bytes([255, 255, 0]), 1) == blended
-
-
 def test_wire_depth_and_conversion_policy():
     assert pixels.wire_depth("RGBA", "U8") == "U8"
     for depth in ("U16", "F16", "F32"):

@@ -331,10 +331,17 @@ class Client:
 
     def stylize(self, content: ImageBuffer, options: StylizeOptions, style: ImageBuffer | None = None,
                 mask: ImageBuffer | None = None, *, deliver: str = "result", tile_size: int | None = None,
-                job_id: str | None = None) -> Job:
+                job_id: str | None = None, mask_mode: str | None = None, keypoints_only: bool = False,
+                overlay: bool = False) -> Job:
         """Submit a stylize job (non-blocking).  ``mask``: 1-channel selection the size of ``content`` -- the result
         is the stylized image where the mask is 1 and the content where it is 0.  ``deliver="tiles"`` streams the
-        result as final TileEvents (``tile_size`` px, default 1024) instead of one big result frame."""
+        result as final TileEvents (``tile_size`` px, default 1024) instead of one big result frame.
+        ``mask_mode="alpha"``: the result's colour is the stylized image everywhere and the mask is multiplied into
+        its alpha (RGBA even for RGB content) -- what an editor layer over the content needs, with no loss at
+        feathered edges.  ``keypoints_only=True`` (DST): only propose the keypoints (NBB + cleaning, seconds); the
+        result has no image and ``info["keypoints"]`` holds the pairs, in pixels of ``content`` and ``style``.
+        ``overlay=True`` (DST): the result also brings ``ResultEvent.overlays`` -- RGBA u8 images of the result's
+        size, "keypoints" (each keypoint with a line to its target) and "grid" (the deformed grid)."""
         if options.engine in ENGINES:
             options.validate()
         if deliver not in DELIVER:
@@ -342,6 +349,12 @@ class Client:
         body: dict[str, Any] = {"options": options.to_dict(), "deliver": deliver}
         if tile_size is not None:
             body["tile_size"] = tile_size
+        if mask_mode is not None:
+            body["mask_mode"] = mask_mode
+        if keypoints_only:
+            body["keypoints_only"] = True
+        if overlay:
+            body["overlay"] = True
         return self._submit("stylize", body, [("content", content), ("style", style), ("mask", mask)], job_id)
 
     def train(self, style: ImageBuffer, name: str, steps: int | None = None, *, job_id: str | None = None,
@@ -544,7 +557,9 @@ def decode_event(msg: Message, job: Optional[Job] = None) -> Any:
             job._chunk_buf = None
         else:
             img = ImageBuffer.from_description(desc, msg.buffers, max_pixels=None) if desc else None
-        return ResultEvent(image=img, info=c.get("info", {}))
+        overlays = {str(k): ImageBuffer.from_description(d, msg.buffers, max_pixels=None)
+                    for k, d in (c.get("overlays") or {}).items()}
+        return ResultEvent(image=img, info=c.get("info", {}), overlays=overlays)
     if t == ERROR:
         return ErrorEvent(code=str(c.get("code", "internal")), message=str(c.get("message", "")))
     if t == CANCELLED:

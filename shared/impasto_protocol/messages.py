@@ -14,7 +14,8 @@ REQUEST_FIELDS: dict[str, frozenset[str]] = {
     "hello": frozenset(),
     "status": frozenset(),
     "list_styles": frozenset({"thumbnails"}),
-    "stylize": frozenset({"options", "content", "style", "mask", "deliver", "tile_size"}),
+    "stylize": frozenset({"options", "content", "style", "mask", "deliver", "tile_size", "mask_mode",
+                          "keypoints_only", "overlay"}),
     "train": frozenset({"style", "name", "steps", "params", "photos"}),
     "chunk": frozenset({"image", "offset"}),   # one piece of a streamed image of header.job_id (1 buffer)
     "cancel": frozenset(),                 # the job to cancel is header.job_id
@@ -22,6 +23,7 @@ REQUEST_FIELDS: dict[str, frozenset[str]] = {
     "shutdown": frozenset({"cancel_jobs"}),
 }
 JOB_REQUESTS = ("stylize", "train")
+MASK_MODES = ("blend", "alpha")        # stylize: how a mask is applied (PROTOCOL.md)
 
 # -- replies (daemon -> client) -----------------------------------------------------------------------------------
 HELLO_REPLY = "hello_reply"
@@ -112,6 +114,7 @@ class TileEvent:
 class ResultEvent:
     image: Optional[ImageBuffer]           # None when the job asked for deliver="tiles" (or for training jobs)
     info: dict = field(default_factory=dict)
+    overlays: dict = field(default_factory=dict)   # name -> ImageBuffer (DST with overlay: "keypoints", "grid")
 
 
 @dataclass

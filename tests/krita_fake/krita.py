@@ -47,6 +47,16 @@ def _convert(data: bytes, src: str, dst: str) -> bytes:
     return bytes((v + 128) // 257 for v in a)
 
 
+class QUuidLike:
+    """What PyQt5's QUuid gives the plugin: ``toString()`` as ``{xxxxxxxx-...}``."""
+
+    def __init__(self, u):
+        self._u = u
+
+    def toString(self):
+        return "{" + str(self._u) + "}"
+
+
 class Node:
     def __init__(self, doc, name, type_):
         self.doc, self._name, self._type = doc, name, type_
@@ -60,6 +70,18 @@ class Node:
     # identity
     def name(self):
         return self._name
+
+    def visible(self):
+        return getattr(self, "_visible", True)
+
+    def setVisible(self, v):
+        self._visible = bool(v)
+
+    def uniqueId(self):
+        if not hasattr(self, "_uuid"):
+            import uuid
+            self._uuid = QUuidLike(uuid.uuid4())
+        return self._uuid
 
     def setName(self, n):
         self._name = n
@@ -287,6 +309,18 @@ class Document:
 
     def refreshProjection(self):
         self.refreshes += 1
+
+    # annotations: (type, description, bytes), saved in the .kra by real Krita
+    def setAnnotation(self, type_, description, annotation):
+        if not hasattr(self, "_annotations"):
+            self._annotations = {}
+        self._annotations[type_] = (description, bytes(annotation))
+
+    def annotation(self, type_):
+        return getattr(self, "_annotations", {}).get(type_, ("", b""))[1]
+
+    def annotationTypes(self):
+        return list(getattr(self, "_annotations", {}))
 
     def waitForDone(self):
         pass

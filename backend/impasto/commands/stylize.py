@@ -4,6 +4,13 @@
 ``--engine``: MT when STYLE is not a file but a known style name, Gatys otherwise.  ``--demo`` stylizes
 scikit-image's astronaut photo with a generated brush-stroke picture (no files needed).
 ``--daemon`` runs the job through the daemon (the path the editor plugins use) instead of in this process.
+
+Several CONTENT files, or folders of them, make a batch: ``-o`` is then a folder, each result is ``<name>.png``
+there, one progress bar runs over all files, a file that fails is reported and skipped, the failures are listed at
+the end and the exit status is 1 if any failed.  The style (painting or MT model) is loaded once for the batch.
+
+Every PNG result carries its recipe (``impasto_protocol.recipe``) in the text chunk ``impasto:recipe``;
+``--recipe RESULT.png`` runs the same job again from it.  A 16-bit PNG/TIFF content gives a 16-bit PNG/TIFF result.
 """
 from __future__ import annotations
 
@@ -28,9 +35,14 @@ NO_ALPHA_SUFFIXES = (".jpg", ".jpeg", ".bmp")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("content", nargs="?", metavar="CONTENT", help="the picture to stylize (not with --demo)")
+    p.add_argument("content", nargs="*", metavar="CONTENT",
+                   help="the picture(s) to stylize, or folders of them (a batch; not with --demo)")
     p.add_argument("--style", metavar="STYLE", help="painting (image file), or an MT style name (see `impasto styles`)")
-    p.add_argument("-o", "--output", metavar="OUT", help="result image file (PNG keeps alpha and 16 bit→8 bit)")
+    p.add_argument("-o", "--output", metavar="OUT",
+                   help="result image file (PNG/TIFF keep alpha and 16 bit), or a folder for a batch")
+    p.add_argument("--recipe", metavar="RESULT.png",
+                   help="make a result again: take every option from the recipe stored in an earlier result "
+                        "(or a .json recipe); CONTENT, --style, -o and --device still come from the command line")
     p.add_argument("--engine", metavar="ENGINE",
                    help=f"{' | '.join(ENGINES)} (default: mt for a style name, gatys for a style image)")
     p.add_argument("--size", default=None, metavar="N|full",
@@ -147,43 +159,115 @@ def build_options(args: argparse.Namespace, engine: str, style_name: str | None,
 
 # ------------------------------------------------------------------------------------------------------ running
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
+
+
 class _Bar:
-    """tqdm progress bar over the job's fraction, on stderr, with the stage and loss values."""
+    """tqdm progress bar over the job's fraction, on stderr, with the stage and loss values.
+
+    For a batch, ``slot(i, n)`` makes the next job's fraction fill the i-th of n equal parts of the one bar."""
 
     def __init__(self, enabled: bool):
         self.bar = None
+        self.offset, self.span = 0, 1000
         if enabled:
             from tqdm import tqdm
             self.bar = tqdm(total=1000, file=sys.stderr, unit="‰", mininterval=0.5, leave=True,
                             bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}")
 
+    def slot(self, i: int, n: int) -> None:
+        self.offset, self.span = i * 1000 // n, (i + 1) * 1000 // n - i * 1000 // n
+        self._goto(self.offset)
+
+    def _goto(self, target: int) -> None:
+        if self.bar is not None and target > self.bar.n:
+            self.bar.update(target - self.bar.n)
+
     def __call__(self, p) -> None:
         if self.bar is None:
             return
-        target = int(round(max(0.0, min(1.0, p.fraction)) * 1000))
-        if target > self.bar.n:
-            self.bar.update(target - self.bar.n)
+        self._goto(self.offset + int(round(max(0.0, min(1.0, p.fraction)) * self.span)))
         self.bar.set_description(p.stage[:40], refresh=False)
         if p.losses:
             self.bar.set_postfix({k: f"{v:.3g}" for k, v in p.losses.items() if k in ("style", "content", "total")},
                                  refresh=False)
 
+    def write(self, line: str) -> None:
+        """A line on stderr that does not tear the bar."""
+        if self.bar is not None:
+            self.bar.write(line, file=sys.stderr)
+        else:
+            print(line, file=sys.stderr)
+
     def close(self) -> None:
         if self.bar is not None:
+            self._goto(1000)
             self.bar.close()
+
+
+def _read_recipe(path: str):
+    from impasto_protocol.options import OptionsError
+    from impasto_protocol.recipe import RECIPE_KEY, Recipe
+
+    from ..imageio import read_image
+
+    p = Path(path)
+    if p.suffix.lower() == ".json":
+        if not p.is_file():
+            raise ImpastoError(f"{p}: no such file")
+        text = p.read_text(encoding="utf-8")
+    else:
+        text = (read_image(p).text or {}).get(RECIPE_KEY)
+        if text is None:
+            raise ImpastoError(f"{p}: has no Impasto recipe (only PNG results made by Impasto carry one)")
+    try:
+        return Recipe.from_json(text)
+    except OptionsError as e:
+        raise ImpastoError(f"{p}: {e}") from None
+
+
+def _expand_inputs(items: list[str]) -> list[Path]:
+    """CONTENT arguments as files: folders give their image files (sorted, not recursive); a missing path is kept
+    so that it is reported as a failure of its own."""
+    files: list[Path] = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                log.warning("%s: no image files in this folder", p)
+            files.extend(found)
+        else:
+            files.append(p)
+    return files
+
+
+def _batch_outputs(inputs: list[Path], outdir: Path) -> list[Path]:
+    """``outdir/<stem>.png`` per input (TIFF inputs give .tif), ``<stem>_2.png`` ... when two inputs share a name."""
+    taken: set[str] = set()
+    outs = []
+    for f in inputs:
+        suffix = ".tif" if f.suffix.lower() in (".tif", ".tiff") else ".png"
+        name, k = f"{f.stem}{suffix}", 2
+        while name in taken:
+            name, k = f"{f.stem}_{k}{suffix}", k + 1
+        taken.add(name)
+        outs.append(outdir / name)
+    return outs
 
 
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from .. import engines
-    from ..imageio import load_image, save_image
+    from ..imageio import load_image
 
+    recipe = _read_recipe(args.recipe) if args.recipe else None
+    if recipe is not None and not args.style and recipe.engine == "mt" and recipe.style is not None:
+        args.style = recipe.style.name
     if args.demo:
-        from ..demo import demo_content, demo_style
+        from ..demo import demo_style
         if args.content:
             raise ImpastoError("--demo brings its own content picture; drop CONTENT")
-        content = demo_content()
         if args.style:
             engine, style_is_name = _choose_engine(args)
         else:
@@ -193,43 +277,135 @@ def run(args: argparse.Namespace) -> int:
             if engine == "mt":
                 raise ImpastoError("--demo with --engine mt needs --style NAME (`impasto styles`)")
         style = (None if style_is_name else load_image(args.style)) if args.style else demo_style()
-        output = _check_output(args.output or "stylized.png")
+        jobs = [(None, _check_output(args.output or "stylized.png"))]
     else:
         if not args.content:
             raise ImpastoError("give the picture to stylize (CONTENT), or --demo")
         if not args.style:
             raise ImpastoError("give --style: a painting (image file) or a fast style name (`impasto styles`)")
         if not args.output:
-            raise ImpastoError("give the result file with -o OUT.png")
-        output = _check_output(args.output)
+            raise ImpastoError("give the result file with -o OUT.png" + (" (a folder for several pictures)"
+                                                                          if len(args.content) > 1 else ""))
+        batch = len(args.content) > 1 or Path(args.content[0]).is_dir()
+        if batch:
+            outdir = Path(args.output)
+            if outdir.exists() and not outdir.is_dir():
+                raise ImpastoError(f"{outdir}: is a file; with several pictures -o is a folder")
+            if not outdir.parent.exists():
+                raise ImpastoError(f"{outdir}: folder {outdir.parent} does not exist")
+            inputs = _expand_inputs(args.content)
+            if not inputs:
+                raise ImpastoError("no image files to stylize in " + ", ".join(args.content))
+            if args.save_keypoints or args.debug_dir:
+                raise ImpastoError("--save-keypoints/--debug-dir are for one picture, not a batch")
+            outdir.mkdir(exist_ok=True)
+            jobs = list(zip(inputs, _batch_outputs(inputs, outdir)))
+        else:
+            jobs = [(Path(args.content[0]), _check_output(args.output))]
+        if recipe is not None and args.engine is None:
+            args.engine = recipe.engine
         engine, style_is_name = _choose_engine(args)
-        content = load_image(args.content, keep_alpha=True)
         style = None if style_is_name else load_image(args.style)
 
-    options = build_options(args, engine, args.style if style_is_name else None, max(content.shape[2:]))
     device = torch.device(args.device) if args.device else None
     if device is not None and device.type == "cuda" and not torch.cuda.is_available():
         raise ImpastoError(f"--device {args.device}: CUDA is not available here")
+    if recipe is not None:
+        _check_recipe_style(recipe, style, args.style if style_is_name else None)
 
-    bar = _Bar(enabled=not args.no_progress)
-    artifacts: dict = {}
+    failures: list[tuple[Path, str]] = []
     t0 = time.perf_counter()
+    if len(jobs) == 1:               # one picture: a bad file or option is reported before any bar is drawn
+        content_path, output = jobs[0]
+        prepared = _prepare(args, content_path, engine, style_is_name, recipe)
+        bar = _Bar(enabled=not args.no_progress)
+        try:
+            _stylize_one(args, prepared, output, style, style_is_name, device, bar)
+        finally:
+            bar.close()
+        return 0
+    bar = _Bar(enabled=not args.no_progress)
     try:
-        if args.daemon:
-            from ..daemon.cli_bridge import run_via_daemon
-            result = run_via_daemon(content, style, options, progress=bar)
-        else:
-            result = engines.stylize(content, style, options, progress=bar, device=device, artifacts=artifacts)
+        for i, (content_path, output) in enumerate(jobs):
+            bar.slot(i, len(jobs))
+            try:
+                prepared = _prepare(args, content_path, engine, style_is_name, recipe)
+                _stylize_one(args, prepared, output, style, style_is_name, device, bar)
+            except (ImpastoError, ValueError, RuntimeError, OSError) as e:    # keep going; reported below
+                log.debug("batch item %s failed", content_path, exc_info=True)
+                failures.append((content_path, str(e)))
     finally:
         bar.close()
+    print(f"stylized {len(jobs) - len(failures)} of {len(jobs)} pictures into {args.output} "
+          f"({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
+    if failures:
+        print(f"{len(failures)} failed:", file=sys.stderr)
+        for path, why in failures:
+            print(f"  {why}" if str(path) in why else f"  {path}: {why}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _check_recipe_style(recipe, style, style_name: str | None) -> None:
+    """Warn when the style given now is not the one the recipe was made with (the result will differ)."""
+    from ..recipe import pixels_sha256
+
+    if recipe.style is None:
+        return
+    if recipe.style.kind == "painting" and style is not None and pixels_sha256(style) != recipe.style.sha256:
+        log.warning("--style is not the painting this recipe was made with; the result will differ")
+        print("impasto: warning: --style is not the painting of this recipe (its pixels differ)", file=sys.stderr)
+    elif recipe.style.kind == "model" and style_name and style_name != recipe.style.name:
+        print(f"impasto: warning: the recipe used the style {recipe.style.name!r}, not {style_name!r}",
+              file=sys.stderr)
+
+
+def _prepare(args: argparse.Namespace, content_path: Path | None, engine: str, style_is_name: bool, recipe):
+    """(content tensor, its bit depth, the job's options) for one picture; raises for a bad file or option."""
+    from ..demo import demo_content
+    from ..imageio import read_image
+
+    if content_path is None:
+        content, bits = demo_content(), 8
+    else:
+        pic = read_image(content_path, keep_alpha=True)
+        content, bits = pic.tensor, pic.bits
+    if recipe is not None:
+        options = recipe.stylize_options()
+        if options.engine != engine:
+            raise ImpastoError(f"the recipe is for engine {options.engine!r}, not {engine!r}")
+    else:
+        options = build_options(args, engine, args.style if style_is_name else None, max(content.shape[2:]))
+    return content, bits, options
+
+
+def _stylize_one(args: argparse.Namespace, prepared, output: Path, style, style_is_name: bool, device,
+                 bar: _Bar) -> Path:
+    """Stylize one prepared picture and write ``output`` with its recipe.  Raises on failure."""
+    from impasto_protocol.recipe import RECIPE_KEY
+
+    from .. import engines
+    from ..imageio import output_bits, save_image
+    from ..recipe import make_recipe
+
+    content, bits, options = prepared
+    artifacts: dict = {}
+    t0 = time.perf_counter()
+    if args.daemon:
+        from ..daemon.cli_bridge import run_via_daemon
+        result = run_via_daemon(content, style, options, progress=bar)
+    else:
+        result = engines.stylize(content, style, options, progress=bar, device=device, artifacts=artifacts)
     if output.suffix.lower() in NO_ALPHA_SUFFIXES:
         result = result[:, :3]
-    save_image(result, output)
-    log.info("stylized in %.1f s", time.perf_counter() - t0)
+    made = make_recipe(options, style, device=device, content=content,
+                       style_file=None if style_is_name or not args.style else args.style)
+    save_image(result, output, bits=bits, text={RECIPE_KEY: made.to_json()})
+    log.info("stylized %s in %.1f s", output, time.perf_counter() - t0)
     _write_artifacts(args, artifacts, content, style)
-    print(f"wrote {output} ({result.shape[3]}×{result.shape[2]}, {options.engine}, "
-          f"{time.perf_counter() - t0:.1f} s)", file=sys.stderr)
-    return 0
+    bar.write(f"wrote {output} ({result.shape[3]}×{result.shape[2]}, {options.engine}, "
+              f"{output_bits(output, bits)} bit, {time.perf_counter() - t0:.1f} s)")
+    return output
 
 
 def _write_artifacts(args: argparse.Namespace, artifacts: dict, content, style) -> None:

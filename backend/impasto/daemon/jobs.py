@@ -36,6 +36,9 @@ class Job:
     mask: Optional[ImageBuffer] = None
     deliver: str = "result"
     tile_size: int = 1024
+    mask_mode: str = "blend"                   # "blend" with the content, or "alpha": mask × alpha, colour unblended
+    keypoints_only: bool = False               # DST: only NBB + cleaning; the result is the proposed keypoints
+    overlay: bool = False                      # DST: send the warp overlay images with the result
     # train
     train_name: str = ""
     train_steps: Optional[int] = None

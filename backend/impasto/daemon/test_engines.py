@@ -8,6 +8,8 @@ the rest of the options as if for a real engine.
   with ``tile_size`` set it also reports its result tile by tile (``on_tile``), like a tiled engine.
 - ``sleep``: ``steps`` steps (default 20) of ``learning_rate`` seconds each (default 0.05), reporting progress and
   checking cancel after every step (a preview every ``preview_every`` steps), then returns like ``identity``.
+- ``invert``: returns 1 − the content's colour (alpha kept): a stylized image that differs from the content
+  everywhere and is exactly known, for the feathered-selection tests.
 - ``fail``: raises RuntimeError (an engine bug).   ``oom``: raises MemoryError (out of memory).
 """
 from __future__ import annotations
@@ -21,7 +23,7 @@ import torch.nn.functional as F
 from ..engines import output_size
 from ..engines.base import CancelCheck, Progress, ProgressFn, TileFn, check_cancel, never_cancel, no_progress
 
-TEST_ENGINES = ("identity", "sleep", "fail", "oom")
+TEST_ENGINES = ("identity", "sleep", "invert", "fail", "oom")
 
 
 def _resized(content: torch.Tensor, options) -> torch.Tensor:
@@ -58,6 +60,11 @@ def stylize(name: str, content: torch.Tensor, style: Optional[torch.Tensor], opt
                               losses={"step": float(i + 1)}))
         check_cancel(cancel)
         return _resized(content, options)
+    if name == "invert":
+        check_cancel(cancel)
+        out = _resized(content, options)
+        progress(Progress(1.0, "invert"))
+        return torch.cat([1.0 - out[:, :3], out[:, 3:]], dim=1)
     if name == "fail":
         raise RuntimeError("the 'fail' test engine always fails")
     if name == "oom":

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from impasto_protocol.images import ImageBuffer, ImageBufferError
-from impasto_protocol.messages import DELIVER, REQUEST_FIELDS
+from impasto_protocol.messages import DELIVER, MASK_MODES, REQUEST_FIELDS
 from impasto_protocol.options import OptionsError, StylizeOptions
 from impasto_protocol.quoting import quote
 from impasto_protocol.wire import Message
@@ -190,6 +190,18 @@ def build_stylize_job(msg: Message, config: DaemonConfig, styles: Sequence[str] 
     tile_size = c.get("tile_size", 1024)
     if not isinstance(tile_size, int) or isinstance(tile_size, bool) or not 64 <= tile_size <= 16384:
         raise RequestError("bad_request", f"tile_size must be an integer 64..16384, got {quote(tile_size)}")
+    mask_mode = c.get("mask_mode", "blend")
+    if mask_mode not in MASK_MODES:
+        raise RequestError("bad_request",
+                           f"mask_mode must be one of {', '.join(MASK_MODES)}, got {quote(mask_mode)}")
+    keypoints_only = c.get("keypoints_only", False)
+    if not isinstance(keypoints_only, bool):
+        raise RequestError("bad_request", f"keypoints_only must be true or false, got {quote(keypoints_only)}")
+    if keypoints_only and opts.engine != "dst":
+        raise RequestError("bad_request", "keypoints_only proposes DST keypoints: options.engine must be 'dst'")
+    overlay = c.get("overlay", False)
+    if not isinstance(overlay, bool):
+        raise RequestError("bad_request", f"overlay must be true or false, got {quote(overlay)}")
     used: set = set()
     uploads: dict = {}
     content = _image(c, "content", msg.buffers, used, config, required=True, uploads=uploads)
@@ -221,7 +233,8 @@ def build_stylize_job(msg: Message, config: DaemonConfig, styles: Sequence[str] 
             raise RequestError("bad_request", f"engine {opts.engine!r} needs a style image")
     return Job(job_id=msg.job_id, kind="stylize", session=msg.session, identities=msg.identities,
                request_header=msg.header, priority=PRIORITY_INTERACTIVE, options=opts, test_engine=test_engine,
-               content=content, style=style, mask=mask, deliver=deliver, tile_size=tile_size, uploads=uploads)
+               content=content, style=style, mask=mask, deliver=deliver, tile_size=tile_size, uploads=uploads,
+               mask_mode=mask_mode, keypoints_only=keypoints_only, overlay=overlay)
 
 
 def _train_photos(raw: Any, config: DaemonConfig, uploads: dict) -> int:

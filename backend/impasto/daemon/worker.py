@@ -77,6 +77,20 @@ def apply_mask(result: torch.Tensor, content: torch.Tensor, mask: torch.Tensor) 
     return out
 
 
+def mask_into_alpha(result: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The stylized colour unblended everywhere, the mask multiplied into the alpha (``mask_mode: "alpha"``).
+
+    A client that shows the result as a layer over the content wants exactly this: colour S and alpha m, which the
+    editor composites as m·S + (1−m)·C.  Undoing a blended B = m·S + (1−m)·C in the client instead divides 8-bit
+    rounding by m at soft edges (docs/krita.md has the figures)."""
+    h, w = result.shape[2:]
+    if tuple(mask.shape[2:]) != (h, w):
+        mask = F.interpolate(mask, size=(h, w), mode="bilinear", align_corners=False).clamp_(0, 1)
+    mask = mask[:, :1].to(result.dtype)
+    alpha = result[:, 3:4] * mask if result.shape[1] == 4 else mask
+    return torch.cat([result[:, :3], alpha], dim=1)
+
+
 def run_stylize(job: Job, *, device: torch.device, progress, cancel, on_tile=None,
                 artifacts: Optional[dict] = None, timings: Optional[dict] = None) -> torch.Tensor:
     """The result tensor of a stylize job, exactly as an in-process caller of the engine registry would get it."""
@@ -102,7 +116,13 @@ def run_stylize(job: Job, *, device: torch.device, progress, cancel, on_tile=Non
                                  on_tile=on_tile, artifacts=artifacts)
     mask = tensor("mask", color=False)
     if mask is not None:
-        result = apply_mask(result, content, mask)
+        result = mask_into_alpha(result, mask) if job.mask_mode == "alpha" else apply_mask(result, content, mask)
+    if artifacts is not None and job.test_engine is None:
+        try:
+            from ..recipe import make_recipe
+            artifacts["recipe"] = make_recipe(job.options, style, device=device, content=content)
+        except Exception:  # a recipe is a convenience: never fail a finished job over it
+            log.warning("job=%s could not make the result's recipe", job.job_id, exc_info=True)
     if timings is not None:
         timings["decode"] = round(t1 - t0, 4)
         timings["engine"] = round(time.perf_counter() - t1, 4)
@@ -218,9 +238,43 @@ class Worker(threading.Thread):
 
         return progress
 
+    @staticmethod
+    def _overlays(job: Job, artifacts: dict, h: int, w: int) -> tuple[dict, list]:
+        """``overlay``: the DST warp overlay as RGBA u8 images of the result's size (descriptions, buffers)."""
+        warp = artifacts.get("warp_overlay")
+        if not job.overlay or not warp:
+            return {}, []
+        from ..engines.dst.debug import grid_overlay, keypoint_overlay
+        fmt = PixelFormat(4, "u8", "srgb", False)
+        descs, bufs = {}, []
+        for name, img in (("keypoints", keypoint_overlay(h, w, warp["points"], warp["targets"])),
+                          ("grid", grid_overlay(h, w, warp["flow"]))):
+            buf = tensor_to_buffer(img, fmt)
+            descs[name] = buf.describe(len(bufs))
+            bufs.append(buf.data)
+        return descs, bufs
+
+    def _propose_keypoints(self, job: Job, t0: float) -> None:
+        """``keypoints_only``: NBB + cleaning (``engines.propose_keypoints``); the result carries no image, its
+        info has ``keypoints`` (pairs in pixels of the content and style sent) and ``targets``."""
+        pre = job.decoded
+        content = pre.get("content") if "content" in pre else buffer_to_tensor(job.content)
+        style = pre.get("style") if "style" in pre else buffer_to_tensor(job.style)
+        found = engines.propose_keypoints(content, style, job.options, progress=self._progress_fn(job),
+                                          cancel=job.cancel_event.is_set, device=self.device)
+        info: dict[str, Any] = {"engine": "dst", "device": job.device, "steps": job.steps,
+                                "keypoints": [kp.to_dict() for kp in found["keypoints"]],
+                                "targets": [[float(x), float(y)] for x, y in found["targets"].tolist()],
+                                "seconds": round(time.perf_counter() - t0, 4)}
+        self.send(job, RESULT, {"image": None, "info": info})
+
     def _stylize(self, job: Job, t0: float) -> None:
+        if job.keypoints_only:
+            return self._propose_keypoints(job, t0)
         assert job.content is not None
         fmt = PixelFormat.of(job.content)
+        if job.mask is not None and job.mask_mode == "alpha":       # the mask comes back as alpha
+            fmt = PixelFormat(4, fmt.dtype, fmt.colorspace, fmt.bgr)
         tile_fmt = PixelFormat(3, fmt.dtype, fmt.colorspace, fmt.bgr)
 
         def on_tile(x: int, y: int, tile: torch.Tensor) -> None:
@@ -237,6 +291,8 @@ class Worker(threading.Thread):
         row_bytes = w * out_c * DTYPE_SIZES[fmt.dtype]
         info: dict[str, Any] = {"width": w, "height": h, "engine": job.engine_name, "device": job.device,
                                 "steps": job.steps, "timings": timings}
+        if artifacts.get("recipe") is not None:
+            info["recipe"] = artifacts["recipe"].to_dict()
         kps = artifacts.get("keypoints")
         if kps:
             info["keypoints"] = [kp.to_dict() if hasattr(kp, "to_dict") else kp for kp in kps]
@@ -251,7 +307,9 @@ class Worker(threading.Thread):
             timings["encode_send"] = round(time.perf_counter() - t_enc, 4)
             info["seconds"] = round(time.perf_counter() - t0, 4)
             desc = ImageBuffer(w, h, out_c, fmt.dtype, None, colorspace=fmt.colorspace, bgr=fmt.bgr).describe(0)
-            self.send(job, RESULT, {"image": {**desc, "buffer": CHUNKS}, "info": info})
+            ov, ov_bufs = self._overlays(job, artifacts, h, w)
+            self.send(job, RESULT, {"image": {**desc, "buffer": CHUNKS}, "info": info,
+                                    **({"overlays": ov} if ov else {})}, ov_bufs)
             return
         arr = tensor_to_array(result, fmt)
         timings["encode"] = round(time.perf_counter() - t_enc, 4)
@@ -264,11 +322,15 @@ class Worker(threading.Thread):
                     self.send(job, TILE, {"x": x, "y": y, "final": True, "image": img.describe(0)}, [img.data])
                     n += 1
             info["tiles"] = n
-            self.send(job, RESULT, {"image": None, "info": info})
+            ov, ov_bufs = self._overlays(job, artifacts, h, w)
+            self.send(job, RESULT, {"image": None, "info": info, **({"overlays": ov} if ov else {})}, ov_bufs)
         else:
             img = ImageBuffer(width=w, height=h, channels=arr.shape[2], dtype=fmt.dtype,
                               data=memoryview(arr).cast("B"), colorspace=fmt.colorspace, bgr=fmt.bgr)
-            self.send(job, RESULT, {"image": img.describe(0), "info": info}, [img.data])
+            ov, ov_bufs = self._overlays(job, artifacts, h, w)
+            ov = {k: {**d, "buffer": d["buffer"] + 1} for k, d in ov.items()}
+            self.send(job, RESULT, {"image": img.describe(0), "info": info, **({"overlays": ov} if ov else {})},
+                      [img.data, *ov_bufs])
 
     def run_interactive_jobs(self, training: Job) -> None:
         """Called between training steps: run every queued interactive job now, so an artist never waits for a

@@ -4,6 +4,8 @@
 Registers two procedures under Filters > Artistic > Impasto:
   python-fu-impasto-stylize        "Stylize…": the active layer (the selection's bounds) in, a new layer out
   python-fu-impasto-keypoint-paths "Add keypoint paths": the two paths whose anchors pair content and style points
+  python-fu-impasto-propose-keypoints "Propose keypoints…": the same two paths, from DST's automatic keypoints
+  python-fu-impasto-rerun           "Re-run from recipe…": the selected result made again from its recipe parasite
 Both take the same arguments in a dialog (interactive) and from scripts (non-interactive), e.g.
   proc = Gimp.get_pdb().lookup_procedure("python-fu-impasto-stylize"); cfg = proc.create_config()
   cfg.set_property("image", img); cfg.set_core_object_array("drawables", [layer]); cfg.set_property("engine", "mt")
@@ -29,7 +31,8 @@ from gi.repository import GLib, GObject, Gimp  # noqa: E402
 
 from impasto_gimp import actions, gimp_api  # noqa: E402
 from impasto_gimp.params import (DIALOG_GROUPS, KEYPOINT_ARGS, KEYPOINTS_PROC, MENU_PATH,  # noqa: E402
-                                 SENSITIVITY, STYLIZE_ARGS, STYLIZE_PROC, Params)
+                                 PROPOSE_ARGS, PROPOSE_PROC, RERUN_ARGS, RERUN_PROC, SENSITIVITY, STYLIZE_PROC,
+                                 Params, stylize_args)
 
 log = logging.getLogger("impasto.gimp")
 RW = GObject.ParamFlags.READWRITE
@@ -102,17 +105,25 @@ def _config_getter(config):
     return get
 
 
-def run_stylize(procedure, run_mode, image, drawables, config, data):
-    if run_mode == Gimp.RunMode.INTERACTIVE and not show_dialog(procedure, config, "Impasto: Stylize", STYLIZE_ARGS,
-                                                                DIALOG_GROUPS, actions.daemon_summary()):
-        return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
+def _run(procedure, action):
+    """``action()``'s Outcome, or the error return values GIMP shows (an artist's problem, or a bug named)."""
     try:
-        outcome = actions.stylize(gimp_api, image, list(drawables), Params.from_config(_config_getter(config)))
+        return action()
     except actions.PluginError as e:
         return error_values(procedure, str(e))
     except Exception as e:  # noqa: BLE001 - a bug: say what it was rather than crash the plug-in silently
         log.exception("Impasto failed")
         return error_values(procedure, f"Impasto failed unexpectedly: {type(e).__name__}: {e}")
+
+
+def run_stylize(procedure, run_mode, image, drawables, config, data):
+    if run_mode == Gimp.RunMode.INTERACTIVE and not show_dialog(procedure, config, "Impasto: Stylize", (),
+                                                                DIALOG_GROUPS, actions.daemon_summary()):
+        return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
+    outcome = _run(procedure, lambda: actions.stylize(gimp_api, image, list(drawables),
+                                                      Params.from_config(_config_getter(config))))
+    if not isinstance(outcome, actions.Outcome):
+        return outcome
     if outcome.note and run_mode == Gimp.RunMode.INTERACTIVE:
         Gimp.message(outcome.note)
     Gimp.displays_flush()
@@ -133,12 +144,46 @@ def run_keypoints(procedure, run_mode, image, drawables, config, data):
     return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, None)
 
 
+def run_propose(procedure, run_mode, image, drawables, config, data):
+    if run_mode == Gimp.RunMode.INTERACTIVE and not show_dialog(procedure, config, "Impasto: Propose keypoints",
+                                                                PROPOSE_ARGS, status=actions.daemon_summary()):
+        return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
+    p = Params(engine="dst", style_source="layer", style_layer=config.get_property("style-layer"),
+               working_size=config.get_property("working-size"))
+    outcome = _run(procedure, lambda: actions.propose_keypoints(gimp_api, image, list(drawables), p))
+    if not isinstance(outcome, actions.Outcome):
+        return outcome
+    if run_mode == Gimp.RunMode.INTERACTIVE:
+        Gimp.message(outcome.note)
+    Gimp.displays_flush()
+    return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, None)
+
+
+def run_rerun(procedure, run_mode, image, drawables, config, data):
+    if run_mode == Gimp.RunMode.INTERACTIVE and not show_dialog(
+            procedure, config, "Impasto: Re-run from the recipe", RERUN_ARGS,
+            status="The selected result layer's recipe gives every setting and the seed; a painting style needs "
+                   "the same painting again below (a trained MT style needs nothing).\n" + actions.daemon_summary()):
+        return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
+    get = _config_getter(config)
+    style = Params(style_source=get("style-source"), style_file=get("style-file") or "",
+                   style_layer=get("style-layer"))
+    outcome = _run(procedure, lambda: actions.rerun(gimp_api, image, list(drawables), style))
+    if not isinstance(outcome, actions.Outcome):
+        return outcome
+    if run_mode == Gimp.RunMode.INTERACTIVE and outcome.note:
+        Gimp.message(outcome.note)
+    Gimp.displays_flush()
+    return Gimp.ValueArray.new_from_values([GObject.Value(Gimp.PDBStatusType, Gimp.PDBStatusType.SUCCESS),
+                                            GObject.Value(Gimp.Layer, outcome.layer)])
+
+
 class Impasto(Gimp.PlugIn):
     def do_set_i18n(self, name):
         return False
 
     def do_query_procedures(self):
-        return [STYLIZE_PROC, KEYPOINTS_PROC]
+        return [STYLIZE_PROC, KEYPOINTS_PROC, PROPOSE_PROC, RERUN_PROC]
 
     def do_create_procedure(self, name):
         if name == STYLIZE_PROC:
@@ -149,7 +194,7 @@ class Impasto(Gimp.PlugIn):
                                 "layer above it. Needs the Impasto daemon (`impasto serve`, started on demand).",
                                 name)
             p.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
-            add_arguments(p, STYLIZE_ARGS)
+            add_arguments(p, stylize_args(actions.installed_styles()))
             p.add_layer_return_value("layer", "Layer", "The new layer", False, RW)
         elif name == KEYPOINTS_PROC:
             p = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run_keypoints, None)
@@ -159,6 +204,24 @@ class Impasto(Gimp.PlugIn):
                                 "their anchors onto matching features (paired by order) for the DST engine.", name)
             p.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE | Gimp.ProcedureSensitivityMask.NO_DRAWABLES)
             add_arguments(p, KEYPOINT_ARGS)
+        elif name == PROPOSE_PROC:
+            p = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run_propose, None)
+            p.set_menu_label("_Propose keypoints…")
+            p.set_documentation("Propose Impasto keypoints",
+                                "Finds DST's automatic keypoints between the active layer and the style layer "
+                                "(seconds, through the daemon) and writes them as the two keypoint paths, to "
+                                "correct by hand before stylizing from the paths.", name)
+            p.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
+            add_arguments(p, PROPOSE_ARGS)
+        elif name == RERUN_PROC:
+            p = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run_rerun, None)
+            p.set_menu_label("_Re-run from recipe…")
+            p.set_documentation("Make an Impasto result again",
+                                "Stylizes the layer under the selected result layer again with the result's recipe "
+                                "(every setting and the seed), as a new layer.", name)
+            p.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
+            add_arguments(p, RERUN_ARGS)
+            p.add_layer_return_value("layer", "Layer", "The new layer", False, RW)
         else:
             return None
         p.set_image_types("RGB*, GRAY*")

@@ -5,6 +5,7 @@ logic tests drive it against a fake Krita.  A Qt timer (see ``extension``) calls
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -15,10 +16,10 @@ from typing import Any, Callable, Optional
 from impasto_protocol.options import OptionsError
 
 from . import deps, krita_api, markers, pixels
-from .insert import LayerSink, PreviewSink, Target
+from .insert import LayerSink, MarkerSink, PreviewSink, Target
 from .jobs import JobTracker, State
 from .pixels import Rect
-from .settings import Settings
+from .settings import Settings, apply_recipe
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,8 @@ class Controller:
         self.error = ""                                # last problem, shown in the docker
         self.notice = ""                               # last non-error note (e.g. unmatched markers)
         self.last_markers: Optional[markers.Pairing] = None
+        self.settings_version = 0                      # bumped when settings change outside the docker (Re-run)
+        self.recipe_source: Any = None                 # the layer whose recipe Re-run loaded
         self._listeners: list[Callable[[], None]] = []
         self._daemon_proc: Any = None
         self._start_deadline = 0.0
@@ -242,6 +245,11 @@ class Controller:
     def _finished(self, tracker: JobTracker) -> None:
         if tracker.state is State.FAILED:
             self.error = tracker.status_text()
+        if tracker.kind == "keypoints" and tracker.state is State.DONE and isinstance(tracker.sink, MarkerSink):
+            self.settings.keypoint_mode = "markers"      # the next Stylize runs from the proposed (edited) markers
+            self.save_settings()
+            self.notice = (f"Proposed {tracker.sink.count} keypoints as markers: move, delete or add markers, then "
+                           "Stylize (Keypoints: From markers)")
         if tracker.kind == "train" and tracker.state is State.DONE and self.client is not None:
             try:
                 self.conn.styles = self.client.list_styles(thumbnails=True)
@@ -350,15 +358,22 @@ class Controller:
             options = s.to_options(crop.long_side, keypoints, preview=preview)
         except OptionsError as e:
             raise PluginError(str(e)) from None
-        job = client.stylize(content, options, style=style, mask=mask_buf)
+        scaled = options.max_side != crop.long_side
+        # Lossless selections: the daemon sends the stylized colour unblended with the mask as alpha
+        # (mask_mode "alpha"); a result scaled up here gets the full-resolution mask applied after scaling instead.
+        overlay = options.engine == "dst" and not preview
+        job = client.stylize(content, options, style=style, mask=None if scaled else mask_buf,
+                             mask_mode="alpha" if mask_buf is not None and not scaled else None,
+                             **({"overlay": True} if overlay else {}))
         if preview:
             self.preview = PreviewSink()
             sink: Any = self.preview
             title = "Preview"
         else:
             style_title = next((st.get("title") for st in self.conn.styles if st.get("name") == s.style_name), None)
-            sink = LayerSink(Target(doc, source, crop, mask, depth, s.layer_name(style_title), content=data,
-                                    scaled=options.max_side != crop.long_side), api=self.api)
+            sink = LayerSink(Target(doc, source, crop, mask, depth, s.layer_name(style_title),
+                                    scaled=scaled, mask_in_alpha=mask_buf is not None and not scaled,
+                                    overlay=overlay), api=self.api)
             title = "Stylize"
         self.job = JobTracker(job, "preview" if preview else "stylize", title, sink, clock=self.clock)
         self.notify()
@@ -435,6 +450,68 @@ class Controller:
                        "the content and in the style")
         self.notify()
         return numbers
+
+    def propose_keypoints(self) -> Optional[JobTracker]:
+        """Ask the daemon for the keypoints DST's Automatic mode would use (NBB + cleaning, seconds) and write them
+        into the two marker layers when they arrive, numbered 1..K, so the artist can move, delete or add markers
+        and then stylize *From markers*."""
+        return self.run_action(self._propose_keypoints)
+
+    def _propose_keypoints(self) -> JobTracker:
+        if self.job is not None and self.job.active:
+            raise PluginError("a job is already running: wait for it or press Cancel")
+        client = self._require_client()
+        doc = self.api.require_document()
+        s = self.settings
+        if s.style_source != "layer":
+            raise PluginError("proposed keypoints are markers on the style layer: set Style to Layer "
+                              "(File > Import as layer) and pick it")
+        source, crop, _mask = self._content(doc)
+        if source is not None and source.name() in (markers.CONTENT_LAYER, markers.STYLE_LAYER):
+            raise PluginError("select the picture's layer, not a marker layer")
+        data, depth = self.api.read_pixels(doc, source, crop)
+        content = pixels.krita_to_buffer(data, crop.width, crop.height, depth)
+        style, style_rect = self._style_image(doc)
+        assert style_rect is not None
+        try:
+            options = dataclasses.replace(s.to_options(crop.long_side, None), engine="dst", keypoint_mode="auto",
+                                          keypoints=[]).validate()
+        except OptionsError as e:
+            raise PluginError(str(e)) from None
+        job = client.stylize(content, options, style=style, keypoints_only=True)
+        sink = MarkerSink(doc, source, self._style_node(doc), crop, style_rect, api=self.api)
+        self.job = JobTracker(job, "keypoints", "Propose keypoints", sink, clock=self.clock)
+        self.notice = ""
+        self.notify()
+        return self.job
+
+    def rerun(self) -> bool:
+        """Take the active result layer's recipe back into the settings (the docker shows them; Stylize then makes
+        that result again: same recipe, same device, same pixels)."""
+        return bool(self.run_action(self._rerun))
+
+    def _rerun(self) -> bool:
+        from impasto_protocol.recipe import Recipe
+        doc = self.api.require_document()
+        node = doc.activeNode()
+        text = self.api.read_recipe(doc, node) if node is not None else None
+        if not text:
+            raise PluginError("the active layer has no Impasto recipe: select a layer Impasto made")
+        try:
+            recipe = Recipe.from_json(text)
+        except OptionsError as e:
+            raise PluginError(f"the layer's recipe cannot be used: {e}") from None
+        notes = apply_recipe(self.settings, recipe)
+        self.settings_version += 1
+        self.save_settings()
+        self.recipe_source = node
+        below = self.api.layer_below(node)
+        if below is not None:           # stylize the layer the result was made from
+            self.api.set_active(doc, below)
+        self.notice = (f"Settings from {node.name()!r}: {recipe.summary()} ({recipe.device}). Press Stylize"
+                       + (f"; {'; '.join(notes)}" if notes else ""))
+        self.notify()
+        return True
 
     def _marker_area(self, doc) -> Rect:
         sel = self.api.read_selection(doc)

@@ -191,7 +191,12 @@ class ImpastoDocker(DockWidget):
         self.markers_btn.setToolTip("Add numbered rings over the content and the style layer; drag each pair onto "
                                     "matching features (same number = same feature)")
         self.markers_btn.clicked.connect(self.c.add_markers)
+        self.propose_btn = QPushButton("Propose")
+        self.propose_btn.setToolTip("Find keypoints automatically (seconds) and write them as numbered markers you "
+                                    "can move, delete or add to; then Stylize from markers")
+        self.propose_btn.clicked.connect(self.c.propose_keypoints)
         krow.addWidget(self.keypoints, 1)
+        krow.addWidget(self.propose_btn)
         krow.addWidget(self.markers_btn)
         self.keypoints_label = QLabel("Keypoints")
         of.addRow(self.keypoints_label, krow)
@@ -208,9 +213,14 @@ class ImpastoDocker(DockWidget):
         f.setBold(True)
         self.stylize_btn.setFont(f)
         self.stylize_btn.clicked.connect(lambda: self.c.stylize())
+        self.rerun_btn = QPushButton("Re-run")
+        self.rerun_btn.setToolTip("Take the selected result layer's recipe (engine, style, size, steps, seed) back "
+                                  "into these settings; Stylize then makes the same result again")
+        self.rerun_btn.clicked.connect(self.c.rerun)
         self.cancel_btn = QPushButton("Cancel")
         self.cancel_btn.clicked.connect(self.c.cancel)
         brow.addWidget(self.preview_btn)
+        brow.addWidget(self.rerun_btn)
         brow.addWidget(self.stylize_btn, 1)
         brow.addWidget(self.cancel_btn)
         lay.addLayout(brow)
@@ -343,8 +353,13 @@ class ImpastoDocker(DockWidget):
         self.styles_box.setVisible(mt)
         self.source_box.setVisible(not mt)
         dst = s.engine == "dst"
-        for w in (self.keypoints, self.markers_btn, self.keypoints_label):
+        for w in (self.keypoints, self.markers_btn, self.propose_btn, self.keypoints_label):
             w.setVisible(dst)
+        mode_index = list(KEYPOINT_MODES).index(s.keypoint_mode) if s.keypoint_mode in KEYPOINT_MODES else 0
+        if self.keypoints.currentIndex() != mode_index:      # e.g. Propose switched to From markers
+            self.keypoints.blockSignals(True)
+            self.keypoints.setCurrentIndex(mode_index)
+            self.keypoints.blockSignals(False)
         self.max_side.setEnabled(s.output_mode == "max_side")
         self.style_file.setEnabled(s.style_source == "file")
         self.style_layer.setEnabled(s.style_source == "layer")
@@ -399,6 +414,9 @@ class ImpastoDocker(DockWidget):
 
     def refresh(self) -> None:
         c = self.c
+        if getattr(self, "_settings_version", 0) != c.settings_version:     # Re-run changed them
+            self._settings_version = c.settings_version
+            self._load_settings()
         color = STATUS_COLORS.get(c.conn.state, "#9b9b9b")
         self.dot.setStyleSheet(f"color: {color}; font-size: 14px;")
         self.status.setText(c.conn.message)
@@ -412,6 +430,8 @@ class ImpastoDocker(DockWidget):
         running = job is not None and job.active
         self.stylize_btn.setEnabled(not running and c.conn.state == "connected")
         self.preview_btn.setEnabled(not running and c.conn.state == "connected")
+        self.propose_btn.setEnabled(not running and c.conn.state == "connected")
+        self.rerun_btn.setEnabled(not running)
         self.cancel_btn.setEnabled(running)
         if job is not None:
             self.progress.setValue(int(job.fraction * 1000) if job.state is not State.QUEUED else 0)

@@ -17,6 +17,8 @@ ACTIONS = (
     ("impasto_stylize", "Impasto: Stylize", "stylize"),
     ("impasto_cancel", "Impasto: Cancel", "cancel"),
     ("impasto_add_markers", "Impasto: Add keypoint markers", "add_markers"),
+    ("impasto_propose_keypoints", "Impasto: Propose keypoints", "propose_keypoints"),
+    ("impasto_rerun", "Impasto: Re-run from the layer's recipe", "rerun"),
     ("impasto_start_daemon", "Impasto: Start daemon", "start_daemon"),
 )
 PUMP_MS = 40
@@ -78,6 +80,12 @@ class ImpastoExtension(Extension):
 
     def add_markers(self) -> None:
         self.controller.add_markers()
+
+    def propose_keypoints(self) -> None:
+        self.controller.propose_keypoints()
+
+    def rerun(self) -> None:
+        self.controller.rerun()
 
     def start_daemon(self) -> None:
         self.controller.connect(autostart=True)

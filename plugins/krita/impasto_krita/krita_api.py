@@ -179,6 +179,18 @@ def write_rgba(doc, node, rect: Rect, rgba: bytes, itemsize: int) -> None:
     node.setPixelData(tmp.pixelData(rect.x, rect.y, rect.width, rect.height), rect.x, rect.y, rect.width, rect.height)
 
 
+def insert_hidden_group(doc, above, name: str, children: list) -> Any:
+    """Insert a hidden group layer just above ``above``, then put ``children`` (bottom-up) into it.  The group goes
+    into the document first: filling a group that is not in the image yet and then inserting it crashed the Krita
+    5.1 GUI (its Layers docker), though not kritarunner."""
+    group = doc.createNode(name, "grouplayer")
+    insert_above(above, group)
+    group.setVisible(False)
+    for child in children:
+        group.addChildNode(child, None)
+    return group
+
+
 def insert_above(source, node) -> None:
     """Insert ``node`` just above ``source`` in the same group (one undo step)."""
     parent = source.parentNode()
@@ -239,6 +251,33 @@ def shape_boxes(layer) -> list[tuple[str, tuple[float, float, float, float]]]:
         bb = s.boundingBox()
         out.append((s.name(), (bb.x(), bb.y(), bb.width(), bb.height())))
     return out
+
+
+# ------------------------------------------------------------------------------------------------- recipes
+RECIPE_ANNOTATION = "impasto/recipe/"         # + the layer's uniqueId: one document annotation per result layer
+
+
+def _layer_key(node) -> str:
+    return RECIPE_ANNOTATION + node.uniqueId().toString().strip("{}")
+
+
+def store_recipe(doc, node, text: str) -> None:
+    """Keep ``node``'s recipe (JSON) in the document: an annotation, which Krita saves in the .kra."""
+    try:
+        from PyQt5.QtCore import QByteArray
+        data = QByteArray(text.encode("utf-8"))
+    except ImportError:            # the fake Krita of the tests takes bytes
+        data = text.encode("utf-8")
+    doc.setAnnotation(_layer_key(node), f"Impasto recipe of the layer {node.name()!r}", data)
+
+
+def read_recipe(doc, node) -> Optional[str]:
+    """The recipe stored for ``node`` (JSON text), or None."""
+    key = _layer_key(node)
+    if key not in list(doc.annotationTypes()):
+        return None
+    raw = bytes(doc.annotation(key))
+    return raw.decode("utf-8") if raw else None
 
 
 # ------------------------------------------------------------------------------------------------- settings

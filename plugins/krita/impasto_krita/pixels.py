@@ -7,7 +7,6 @@ come back RGBA and are swizzled to BGRA for ``setPixelData``.
 """
 from __future__ import annotations
 
-from array import array
 from dataclasses import dataclass
 
 from impasto_protocol.images import ImageBuffer
@@ -72,34 +71,3 @@ def rgba_to_krita(rgba, itemsize: int) -> bytearray:
 def mask_buffer(mask: bytes, width: int, height: int) -> ImageBuffer:
     _check_len(mask, width * height, f"{width}x{height} selection mask")
     return ImageBuffer(width, height, 1, "u8", mask)
-
-
-
-def unmix_partial(result, content, mask: bytes, itemsize: int) -> bytearray:
-    """Undo the daemon's blend where the selection is partial (feathered edges).
-
-    The daemon returns ``B = m*S + (1-m)*C`` (stylized S where the mask m is 1, the content C where it is 0).  The
-    plugin puts the result in a layer *over* the content with alpha ``m``, so the colour it needs is S itself:
-    ``S = (B - (1-m)*C) / m``.  Only pixels with 0 < m < 255 are touched (found with C-level searches), so hard-edged
-    selections cost nothing."""
-    import re
-    out = bytearray(result)
-    marks = bytes(mask).translate(_PARTIAL)
-    if b"\x01" not in marks:
-        return out
-    code = "B" if itemsize == 1 else "H"
-    top = 255 if itemsize == 1 else 65535
-    res = array(code)
-    res.frombytes(bytes(result))
-    con = array(code)
-    con.frombytes(bytes(content))
-    for run in re.finditer(b"\x01+", marks):
-        for i in range(run.start(), run.end()):
-            m = mask[i] / 255.0
-            for c in range(4 * i, 4 * i + 3):
-                v = (res[c] - (1.0 - m) * con[c]) / m
-                res[c] = 0 if v < 0 else top if v > top else int(v + 0.5)
-    return bytearray(res.tobytes())
-
-
-_PARTIAL = bytes([0] + [1] * 254 + [0])

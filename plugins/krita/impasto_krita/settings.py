@@ -30,6 +30,7 @@ class Settings:
     steps: int = 0                    # 0 = engine default
     learning_rate: float = 0.0        # 0 = engine default (the daemon's ``sleep`` test engine: seconds per step)
     keypoint_mode: str = "auto"       # DST only
+    seed: int = 0                     # random seed (noise, sampling): a recipe's, for Re-run
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -93,8 +94,42 @@ class Settings:
             learning_rate=self.learning_rate or None,
             preserve_color=bool(self.preserve_color),
             strength=float(self.strength),
+            seed=int(self.seed),
             keypoint_mode=kp_mode,
             keypoints=list(keypoints or []) if kp_mode in ("markers", "both") else [],
         )
         # the daemon's test engines (identity, sleep) are checked by the daemon itself
         return opts.validate() if self.engine in ENGINE_SHORT else opts
+
+
+def apply_recipe(s: Settings, recipe: Any) -> list[str]:
+    """Put a result's recipe (``impasto_protocol.recipe.Recipe``) back into the docker's settings, so Stylize makes
+    that result again.  Returns notes on what the artist still has to see to (the painting, options the docker
+    does not show)."""
+    o = recipe.options
+    notes: list[str] = []
+    s.engine = str(o.get("engine", s.engine))
+    if s.engine == "mt":
+        s.style_name = str(o.get("style_name") or s.style_name)
+    elif recipe.style is not None:
+        notes.append(f"use the same painting ({recipe.style.name or 'pixels ' + recipe.style.sha256[:12]})")
+    s.strength = float(o.get("strength", 1.0))
+    s.preserve_color = bool(o.get("preserve_color", False))
+    s.size = int(o.get("size", s.size))
+    s.steps = int(o.get("steps") or 0)
+    s.learning_rate = float(o.get("learning_rate") or 0.0)
+    s.seed = int(o.get("seed", 0))
+    if o.get("max_side"):
+        s.output_mode, s.max_side = "max_side", int(o["max_side"])
+    if s.engine == "dst":
+        mode = str(o.get("keypoint_mode", "auto"))
+        s.keypoint_mode = mode if mode in KEYPOINT_MODES else "auto"
+        if s.keypoint_mode in ("markers", "both"):
+            notes.append("the keypoints come from the markers as they are now")
+    shown = {"engine", "style_name", "strength", "preserve_color", "size", "steps", "learning_rate", "seed",
+             "max_side", "keypoint_mode", "keypoints", "preview_every"}
+    defaults = StylizeOptions().to_dict()
+    hidden = sorted(k for k, v in o.items() if k not in shown and k in defaults and v != defaults[k])
+    if hidden:
+        notes.append("not settable in the docker, left at their defaults: " + ", ".join(hidden))
+    return notes

@@ -14,6 +14,7 @@ cfg.set_core_object_array("drawables", [source])
 cfg.set_property("engine", "gatys")
 cfg.set_property("style-file", Gio.File.new_for_path("/job/style.png"))
 cfg.set_property("working-size", 64)
+cfg.set_property("steps-mode", "custom")
 cfg.set_property("steps", 100000)
 res = proc.run(cfg)
 layers = [layer.get_name() for layer in image.get_layers()]

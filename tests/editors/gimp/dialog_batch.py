@@ -1,5 +1,6 @@
 # python-fu-eval in the GIMP GUI: open the Impasto "Stylize…" dialog on the image given on the command line
 # (interactive run mode, exactly as the menu item does) so that screenshot.sh can photograph it.
+import os
 import time
 
 import gi
@@ -17,10 +18,11 @@ cfg = proc.create_config()
 cfg.set_property("run-mode", Gimp.RunMode.INTERACTIVE)
 cfg.set_property("image", image)
 cfg.set_core_object_array("drawables", image.get_selected_drawables())
+cfg.set_property("engine", "mt")           # so the style choice list is the active field (fresh profile: no last values)
+cfg.set_property("style-name", os.environ.get("SHOT_MT_STYLE", "starry_night"))
 proc.run(cfg)
 
 # Then (screenshot.sh closes the dialog) a real stylization of an elliptic selection, for docs/gimp-result.png.
-import os  # noqa: E402
 
 if os.path.exists("/job/style-painting.jpg"):
     from gi.repository import Gio  # noqa: E402
@@ -33,7 +35,9 @@ if os.path.exists("/job/style-painting.jpg"):
     cfg.set_property("engine", "gatys")
     cfg.set_property("style-file", Gio.File.new_for_path("/job/style-painting.jpg"))
     cfg.set_property("working-size", int(os.environ.get("SHOT_SIZE", "192")))
+    cfg.set_property("size-mode", "custom")
     cfg.set_property("output-size", int(os.environ.get("SHOT_OUT", "320")))
+    cfg.set_property("steps-mode", "custom")
     cfg.set_property("steps", int(os.environ.get("SHOT_STEPS", "40")))
     res = proc.run(cfg)
     Gimp.displays_flush()

@@ -69,7 +69,7 @@ def test_procedures_registered_with_menu_and_arguments():
     assert proc is not None and pdb.lookup_procedure(KEYPOINTS) is not None
     names = [a.name for a in proc.get_arguments()]
     for n in ("engine", "style-name", "style-source", "style-file", "style-layer", "strength", "preserve-colors",
-              "keypoints", "output-size"):
+              "keypoints", "size-mode", "output-size", "steps-mode", "steps"):
         assert n in names
     assert "<Image>/Filters/Artistic/Impasto" in proc.get_menu_paths()
     assert proc.get_menu_label() == "_Stylize…"
@@ -116,7 +116,7 @@ def test_stylize_without_selection_covers_the_layer(image):
 def test_output_size_is_scaled_back_to_the_selection(image):
     source = image.get_layers()[0]
     image.select_rectangle(Gimp.ChannelOps.REPLACE, 8, 4, 80, 56)
-    status, layer = run(image, source, engine="mt", style_name=STYLE, output_size=40)
+    status, layer = run(image, source, engine="mt", style_name=STYLE, size_mode="custom", output_size=40)
     assert status == Gimp.PDBStatusType.SUCCESS
     assert drawable_box(layer) == (8, 4, 80, 56)
 
@@ -135,7 +135,8 @@ FAILED = Gimp.PDBStatusType.EXECUTION_ERROR
 
 
 @pytest.mark.parametrize("props,expect,words", [
-    ({"engine": "mt", "style_name": "no-such-style"}, FAILED, "no-such-style"),     # the daemon refuses the job
+    ({"engine": "mt", "style_name": "no-such-style"}, FAILED, "trained style"),     # not a choice: GIMP makes it
+                                                                                      # "none", the plug-in refuses
     ({"engine": "mt", "style_name": ""}, FAILED, "trained style"),                   # the plug-in refuses
     ({"engine": "gatys", "style_file": Gio.File.new_for_path("/job/tests/pytest.ini")}, FAILED,
      "cannot open the style image"),                                                  # not an image
@@ -196,7 +197,88 @@ def test_stylize_with_a_style_layer_if_the_daemon_has_gatys(image):
     image.insert_layer(style, None, 0)
     style.set_visible(False)
     status, layer = run(image, source, engine="gatys", style_source="layer", style_layer=style, working_size=32,
-                        steps=2)
+                        steps_mode="custom", steps=2)
     assert status == Gimp.PDBStatusType.SUCCESS, layer
     assert layer.get_name() == f"{style.get_name()} · Gatys"
     assert rgba(layer, 40, 30, 8, 8) != rgba(source, 40, 30, 8, 8)
+
+
+PROPOSE = "python-fu-impasto-propose-keypoints"
+RERUN = "python-fu-impasto-rerun"
+
+
+def _daemon_has(engine):
+    from impasto_protocol.client import Client
+    with Client.connect(timeout=10) as c:
+        return engine in c.hello()["engines"]
+
+
+def test_propose_keypoints_then_a_moved_anchor_changes_the_dst_job(image):
+    """Propose keypoints writes one anchor per pair NBB + cleaning returned (within 0.5 px of its pixels); a moved
+    anchor changes the DST job's keypoints (read back from the result's recipe); the warp overlay group is there,
+    hidden, its layers over the result."""
+    import json
+    from impasto_gimp import pixels as gpixels
+    from impasto_protocol.client import Client
+    if not _daemon_has("dst"):
+        pytest.skip("this daemon has no DST engine")
+    source = image.get_layers()[0]
+    style = Gimp.file_load_layer(Gimp.RunMode.NONINTERACTIVE, image, Gio.File.new_for_path("/job/input.png"))
+    image.insert_layer(style, None, 0)                 # a copy of the picture: NBB pairs plenty
+    style.set_visible(False)
+    p = actions.Params(engine="dst", style_source="layer", style_layer=style, keypoints="auto", working_size=64)
+    fmt = gpixels.wire_format(gimp_api.precision_name(image))
+    crop, _, content = actions.read_content(gimp_api, image, source, fmt)
+    sbuf, srect, _ = actions.read_style(gimp_api, p, fmt)
+    with Client.connect(timeout=10) as c:
+        probe = c.stylize(content, p.to_options(crop.long_side), style=sbuf, keypoints_only=True).wait(timeout=300)
+    expected = probe.info["keypoints"]
+    assert len(expected) >= 3, expected
+
+    proc = Gimp.get_pdb().lookup_procedure(PROPOSE)
+    cfg = proc.create_config()
+    cfg.set_property("image", image)
+    cfg.set_core_object_array("drawables", [source])
+    cfg.set_property("style-layer", style)
+    cfg.set_property("working-size", 64)
+    assert proc.run(cfg).index(0) == Gimp.PDBStatusType.SUCCESS
+    c_pts = paths.path_anchors(gimp_api.path_strokes(gimp_api.find_path(image, paths.CONTENT_PATH)))
+    s_pts = paths.path_anchors(gimp_api.path_strokes(gimp_api.find_path(image, paths.STYLE_PATH)))
+    assert len(c_pts) == len(s_pts) == len(expected)
+    for (cx, cy), (sx, sy), want in zip(c_pts, s_pts, expected):
+        assert abs(cx - crop.x - want["content"][0]) <= 0.5 and abs(cy - crop.y - want["content"][1]) <= 0.5
+        assert abs(sx - srect.x - want["style"][0]) <= 0.5 and abs(sy - srect.y - want["style"][1]) <= 0.5
+
+    moved = [(c_pts[0][0] + 6, c_pts[0][1] + 4)] + c_pts[1:]           # the artist drags anchor 1
+    gimp_api.replace_path(image, paths.CONTENT_PATH, moved)
+    status, layer = run(image, source, engine="dst", keypoints="paths", style_source="layer", style_layer=style,
+                        working_size=32, steps_mode="custom", steps=1)
+    assert status == Gimp.PDBStatusType.SUCCESS, layer
+    recipe = json.loads(gimp_api.read_recipe(layer))
+    used = recipe["options"]["keypoints"]
+    assert recipe["options"]["keypoint_mode"] == "markers" and len(used) == len(expected)
+    assert abs(used[0]["content"][0] - (moved[0][0] - crop.x)) <= 0.01
+    assert abs(used[0]["content"][1] - (moved[0][1] - crop.y)) <= 0.01
+    names = [lay.get_name() for lay in image.get_layers()]                      # top first
+    top = image.get_layers()[names.index(f"{layer.get_name()} · warp overlay")]
+    assert names.index(top.get_name()) == names.index(layer.get_name()) - 1      # just above the result
+    assert top.is_group() and not top.get_visible()
+    kids = top.get_children()
+    assert [k.get_name() for k in kids] == ["keypoints → targets", "warp grid"]
+    assert all(drawable_box(k) == drawable_box(layer) for k in kids)
+
+
+def test_rerun_from_a_result_layers_recipe_reproduces_it(image):
+    source = image.get_layers()[0]
+    status, first = run(image, source, engine="mt", style_name=STYLE, strength=0.8, seed=5)
+    assert status == Gimp.PDBStatusType.SUCCESS, first
+    assert gimp_api.read_recipe(first) is not None
+    proc = Gimp.get_pdb().lookup_procedure(RERUN)
+    cfg = proc.create_config()
+    cfg.set_property("image", image)
+    cfg.set_core_object_array("drawables", [first])
+    res = proc.run(cfg)
+    assert res.index(0) == Gimp.PDBStatusType.SUCCESS, res.index(1) if res.length() > 1 else ""
+    again = res.index(1)
+    assert again.get_name().startswith(first.get_name()) and again.get_id() != first.get_id()   # GIMP adds " #1"
+    assert drawable_box(again) == drawable_box(first) and digest(again) == digest(first)

@@ -404,3 +404,121 @@ def test_dst_with_markers_end_to_end(window, png, ctrl):
     assert "Painting · DST" in layer_names(doc)
     doc.setModified(False)
     doc.close()
+
+
+def _doc_with_style_copy(window, png):
+    """The picture, and a "Painting" layer holding a copy of it (so NBB has plenty to pair), above it."""
+    doc = open_doc(window, png)
+    root = doc.rootNode()
+    src = root.childNodes()[0]
+    style = doc.createNode("Painting", "paintlayer")
+    style.setPixelData(src.pixelData(0, 0, W, H), 0, 0, W, H)
+    root.addChildNode(style, src)
+    style.setVisible(False)
+    pump(0.2)
+    doc.setActiveNode(src)
+    pump(0.2)
+    return doc, src, style
+
+
+def test_propose_keypoints_writes_markers_at_the_pixels_nbb_returned(window, png, ctrl):
+    """Propose keypoints: as many markers as NBB + cleaning returned, each within 0.5 px of its pixel; the DST job
+    from the (then moved) markers uses the moved pair; its warp overlay is a hidden group aligned with the result."""
+    if "dst" not in ctrl.conn.info.get("engines", []):
+        pytest.skip("this daemon has no DST engine")
+    doc, src, style = _doc_with_style_copy(window, png)
+    ctrl.settings.style_source, ctrl.settings.style_layer = "layer", "Painting"
+    ctrl.settings.engine, ctrl.settings.size, ctrl.settings.steps = "dst", 32, 1
+    crop = krita_api.node_rect(doc, src)
+    data, depth = krita_api.read_pixels(doc, src, crop)
+    from impasto_krita import pixels as kpixels
+    content = kpixels.krita_to_buffer(data, crop.width, crop.height, depth)
+    sdata, sdepth = krita_api.read_pixels(doc, style, krita_api.node_rect(doc, style))
+    sbuf = kpixels.krita_to_buffer(sdata, W, H, sdepth)
+    import dataclasses as dc
+    opts = dc.replace(ctrl.settings.to_options(crop.long_side), keypoint_mode="auto", keypoints=[])
+    probe = ctrl.client.stylize(content, opts, style=sbuf, keypoints_only=True).wait(timeout=300)
+    assert probe.error is None, probe.error
+    expected = probe.info["keypoints"]
+    assert len(expected) >= 3, expected
+
+    tracker = ctrl.propose_keypoints()
+    assert tracker is not None, ctrl.error
+    assert layer_names(doc) == ["Background", "Painting"]           # nothing written before the result
+    wait(ctrl, lambda: not tracker.active, timeout=300)
+    assert tracker.state is State.DONE, tracker.status_text()
+    pump(0.3)
+    assert layer_names(doc) == ["Background", markers.CONTENT_LAYER, "Painting", markers.STYLE_LAYER], layer_names(doc)
+    pairing = ctrl.marker_pairs(doc, crop, krita_api.node_rect(doc, style))
+    assert pairing.numbers == list(range(1, len(expected) + 1))
+    for got, want in zip(pairing.pairs, expected):
+        assert abs(got.content[0] - want["content"][0]) <= 0.5 and abs(got.content[1] - want["content"][1]) <= 0.5
+        assert abs(got.style[0] - want["style"][0]) <= 0.5 and abs(got.style[1] - want["style"][1]) <= 0.5
+    assert ctrl.settings.keypoint_mode == "markers"
+
+    # move marker 1 on the content by (+6, +4) px; the DST job's keypoints follow
+    c_layer = krita_api.find_layer(doc, markers.CONTENT_LAYER)
+    ring = next(s for s in c_layer.shapes() if s.name() == "kp1")
+    res = doc.resolution()
+    ring.setPosition(QPointF(ring.position().x() + 6 * 72.0 / res, ring.position().y() + 4 * 72.0 / res))
+    pump(0.3)
+    doc.setActiveNode(src)
+    pump(0.2)
+    tracker = ctrl.stylize()
+    assert tracker is not None, ctrl.error
+    sent = ctrl.last_markers.pairs
+    assert abs(sent[0].content[0] - (pairing.pairs[0].content[0] + 6)) <= 0.5
+    assert abs(sent[0].content[1] - (pairing.pairs[0].content[1] + 4)) <= 0.5
+    wait(ctrl, lambda: not tracker.active, timeout=600)
+    assert tracker.state is State.DONE, tracker.status_text()
+    used = tracker.info["keypoints"]
+    assert abs(used[0]["content"][0] - sent[0].content[0]) <= 0.01 and abs(used[0]["content"][1] - sent[0].content[1]) <= 0.01
+    names = layer_names(doc)
+    assert "Painting · DST" in names and "Painting · DST · warp overlay" in names, names
+    group = next(n for n in doc.rootNode().childNodes() if n.name() == "Painting · DST · warp overlay")
+    result = next(n for n in doc.rootNode().childNodes() if n.name() == "Painting · DST")
+    assert group.type() == "grouplayer" and not group.visible()
+    assert [n.name() for n in group.childNodes()] == ["warp grid", "keypoints → targets"]
+    rb = result.bounds()
+    for child in group.childNodes():
+        b = child.bounds()
+        assert (b.x(), b.y(), b.width(), b.height()) == (rb.x(), rb.y(), rb.width(), rb.height()) or \
+            (b.x() >= rb.x() and b.y() >= rb.y() and b.right() <= rb.right() and b.bottom() <= rb.bottom())
+    kp_layer = group.childNodes()[1]
+    x, y = (int(round(v)) for v in used[0]["content"])
+    assert bytes(kp_layer.pixelData(x, y, 1, 1))[3] == 255                    # a disc at the keypoint
+    doc.setModified(False)
+    doc.close()
+
+
+def test_rerun_from_a_result_layers_recipe_reproduces_it(window, png, ctrl):
+    styles = [s["name"] for s in ctrl.conn.styles]
+    if not styles or "mt" not in ctrl.conn.info.get("engines", []):
+        pytest.skip("no MT style in this daemon")
+    doc = open_doc(window, png)
+    src = doc.rootNode().childNodes()[0]
+    doc.setActiveNode(src)
+    ctrl.settings.engine, ctrl.settings.style_name, ctrl.settings.size, ctrl.settings.seed = "mt", styles[0], 64, 3
+    tracker = ctrl.stylize()
+    assert tracker is not None, ctrl.error
+    wait(ctrl, lambda: not tracker.active)
+    assert tracker.state is State.DONE, tracker.status_text()
+    first = doc.rootNode().childNodes()[1]
+    assert krita_api.read_recipe(doc, first) is not None
+    ctrl.settings.engine, ctrl.settings.size, ctrl.settings.seed = "gatys", 512, 0        # the artist moved on
+    doc.setActiveNode(first)
+    pump(0.3)
+    assert ctrl.rerun(), ctrl.error
+    assert (ctrl.settings.engine, ctrl.settings.size, ctrl.settings.seed) == ("mt", 64, 3)
+    pump(0.3)
+    assert doc.activeNode().name() == "Background"
+    tracker = ctrl.stylize()
+    assert tracker is not None, ctrl.error
+    wait(ctrl, lambda: not tracker.active)
+    assert tracker.state is State.DONE, tracker.status_text()
+    layers = [n for n in doc.rootNode().childNodes() if n.type() == "paintlayer"]
+    assert len(layers) == 3
+    a, b = layers[1:] if layers[2] is not first else (layers[2], layers[1])
+    assert bytes(a.pixelData(0, 0, W, H)) == bytes(b.pixelData(0, 0, W, H))
+    doc.setModified(False)
+    doc.close()

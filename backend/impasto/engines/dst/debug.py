@@ -75,3 +75,38 @@ def draw_warp_grid(image: torch.Tensor, flow: torch.Tensor, colour: tuple[float,
     grid = grid.clamp(0, 1).float() * opacity
     col = torch.tensor(colour).view(1, 3, 1, 1)
     return image[:, :3].detach().float().cpu() * (1 - grid) + col * grid
+
+
+# ------------------------------------------------------------------------------ transparent overlays (editor layers)
+
+def keypoint_overlay(height: int, width: int, points: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """(1, 4, H, W) RGBA, transparent but for each keypoint (a numbered disc in its pair's colour), a line to its
+    target and a cross there: what ``draw_keypoints`` draws, on nothing, for a layer over the result."""
+    im = Image.new("RGBA", (width, height), (0, 0, 0, 0))
+    r = max(3.0, max(width, height) / 90)
+    draw = ImageDraw.Draw(im)
+    for i, (p, t) in enumerate(zip(points.detach().double().cpu().tolist(), targets.detach().double().cpu().tolist())):
+        col = (*pair_colour(i), 255)
+        lw = max(1, int(r / 2))
+        draw.line([tuple(p), tuple(t)], fill=col, width=lw)
+        draw.line([(t[0] - r, t[1] - r), (t[0] + r, t[1] + r)], fill=col, width=lw)
+        draw.line([(t[0] - r, t[1] + r), (t[0] + r, t[1] - r)], fill=col, width=lw)
+        draw.ellipse([p[0] - r, p[1] - r, p[0] + r, p[1] + r], fill=col, outline=(0, 0, 0, 255))
+        draw.text((p[0] + r + 1, p[1] - r - 1), str(i + 1), fill=col, stroke_width=1, stroke_fill=(0, 0, 0, 255))
+    arr = np.asarray(im, dtype=np.float32) / 255.0
+    return torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0)
+
+
+def grid_overlay(height: int, width: int, flow: torch.Tensor, colour: tuple[float, float, float] = (1.0, 0.1, 0.6),
+                 opacity: float = 0.85) -> torch.Tensor:
+    """(1, 4, H, W) RGBA: the regular grid deformed by the backward ``flow`` (as ``draw_warp_grid``), transparent
+    between the lines."""
+    if tuple(flow.shape[2:]) != (height, width):
+        fh, fw = flow.shape[2:]
+        flow = torch.nn.functional.interpolate(flow.float(), size=(height, width), mode="bilinear",
+                                               align_corners=False)
+        flow = flow * torch.tensor([width / fw, height / fh], dtype=flow.dtype).view(1, 2, 1, 1)
+    lines = sample_backward(grid_image(height, width, line=max(1, max(height, width) // 256)).to(flow.dtype),
+                            flow.cpu()).clamp(0, 1).float()
+    col = torch.tensor(colour, dtype=torch.float32).view(1, 3, 1, 1).expand(1, 3, height, width)
+    return torch.cat([col, lines * opacity], dim=1)

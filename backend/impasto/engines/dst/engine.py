@@ -19,7 +19,8 @@
   once its loss is flat, ``optim/plateau.py``); ``options.steps`` runs exactly that many steps per scale.
 * Output: X upsampled to the requested size, then warped there (the field is resolution independent) with the
   same bilinear sampling as in the loop.
-* ``artifacts`` gets ``keypoints`` (pairs used, in the coordinates of the tensors given; the registry maps them
+* ``artifacts`` gets ``warp_overlay`` (points, targets and backward flow in result pixels, for the editors'
+  overlay layers), ``keypoints`` (pairs used, in the coordinates of the tensors given; the registry maps them
   back to the caller's content), ``targets`` and ``warped_points`` ((K, 2) tensors in pixels of the content tensor
   this engine received), ``losses``, ``timings`` and ``debug_images`` (keypoint overlays, the warp grid, the
   unwarped X).
@@ -363,6 +364,9 @@ def stylize(content: torch.Tensor, style: torch.Tensor | None, options: StylizeO
         artifacts["losses"] = dict(last)
         artifacts["timings"] = {"keypoints": t_kp, "optimization": t_opt}
         artifacts["steps"] = steps_run
+        # for the editors' warp overlay: points, targets and the backward flow, in pixels of the result
+        artifacts["warp_overlay"] = {"points": kp.content.float().cpu(), "targets": kp.targets.float().cpu(),
+                                     "flow": flow.float().cpu()}
         shown_points = dst_pts if large else dst_pts * from_work
         artifacts["debug_images"] = _debug_images(content if not large else resize_long_side(content, max(frame)),
                                                   style, kp if not large else _scaled_points(kp, to_work), shown,

@@ -1,13 +1,16 @@
-"""What the two procedures do, in plain Python over ``gimp_api`` (passed in as ``api``, a fake in the tests).
+"""What the procedures do, in plain Python over ``gimp_api`` (passed in as ``api``, a fake in the tests).
 
 Stylize: read the active drawable (the selection's bounds, or the whole layer), the style and the keypoint paths,
 send one job to the daemon, follow it on GIMP's progress bar, and only when the result has arrived insert it -- a new
 layer above the source, inside one undo group, named after style and engine, the selection as its transparency.  Any
 failure before that inserts nothing; a failure while inserting removes the half-made layer.  When GIMP kills the
 plug-in (Cancel on the progress bar) the client's heartbeat stops and the daemon cancels the job.
+
+Propose keypoints: the same read, a ``keypoints_only`` job, then the two keypoint paths replaced by the proposal.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -15,9 +18,10 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
 
 from impasto_protocol.images import ImageBuffer
+from impasto_protocol.options import KeypointPair
 
 from . import deps, paths, pixels
-from .params import ParamError, Params
+from .params import ParamError, Params, params_from_recipe
 from .pixels import Rect
 
 log = logging.getLogger(__name__)
@@ -36,6 +40,7 @@ class Outcome:
     name: str
     size: tuple[int, int]         # the new layer's size
     note: str = ""
+    overlay: Any = None           # DST: the warp overlay's layer group
 
 
 # --------------------------------------------------------------------------------------------- daemon
@@ -82,17 +87,48 @@ def daemon_summary(timeout: float = 2.0) -> str:
     return f"Daemon on {devices} · engines: {engines}\nMT styles: {styles}"
 
 
+def installed_styles(timeout: float = 1.5, cache: Optional[str] = None) -> dict[str, str]:
+    """The trained MT styles (name -> title) for the dialog's choice list: from the running daemon (remembered in
+    ``deps.STYLES_CACHE``), else the list it gave last time; {} when neither is there.  Never starts a daemon."""
+    cache = cache or deps.STYLES_CACHE
+    if not deps.zmq_problem():
+        from impasto_protocol.client import Client
+        try:
+            with Client.connect(timeout=timeout) as c:
+                styles = {str(s["name"]): str(s.get("title") or s["name"])
+                          for s in c.list_styles(thumbnails=False) if s.get("name")}
+            try:
+                with open(cache, "w") as f:
+                    json.dump(styles, f)
+            except OSError:
+                pass
+            return styles
+        except Exception:  # noqa: BLE001 - not running: fall back to the remembered list
+            pass
+    try:
+        with open(cache) as f:
+            data = json.load(f)
+        return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
 def wait_for_result(job: Any, on_progress: Callable[[float, str], None],
-                    timeout: Optional[float] = None) -> tuple[ImageBuffer, dict]:
-    """Follow a job to its end; returns (image, info) or raises PluginError with the daemon's message."""
+                    timeout: Optional[float] = None, image: bool = True,
+                    overlays: Optional[dict] = None) -> tuple[Optional[ImageBuffer], dict]:
+    """Follow a job to its end; returns (image, info) or raises PluginError with the daemon's message.
+    ``image=False``: the job sends no image (proposed keypoints), the result is (None, info).  ``overlays``, when
+    given, receives the result's overlay images (name -> ImageBuffer)."""
     from impasto_protocol.messages import CancelledEvent, ErrorEvent, ProgressEvent, ResultEvent
     try:
         for ev in job.events(timeout=timeout):
             if isinstance(ev, ProgressEvent):
                 on_progress(max(0.0, min(1.0, float(ev.fraction))), ev.stage or "")
             elif isinstance(ev, ResultEvent):
-                if ev.image is None:
+                if ev.image is None and image:
                     raise PluginError("the daemon finished without sending an image")
+                if overlays is not None:
+                    overlays.update(getattr(ev, "overlays", None) or {})
                 return ev.image, dict(ev.info or {})
             elif isinstance(ev, ErrorEvent):
                 raise PluginError(f"the daemon could not stylize: {ev.message or ev.code}")
@@ -107,6 +143,26 @@ def wait_for_result(job: Any, on_progress: Callable[[float, str], None],
             raise PluginError(f"lost the daemon: {e}") from None
         raise
     raise PluginError("the daemon ended the job without a result")
+
+
+def _run_job(api: Any, connect_fn: Callable[[], Any], title: str, submit: Callable[[Any], Any], *,
+             image: bool = True, overlays: Optional[dict] = None) -> tuple[Optional[ImageBuffer], dict]:
+    """Connect, ``submit(client)`` one job, follow it on GIMP's progress bar to its (image, info); always close."""
+    client = connect_fn()
+    try:
+        api.progress_start(title)
+        try:
+            job = submit(client)
+            return wait_for_result(job, lambda f, stage: api.progress_update(f, stage), image=image,
+                                   overlays=overlays)
+        except BaseException:
+            api.progress_end()          # a failed job must not leave GIMP's progress bar running
+            raise
+    finally:
+        try:
+            client.close()
+        except Exception:  # noqa: BLE001 - closing a dead connection
+            pass
 
 
 # --------------------------------------------------------------------------------------------- stylize
@@ -172,8 +228,22 @@ def keypoint_pairs(api: Any, image: Any, p: Params, crop: Rect, style_rect: Opti
     return paths.pair(c, s, (crop.x, crop.y), (style_rect.x, style_rect.y))
 
 
-def stylize(api: Any, image: Any, drawables: Sequence[Any], p: Params,
-            connect_fn: Callable[[], Any] = connect) -> Outcome:
+@dataclass
+class JobInputs:
+    """What a job is made of, read from the image before anything is sent: checked arguments, the source layer,
+    the wire format, the crop, its selection mask and pixels, the style and where it came from."""
+
+    drawable: Any
+    fmt: tuple[str, str, int]
+    crop: Rect
+    mask: Optional[bytes]
+    content: ImageBuffer
+    style: Optional[ImageBuffer]
+    style_rect: Optional[Rect]
+    style_label: str
+
+
+def read_inputs(api: Any, image: Any, drawables: Sequence[Any], p: Params) -> JobInputs:
     try:
         p.check()
     except ParamError as e:
@@ -182,6 +252,14 @@ def stylize(api: Any, image: Any, drawables: Sequence[Any], p: Params,
     fmt = pixels.wire_format(api.precision_name(image))
     crop, mask, content = read_content(api, image, drawable, fmt)
     style, style_rect, style_label = read_style(api, p, fmt)
+    return JobInputs(drawable, fmt, crop, mask, content, style, style_rect, style_label)
+
+
+def stylize(api: Any, image: Any, drawables: Sequence[Any], p: Params,
+            connect_fn: Callable[[], Any] = connect) -> Outcome:
+    i = read_inputs(api, image, drawables, p)
+    drawable, fmt, crop, mask, content, style, style_rect, style_label = (
+        i.drawable, i.fmt, i.crop, i.mask, i.content, i.style, i.style_rect, i.style_label)
     pairing = keypoint_pairs(api, image, p, crop, style_rect) if p.uses_paths else None
     try:
         options = p.to_options(crop.long_side, pairing.pairs if pairing else None)
@@ -189,27 +267,16 @@ def stylize(api: Any, image: Any, drawables: Sequence[Any], p: Params,
         raise PluginError(str(e)) from None
     name = p.layer_name(style_label)
 
-    client = connect_fn()
-    try:
-        api.progress_start(f"Impasto: {name}")
-        try:
-            job = client.stylize(content, options, style=style)
-            result, info = wait_for_result(job, lambda f, stage: api.progress_update(f, stage))
-        except BaseException:
-            api.progress_end()          # a failed job must not leave GIMP's progress bar running
-            raise
-    finally:
-        try:
-            client.close()
-        except Exception:  # noqa: BLE001 - closing a dead connection
-            pass
+    overlays: dict = {}
+    result, info = _run_job(api, connect_fn, f"Impasto: {name}", lambda c: c.stylize(
+        content, options, style=style, **({"overlay": True} if p.engine == "dst" else {})), overlays=overlays)
     api.progress_update(1.0, "inserting the result")
 
     rgba = pixels.convert_depth(pixels.buffer_to_rgba(result), result.itemsize, fmt[2])
     scaled = (result.width, result.height) != (crop.width, crop.height)
     if mask is not None and not scaled:
         rgba = pixels.apply_mask(rgba, mask, fmt[2])
-    layer = None
+    layer = group = None
     with api.undo_group(image):
         try:
             layer = api.new_layer_above(image, drawable, name, Rect(crop.x, crop.y, result.width, result.height))
@@ -219,14 +286,66 @@ def stylize(api: Any, image: Any, drawables: Sequence[Any], p: Params,
                 if mask is not None:
                     back = api.read_rgba(layer, crop, fmt[0])
                     api.write_rgba(layer, crop, bytes(pixels.apply_mask(back, mask, fmt[2])), fmt[0])
+            group = _overlay_layers(api, image, layer, name, crop, overlays, fmt, scaled)
+            if info.get("recipe"):       # inside the undo group: one Ctrl+Z removes the layer with its recipe
+                try:                     # a convenience: never lose a finished result over it
+                    api.store_recipe(layer, json.dumps(info["recipe"], sort_keys=True))
+                except Exception as e:  # noqa: BLE001
+                    log.warning("could not attach the result's recipe: %s", e)
         except Exception:
-            if layer is not None:
-                api.remove_layer(image, layer)
+            for item in (group, layer):
+                if item is not None:
+                    api.remove_layer(image, item)
             raise
         finally:
             api.progress_end()
     note = pairing.note() if pairing else ""
-    return Outcome(layer, name, (crop.width, crop.height), note)
+    return Outcome(layer, name, (crop.width, crop.height), note, overlay=group)
+
+
+def _overlay_layers(api: Any, image: Any, result: Any, name: str, crop: Rect, overlays: dict,
+                    fmt: tuple[str, str, int], scaled: bool) -> Optional[Any]:
+    """The DST warp overlay as a hidden layer group above the result: "keypoints → targets" over "warp grid", each
+    exactly over the result (scaled with it).  Returns the group, or None when the job sent no overlay."""
+    if not overlays:
+        return None
+    group = api.new_group_above(image, result, f"{name} · warp overlay")
+    for key, title in (("keypoints", "keypoints → targets"), ("grid", "warp grid")):
+        img = overlays.get(key)
+        if img is None:
+            continue
+        rgba = pixels.convert_depth(pixels.buffer_to_rgba(img), img.itemsize, fmt[2])
+        rect = Rect(crop.x, crop.y, img.width, img.height)
+        layer = api.new_layer_in(image, group, title, rect)
+        api.write_rgba(layer, rect, bytes(rgba), fmt[0])
+        if scaled:
+            api.scale_layer(layer, crop)
+    return group
+
+
+def rerun(api: Any, image: Any, drawables: Sequence[Any], style: Params,
+          connect_fn: Callable[[], Any] = connect) -> Outcome:
+    """Make a result layer again from its recipe (the ``impasto-recipe`` parasite): the same options and seed, on
+    the layer it sits above, with the painting ``style`` points to (MT needs none).  A new layer, as Stylize."""
+    from impasto_protocol.options import OptionsError
+    from impasto_protocol.recipe import Recipe
+    if len(drawables) != 1:
+        raise PluginError("select the one result layer to make again")
+    result = drawables[0]
+    text = api.read_recipe(result)
+    if not text:
+        raise PluginError(f"{api.item_name(result)!r} has no Impasto recipe: select a layer Impasto made")
+    try:
+        recipe = Recipe.from_json(text)
+    except OptionsError as e:
+        raise PluginError(f"the layer's recipe cannot be used: {e}") from None
+    source = api.layer_below(image, result)
+    if source is None:
+        raise PluginError("the result layer has no layer under it to stylize again")
+    p, notes = params_from_recipe(recipe, style)
+    outcome = stylize(api, image, [source], p, connect_fn)
+    outcome.note = "; ".join([f"made again from the recipe ({recipe.summary()})"] + notes + [outcome.note]).strip("; ")
+    return outcome
 
 
 # --------------------------------------------------------------------------------------------- keypoint paths
@@ -252,3 +371,39 @@ def add_keypoint_paths(api: Any, image: Any, drawables: Sequence[Any], style_lay
         with api.undo_group(style_image):
             s = api.replace_path(style_image, paths.STYLE_PATH, paths.default_positions(style_rect, count))
     return c, s
+
+
+def propose_keypoints(api: Any, image: Any, drawables: Sequence[Any], p: Params,
+                      connect_fn: Callable[[], Any] = connect) -> Outcome:
+    """Ask the daemon for the keypoints DST's Automatic mode would use (NBB + cleaning) and write them as the two
+    keypoint paths (anchor i of the content path pairs with anchor i of the style path), replacing the old ones.
+    Nothing in the images changes before the keypoints are there; then the artist moves, deletes or adds anchors
+    and runs Stylize with Keypoints "From the keypoint paths"."""
+    p = dataclasses.replace(p, engine="dst", style_source="layer", keypoints="auto")
+    i = read_inputs(api, image, drawables, p)
+    crop, content, style, style_rect = i.crop, i.content, i.style, i.style_rect
+    assert style_rect is not None
+    try:
+        options = p.to_options(crop.long_side, None)
+    except ParamError as e:
+        raise PluginError(str(e)) from None
+    _none, info = _run_job(api, connect_fn, "Impasto: proposing keypoints",
+                           lambda c: c.stylize(content, options, style=style, keypoints_only=True), image=False)
+    found = [KeypointPair.from_dict(kp) for kp in info.get("keypoints") or []]
+    if not found:
+        api.progress_end()
+        raise PluginError("no keypoints found: place them by hand (Add keypoint paths)")
+    c_pts = [(kp.content[0] + crop.x, kp.content[1] + crop.y) for kp in found]
+    s_pts = [(kp.style[0] + style_rect.x, kp.style[1] + style_rect.y) for kp in found]
+    style_image = api.item_image(p.style_layer)
+    with api.undo_group(image):
+        c_path = api.replace_path(image, paths.CONTENT_PATH, c_pts)
+        if style_image is image:
+            api.replace_path(image, paths.STYLE_PATH, s_pts)
+    if style_image is not image:
+        with api.undo_group(style_image):
+            api.replace_path(style_image, paths.STYLE_PATH, s_pts)
+    api.progress_end()
+    note = (f"{len(found)} keypoints proposed as the paths {paths.CONTENT_PATH!r} and {paths.STYLE_PATH!r}: move, "
+            "delete or add anchors (in order), then Stylize with Keypoints: From the keypoint paths")
+    return Outcome(c_path, "keypoints", (crop.width, crop.height), note)

@@ -10,6 +10,7 @@ from typing import Optional
 PLUGIN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENDOR = os.path.join(PLUGIN_DIR, "vendor")
 INSTALL_INFO = os.path.join(PLUGIN_DIR, "install.json")
+STYLES_CACHE = os.path.join(PLUGIN_DIR, "styles.json")       # the last style list the daemon gave
 
 
 def add_vendor_path() -> None:

@@ -105,6 +105,25 @@ def new_layer_above(image: Any, below: Any, name: str, rect: Rect) -> Any:
     return layer
 
 
+def new_group_above(image: Any, below: Any, name: str) -> Any:
+    """A hidden layer group just above ``below`` (the warp overlay's)."""
+    group = Gimp.GroupLayer.new(image, name)
+    image.insert_layer(group, below.get_parent(), image.get_item_position(below))
+    group.set_visible(False)
+    return group
+
+
+def new_layer_in(image: Any, group: Any, name: str, rect: Rect) -> Any:
+    """A transparent layer of ``rect`` at the bottom of ``group``."""
+    gray = image.get_base_type() == Gimp.ImageBaseType.GRAY
+    layer = Gimp.Layer.new(image, name, rect.width, rect.height,
+                           Gimp.ImageType.GRAYA_IMAGE if gray else Gimp.ImageType.RGBA_IMAGE,
+                           100.0, Gimp.LayerMode.NORMAL)
+    image.insert_layer(layer, group, len(group.get_children()))
+    layer.set_offsets(rect.x, rect.y)
+    return layer
+
+
 def scale_layer(layer: Any, rect: Rect) -> None:
     Gimp.context_push()
     try:
@@ -117,6 +136,30 @@ def scale_layer(layer: Any, rect: Rect) -> None:
 
 def remove_layer(image: Any, layer: Any) -> None:
     image.remove_layer(layer)
+
+
+def layer_below(image: Any, layer: Any) -> Any:
+    """The layer just under ``layer`` in its group (None when it is the bottom one)."""
+    parent = layer.get_parent()
+    siblings = list(parent.get_children()) if parent is not None else list(image.get_layers())    # top first
+    i = next((k for k, s in enumerate(siblings) if s.get_id() == layer.get_id()), -1)
+    return siblings[i + 1] if 0 <= i < len(siblings) - 1 else None
+
+
+# --------------------------------------------------------------------------------------------- recipes
+def store_recipe(layer: Any, text: str) -> None:
+    """Attach a result's recipe (JSON) to its layer as a persistent parasite (saved with the .xcf)."""
+    from .params import RECIPE_PARASITE
+    data = list(text.encode("utf-8"))
+    layer.attach_parasite(Gimp.Parasite.new(RECIPE_PARASITE, Gimp.PARASITE_PERSISTENT, data))
+
+
+def read_recipe(layer: Any) -> Optional[str]:
+    from .params import RECIPE_PARASITE
+    parasite = layer.get_parasite(RECIPE_PARASITE)
+    if parasite is None:
+        return None
+    return bytes(parasite.get_data()).decode("utf-8")
 
 
 @contextmanager
