@@ -21,7 +21,8 @@ def _rss_mib() -> float:
 
 
 @pytest.mark.skipif(host_memory._libc() is None, reason="this C library has no mallopt/malloc_trim")
-def test_inside_the_block_freed_pages_are_reused_and_after_it_they_go_back():
+def test_inside_the_block_freed_pages_are_reused_and_after_it_they_go_back(monkeypatch):
+    monkeypatch.setenv("IMPASTO_REUSE_FREED_MEMORY", "1")
     pages = 64 * 2 ** 20 // resource.getpagesize()
     outside = [_faults_of_a_fresh_64mib_tensor() for _ in range(3)]
     with host_memory.reuse_freed_memory():
@@ -51,6 +52,7 @@ def test_nested_and_concurrent_users_share_one_setting(monkeypatch):
             return 1
 
     monkeypatch.setattr(host_memory, "_libc", lambda: FakeLibc())
+    monkeypatch.setenv("IMPASTO_REUSE_FREED_MEMORY", "1")
     with host_memory.reuse_freed_memory():
         with host_memory.reuse_freed_memory():
             assert len(calls) == 2                    # set once, by the first user
@@ -72,6 +74,7 @@ def test_the_setting_is_restored_when_the_engine_raises(monkeypatch):
             calls.append(("trim", pad))
 
     monkeypatch.setattr(host_memory, "_libc", lambda: FakeLibc())
+    monkeypatch.setenv("IMPASTO_REUSE_FREED_MEMORY", "1")
 
     @host_memory.reusing_freed_memory
     def failing_engine():
@@ -80,3 +83,12 @@ def test_the_setting_is_restored_when_the_engine_raises(monkeypatch):
     with pytest.raises(ValueError):
         failing_engine()
     assert calls[-1] == ("trim", 0) and host_memory._users == 0
+
+
+def test_off_by_default_glibc_is_left_alone(monkeypatch):
+    calls = []
+    monkeypatch.setattr(host_memory, "_libc", lambda: calls.append("libc used"))
+    monkeypatch.delenv("IMPASTO_REUSE_FREED_MEMORY", raising=False)
+    with host_memory.reuse_freed_memory():
+        pass
+    assert calls == [] and not host_memory.enabled()
