@@ -100,24 +100,26 @@ def run():
     log("active before stylize", doc.activeNode().name())
     tracker = c.stylize()
     log("stylize", tracker is not None, c.error, c.notice)
-    # The markers have been read and sent.  Remove them before the result arrives: in the Krita 5.1.5 GUI under Xvfb,
-    # Document.refreshProjection() (which the plugin calls after inserting a layer) segfaulted every time while the
-    # two marker layers (80 rings and number labels) were in the document (4 runs); kritarunner does not.
-    for n in list(root.childNodes()):
-        if n.name().startswith("Impasto keypoints"):
-            n.remove()
     pump(1.0)
     job = wait_job(c, float(os.environ.get("SHOT_TIMEOUT", "900")))
     log("dst", job.status_text() if job else c.error)
     pump(1.0)
     names = [n.name() for n in root.childNodes()]
     log("layers", names)
-    group = next((n for n in root.childNodes() if n.name().endswith("warp overlay")), None)
-    if group is None:
+    overlay = [n for n in root.childNodes() if n.name().endswith(("warp grid", "keypoints → targets"))]
+    if len(overlay) != 2:
         return 1
-    log("overlay visible by default", group.visible())
-    group.setVisible(True)
-    doc.setActiveNode(group)
+    log("overlay visible by default", [n.visible() for n in overlay])
+    # In the Krita 5.1.5 GUI under Xvfb, showing an overlay layer while the two marker layers (80 rings and number
+    # labels each) are in the document segfaulted every time (the result's insertion itself no longer does): take
+    # the markers out before showing the overlay.  An open bug; see docs/krita.md.
+    for n in list(root.childNodes()):
+        if n.name().startswith("Impasto keypoints"):
+            n.remove()
+    pump(1.0)
+    for n in overlay:
+        n.setVisible(True)
+    doc.setActiveNode(overlay[-1])
     doc.refreshProjection()
     fit_view(win, doc)
     for d in dockers:
