@@ -41,8 +41,6 @@ class Schedule:
     steps_per_scale: int            # the most a scale runs (``options.steps``: exactly that many)
     plateau: PlateauRule | None     # stop a scale early once its loss is flat (None: never)
     last_steps: int | None = None   # the last scale's budget when it differs from the others'
-    last_decay: float = 1.0         # the last scale's rate falls linearly to this fraction of ``lr_last`` (then
-                                    # it runs its whole budget: no plateau stop)
     content_scale: float = 1.0      # α × this: larger steps move the content further, a schedule may hold it
     plateau_last: bool = True       # whether the plateau stop applies at the last scale too
 
@@ -147,11 +145,8 @@ def stylize(content: torch.Tensor, style: torch.Tensor | None, options: StylizeO
                                                                                    DEFAULTS.pyramid_levels)]
         lr = options.learning_rate or (schedule.lr_last if is_last else schedule.lr)
         opt = (torch.optim.Adam(pyr, lr=lr) if options.optimizer == "adam" else torch.optim.RMSprop(pyr, lr=lr))
-        decay = schedule.last_decay if is_last and not options.learning_rate else 1.0
-        sched = (torch.optim.lr_scheduler.LambdaLR(opt, lambda k: 1.0 - (1.0 - decay) * k / max(steps - 1, 1))
-                 if decay != 1.0 else None)
-        plateau = (None if options.steps or schedule.plateau is None or decay != 1.0
-                   or (is_last and not schedule.plateau_last) else Plateau(schedule.plateau))
+        plateau = (None if options.steps or schedule.plateau is None or (is_last and not schedule.plateau_last)
+                   else Plateau(schedule.plateau))
         for step in range(1, steps + 1):
             check_cancel(cancel)
             opt.zero_grad(set_to_none=True)
@@ -159,8 +154,6 @@ def stylize(content: torch.Tensor, style: torch.Tensor | None, options: StylizeO
             loss, last = objective(img)
             scaler.backward(loss)
             scaler.step(opt)
-            if sched is not None:
-                sched.step()
             done += 1
             preview = (preview_of(synthesize(pyr)) if options.preview_every and done % options.preview_every == 0
                        else None)
