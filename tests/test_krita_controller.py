@@ -390,12 +390,14 @@ def test_dst_result_brings_its_warp_overlay_as_a_hidden_group_over_the_result(ap
     c.pump()
     assert tracker.state is State.DONE, tracker.message
     names = [n.name() for n in doc.rootNode().childNodes()]
-    assert names == ["Background", "Starry · DST", "Starry · DST · warp grid", "Starry · DST · keypoints → targets"]
-    grid, kp = doc.rootNode().childNodes()[2:]
-    assert grid.type() == kp.type() == "paintlayer" and not grid.visible() and not kp.visible()  # hidden
+    assert names == ["Background", "Starry · DST", "Starry · DST · warp overlay"]
+    group = doc.rootNode().childNodes()[2]
+    assert group.type() == "grouplayer" and not group.visible()                      # hidden by default
+    assert [n.name() for n in group.childNodes()] == ["warp grid", "keypoints → targets"]
+    kp = group.childNodes()[1]
     assert kp.pixelData(7, 5, 1, 1) == bytes([0, 0, 255, 255])                       # BGRA, where it was drawn
     assert kp.pixelData(8, 5, 1, 1)[3] == 0
-    b = grid.bounds()
+    b = group.childNodes()[0].bounds()
     assert (b.x(), b.y(), b.width(), b.height()) == (0, 0, 30, 12)                    # aligned with the result
     assert c.stylize(preview=True) is not None
     assert c.client.calls[-1]["overlay"] is False                                     # previews bring none

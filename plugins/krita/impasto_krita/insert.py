@@ -34,7 +34,7 @@ class Target:
     name: str                        # new layer's name
     scaled: bool = False             # the result comes back smaller than ``crop`` (scaled up on arrival)
     mask_in_alpha: bool = False      # the daemon applied ``mask`` as the result's alpha (mask_mode "alpha")
-    overlay: bool = False            # DST: the job asked for the warp overlay (hidden layers above the result)
+    overlay: bool = False            # DST: the job asked for the warp overlay (a hidden group above the result)
 
 
 @dataclass
@@ -43,7 +43,7 @@ class LayerSink:
     api: Any = krita_api
     layer: Any = None                # the new layer once it exists
     inserted: bool = False
-    overlay_layers: list = field(default_factory=list)   # the warp overlay's layers, once inserted
+    overlay_group: Any = None        # the warp overlay's group, once inserted
     tiles_painted: int = 0
     result_size: tuple[int, int] = (0, 0)
     _tmp_name: str = field(default="", init=False)
@@ -98,13 +98,12 @@ class LayerSink:
         self.api.refresh(t.doc)
 
     def _insert_overlay(self, ev: ResultEvent) -> None:
-        """The DST warp overlay as hidden layers just above the result (``krita_api.insert_hidden_above`` says why
-        not a group): the deformed grid, and the keypoints with lines to their targets, each exactly over the
-        result."""
+        """The DST warp overlay as a hidden group above the result: the keypoints with lines to their targets, and
+        the deformed grid, each a layer exactly over the result."""
         t = self.target
         size = ITEMSIZE[t.depth]
         layers = []
-        for key, title in (("grid", f"{t.name} · warp grid"), ("keypoints", f"{t.name} · keypoints → targets")):
+        for key, title in (("grid", "warp grid"), ("keypoints", "keypoints → targets")):
             img = ev.overlays.get(key)
             if img is None:
                 continue
@@ -116,7 +115,7 @@ class LayerSink:
             layers.append(layer)
         if not layers:
             return
-        self.overlay_layers = self.api.insert_hidden_above(self.layer, layers)
+        self.overlay_group = self.api.insert_hidden_group(t.doc, self.layer, f"{t.name} · warp overlay", layers)
 
     def on_abort(self, reason: str) -> None:
         if self.inserted and self.layer is not None:

@@ -179,15 +179,16 @@ def write_rgba(doc, node, rect: Rect, rgba: bytes, itemsize: int) -> None:
     node.setPixelData(tmp.pixelData(rect.x, rect.y, rect.width, rect.height), rect.x, rect.y, rect.width, rect.height)
 
 
-def insert_hidden_above(above, layers: list) -> list:
-    """Insert ``layers`` (bottom-up), hidden, just above ``above`` in its group.  Not a layer group: in the Krita
-    5.1.5 GUI, putting paint layers into a group while a vector layer holds many shapes (80 proposed markers)
-    segfaulted every time (an empty group did not, nor did these layers at the group's level); kritarunner does
-    not crash either way."""
-    for layer in reversed(layers):
-        layer.setVisible(False)
-        above.parentNode().addChildNode(layer, above)
-    return layers
+def insert_hidden_group(doc, above, name: str, children: list) -> Any:
+    """Insert a hidden group layer just above ``above``, then put ``children`` (bottom-up) into it.  The group goes
+    into the document first: filling a group that is not in the image yet and then inserting it crashed the Krita
+    5.1 GUI (its Layers docker), though not kritarunner."""
+    group = doc.createNode(name, "grouplayer")
+    insert_above(above, group)
+    group.setVisible(False)
+    for child in children:
+        group.addChildNode(child, None)
+    return group
 
 
 def insert_above(source, node) -> None:

@@ -423,7 +423,7 @@ def _doc_with_style_copy(window, png):
 
 def test_propose_keypoints_writes_markers_at_the_pixels_nbb_returned(window, png, ctrl):
     """Propose keypoints: as many markers as NBB + cleaning returned, each within 0.5 px of its pixel; the DST job
-    from the (then moved) markers uses the moved pair; its warp overlay is two hidden layers aligned with the result, just above it."""
+    from the (then moved) markers uses the moved pair; its warp overlay is a hidden group aligned with the result."""
     if "dst" not in ctrl.conn.info.get("engines", []):
         pytest.skip("this daemon has no DST engine")
     doc, src, style = _doc_with_style_copy(window, png)
@@ -474,20 +474,17 @@ def test_propose_keypoints_writes_markers_at_the_pixels_nbb_returned(window, png
     used = tracker.info["keypoints"]
     assert abs(used[0]["content"][0] - sent[0].content[0]) <= 0.01 and abs(used[0]["content"][1] - sent[0].content[1]) <= 0.01
     names = layer_names(doc)
-    overlay_names = ["Painting · DST · warp grid", "Painting · DST · keypoints → targets"]
-    assert "Painting · DST" in names and all(n in names for n in overlay_names), names
-    by_name = {n.name(): n for n in doc.rootNode().childNodes()}
-    result, overlay = by_name["Painting · DST"], [by_name[n] for n in overlay_names]
-    top = [n.name() for n in doc.rootNode().childNodes()]
-    assert top.index(overlay_names[0]) == top.index("Painting · DST") + 1 and \
-        top.index(overlay_names[1]) == top.index("Painting · DST") + 2              # just above the result
-    assert all(n.type() == "paintlayer" and not n.visible() for n in overlay)        # hidden by default
+    assert "Painting · DST" in names and "Painting · DST · warp overlay" in names, names
+    group = next(n for n in doc.rootNode().childNodes() if n.name() == "Painting · DST · warp overlay")
+    result = next(n for n in doc.rootNode().childNodes() if n.name() == "Painting · DST")
+    assert group.type() == "grouplayer" and not group.visible()
+    assert [n.name() for n in group.childNodes()] == ["warp grid", "keypoints → targets"]
     rb = result.bounds()
-    for child in overlay:
+    for child in group.childNodes():
         b = child.bounds()
         assert (b.x(), b.y(), b.width(), b.height()) == (rb.x(), rb.y(), rb.width(), rb.height()) or \
             (b.x() >= rb.x() and b.y() >= rb.y() and b.right() <= rb.right() and b.bottom() <= rb.bottom())
-    kp_layer = overlay[1]
+    kp_layer = group.childNodes()[1]
     x, y = (int(round(v)) for v in used[0]["content"])
     assert bytes(kp_layer.pixelData(x, y, 1, 1))[3] == 255                    # a disc at the keypoint
     doc.setModified(False)
