@@ -1,0 +1,79 @@
+"""Stylization strength of the MT styles: a loss of the output divided by the same loss of the unstylized photo
+(``mt_eval``: training style loss relu1_1..relu4_1, plain Gram distance relu1_1..relu5_1, content at relu4_2),
+per output size and per *level plan* -- the long side each level runs at.
+
+    python bench/bench_mt_strength.py [--styles a,b] [--photos validation|test] [--sizes 512,1024,2048] [--plans ...]
+
+A plan is written ``256/512/1024``: style subnet, enhance subnet, then one refine pass per further number (the result
+is resized to the output size if the last level is smaller: ``256/512`` at 1024 = the enhance output upsampled).
+``prop`` is the network's own sizing (output/4, output/2, output), what the engine runs today.  Choose plans on
+``--photos validation``; report on ``--photos test``.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+
+import torch
+
+from impasto.engines.mt.model_file import load_model
+from impasto.engines.mt.network import resize
+from impasto.engines.mt.styles import find_style, list_styles
+from impasto.imageio import load_image
+from impasto.vgg import get_vgg
+from mt_eval import TEST, VALIDATION, StyleMeasure, load_photos, painting_path, resize_long
+
+
+def scaled(h: int, w: int, long_side: int) -> tuple[int, int]:
+    s = long_side / max(h, w)
+    return max(1, round(h * s)), max(1, round(w * s))
+
+
+@torch.inference_mode()
+def run_plan(net, x: torch.Tensor, plan: str) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    if plan == "prop":
+        return net(x)[-1].clamp(0, 1)
+    sides = [int(s) for s in plan.split("/")]
+    y = net.style(resize(x, scaled(h, w, sides[0])))
+    if len(sides) > 1:
+        y = net.enhance(resize(y, scaled(h, w, sides[1])))
+    for side in sides[2:]:
+        y = net.refine(resize(y, scaled(h, w, side)))
+    return resize(y, (h, w)).clamp(0, 1)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING)
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--styles", default=None, help="comma list (default: every installed style)")
+    ap.add_argument("--photos", choices=("validation", "test"), default="validation")
+    ap.add_argument("--sizes", default="512,1024,2048")
+    ap.add_argument("--plans", default="prop", help="semicolon list of plans, e.g. 'prop;256/512/512;256/512'")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    styles = args.styles.split(",") if args.styles else [s.name for s in list_styles() if s.ok]
+    photos = load_photos(VALIDATION if args.photos == "validation" else TEST)
+    vgg = get_vgg("cpu")
+    print(f"MT strength on the {args.photos} photos ({len(photos)}): output loss / photo's loss, mean over photos")
+    print(f"{'style':<26} {'size':>5} {'plan':<18} {'style':>6} {'gram':>6} {'content':>10}")
+    for name in styles:
+        info = find_style(name)
+        if info is None or not info.ok:
+            raise SystemExit(f"style {name!r} not found or unreadable")
+        net, _ = load_model(info.path)
+        measure = StyleMeasure(vgg, load_image(painting_path(name)))
+        for size in (int(s) for s in args.sizes.split(",")):
+            xs = [resize_long(img, size) for _, img in photos]
+            base = [measure.losses(x, x) for x in xs]
+            for plan in args.plans.split(";"):
+                out = [measure.losses(run_plan(net, x, plan), x) for x in xs]
+                sr = sum(o["style"] / b["style"] for o, b in zip(out, base)) / len(out)
+                gr = sum(o["gram"] / b["gram"] for o, b in zip(out, base)) / len(out)
+                c = sum(o["content"] for o in out) / len(out)
+                print(f"{name:<26} {size:5d} {plan:<18} {sr:6.2f} {gr:6.2f} {c:10.4g}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
