@@ -23,17 +23,11 @@ from impasto.engines.mt.styles import find_style, list_styles
 from impasto.engines.mt.train import CONTENT_LAYER, STYLE_LAYERS
 from impasto.imageio import load_image, sample_image
 from impasto.vgg import get_vgg, gram_matrix
+from mt_eval import resize_long
 
 SHARED_CONTENT = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "content"
 DEFAULT_SHARED = ["tubingen.jpg", "kodim23.png", "kodim13.png", "kodim20.png"]
 DEFAULT_SKIMAGE = ["astronaut", "coffee", "chelsea", "rocket"]
-
-
-def resize_long(x: torch.Tensor, size: int) -> torch.Tensor:
-    h, w = x.shape[-2:]
-    s = size / max(h, w)
-    return F.interpolate(x, size=(round(h * s), round(w * s)), mode="bicubic", align_corners=False,
-                         antialias=s < 1).clamp(0, 1)
 
 
 @torch.inference_mode()

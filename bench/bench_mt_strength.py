@@ -19,7 +19,6 @@ import torch
 from impasto.engines.mt.model_file import load_model
 from impasto.engines.mt.network import resize
 from impasto.engines.mt.styles import find_style, list_styles
-from impasto.imageio import load_image
 from impasto.vgg import get_vgg
 from mt_eval import TEST, VALIDATION, StyleMeasure, load_photos, painting_path, resize_long
 
@@ -63,12 +62,13 @@ def main() -> None:
         if info is None or not info.ok:
             raise SystemExit(f"style {name!r} not found or unreadable")
         net, _ = load_model(info.path)
-        measure = StyleMeasure(vgg, load_image(painting_path(name)))
+        measure = StyleMeasure(vgg, painting_path(name))
         for size in (int(s) for s in args.sizes.split(",")):
             xs = [resize_long(img, size) for _, img in photos]
-            base = [measure.losses(x, x) for x in xs]
+            base = [measure.losses(x) for x in xs]
+            feats = [measure.content_features(x) for x in xs]
             for plan in args.plans.split(";"):
-                out = [measure.losses(run_plan(net, x, plan), x) for x in xs]
+                out = [measure.losses(run_plan(net, x, plan), f) for x, f in zip(xs, feats)]
                 sr = sum(o["style"] / b["style"] for o, b in zip(out, base)) / len(out)
                 gr = sum(o["gram"] / b["gram"] for o, b in zip(out, base)) / len(out)
                 c = sum(o["content"] for o in out) / len(out)

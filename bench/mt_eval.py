@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from impasto.engines.mt.train import load_style_image
 from impasto.imageio import load_image
 from impasto.vgg import gram_matrix
 
@@ -42,13 +43,6 @@ def resize_long(x: torch.Tensor, size: int) -> torch.Tensor:
                          align_corners=False, antialias=s < 1).clamp(0, 1)
 
 
-def resize_short(x: torch.Tensor, size: int) -> torch.Tensor:
-    h, w = x.shape[-2:]
-    s = size / min(h, w)
-    return F.interpolate(x, size=(max(1, round(h * s)), max(1, round(w * s))), mode="bicubic",
-                         align_corners=False, antialias=s < 1).clamp(0, 1)
-
-
 def load_photos(names: list[str]) -> list[tuple[str, torch.Tensor]]:
     missing = [n for n in names if not (CONTENT_DIR / n).exists()]
     if missing:
@@ -64,25 +58,31 @@ def painting_path(name: str) -> Path:
 
 
 class StyleMeasure:
-    """Gram targets of one painting, cached per short side, and the three losses."""
+    """Gram targets of one painting (the training code's ``load_style_image`` scaling), cached per short side, and
+    the three losses."""
 
-    def __init__(self, vgg, painting: torch.Tensor):
-        self.vgg, self.painting = vgg, painting[:, :3]
+    def __init__(self, vgg, painting: Path):
+        self.vgg, self.painting = vgg, painting
         self._grams: dict[int, dict[str, torch.Tensor]] = {}
 
     def grams(self, short_side: int) -> dict[str, torch.Tensor]:
         if short_side not in self._grams:
             with torch.inference_mode():
-                f = self.vgg(resize_short(self.painting, short_side), GRAM_LAYERS)
+                f = self.vgg(load_style_image(self.painting, short_side), GRAM_LAYERS)
                 self._grams[short_side] = {k: gram_matrix(v.float())[0] for k, v in f.items()}
         return self._grams[short_side]
 
     @torch.inference_mode()
-    def losses(self, image: torch.Tensor, photo: torch.Tensor) -> dict[str, float]:
-        """style / gram / content losses of ``image`` (1,3,H,W) against the painting and ``photo`` (same size)."""
+    def content_features(self, photo: torch.Tensor) -> torch.Tensor:
+        return self.vgg(photo.float(), (CONTENT_LAYER,))[CONTENT_LAYER]
+
+    @torch.inference_mode()
+    def losses(self, image: torch.Tensor, photo_features: torch.Tensor | None = None) -> dict[str, float]:
+        """style / gram / content losses of ``image`` (1,3,H,W) against the painting and the photo, given by its
+        ``CONTENT_LAYER`` features (None: ``image`` is the photo itself, content loss 0 without a second pass)."""
         g = self.grams(min(image.shape[-2:]))
         f = self.vgg(image.float(), GRAM_LAYERS + (CONTENT_LAYER,))
-        c = self.vgg(photo.float(), (CONTENT_LAYER,))[CONTENT_LAYER]
+        c = f[CONTENT_LAYER] if photo_features is None else photo_features
         per = {k: F.mse_loss(gram_matrix(f[k].float())[0], g[k]).item() for k in GRAM_LAYERS}
         return {"style": sum(per[k] for k in TRAIN_STYLE_LAYERS), "gram": sum(per.values()),
                 "content": F.mse_loss(f[CONTENT_LAYER].float(), c.float()).item()}

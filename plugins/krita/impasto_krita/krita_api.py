@@ -181,8 +181,8 @@ def write_rgba(doc, node, rect: Rect, rgba: bytes, itemsize: int) -> None:
 
 def insert_hidden_group(doc, above, name: str, children: list) -> Any:
     """Insert a hidden group layer just above ``above``, then put ``children`` (bottom-up) into it.  The group goes
-    into the document first: filling a group that is not in the image yet and then inserting it crashed the Krita
-    5.1 GUI (its Layers docker), though not kritarunner."""
+    into the document before its children (the order the real Krita GUI runs were made with; the GUI crash once
+    blamed on the other order was Krita's Tool Options bug, docs/krita.md)."""
     group = doc.createNode(name, "grouplayer")
     insert_above(above, group)
     group.setVisible(False)
