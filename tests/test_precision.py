@@ -1,6 +1,6 @@
 """The precision policy (issue 16): the table, the override, loss scaling, and the CUDA sm70-75 fp16 path emulated on
 the CPU -- the optimization engines and MT training reach what they reach in fp32, while fp16 *without* loss
-scaling (the negative control: what CUDA ran before) loses the gradients and stalls.  Small sizes, one core."""
+scaling (the negative control: what CUDA ran before) loses gradients and goes elsewhere.  Small sizes, one core."""
 from __future__ import annotations
 
 import os
@@ -178,24 +178,29 @@ def _dst(case, size):
     return out, art
 
 
-def test_dst_under_fp16_reaches_fp32s_result_and_stalls_without_scaling(mode):
-    """DST (SGD, gradients straight into the pixels) at 64 px: the policy's fp16 reaches the keypoint targets and
-    lowers the style distance as fp32 does (measured 0.0178 -> 0.0073 fp32, 0.0066 fp16); unscaled fp16 reaches the
-    targets (the warp term is fp32 arithmetic) but the image gets no usable gradient (measured -> 0.031)."""
+def test_dst_under_fp16_reaches_fp32s_result_and_departs_from_it_without_scaling(mode):
+    """DST (gradients straight into the pixels) at 64 px: the policy's fp16 reaches the keypoint targets and gives
+    fp32's image; unscaled fp16 reaches the targets (the warp term is fp32 arithmetic) but its image gradient loses
+    the terms that underflow, so the image goes somewhere else.  Which way it goes depends on the CPU's fp16 kernels
+    (the earlier CI CPU, with native bf16 (AVX-512): it stalled, style distance 0.0178 -> 0.031; an AVX2-only EPYC: the content term underflows
+    first and the style distance falls further than fp32's, 0.0038 vs 0.0072), so the test compares images:
+    measured mean |fp16 - fp32| 0.0034, |unscaled - fp32| 0.029 on the EPYC."""
     case = make_case(64, points=6, displacement=0.06, seed=3)
     mode("fp32")
     before = style_distance(case.content, case.style)
-    results = {}
-    for m in ("fp16", "fp16-unscaled"):
+    outs, results = {}, {}
+    for m in ("fp32", "fp16", "fp16-unscaled"):
         mode(m)
         out, art = _dst(case, 64)
         mode("fp32")
         miss = (art["warped_points"].double() - art["targets"].double()).norm(dim=1).mean().item()
-        results[m] = (style_distance(out, case.style), miss)
-    print(f"dst 64: style distance {before:.4g} -> {results}")
-    assert results["fp16"][1] <= 0.5 and results["fp16-unscaled"][1] <= 0.5   # px; 1.9 px before
+        outs[m], results[m] = out, (style_distance(out, case.style), miss)
+    off = {m: (outs[m] - outs["fp32"]).abs().mean().item() for m in ("fp16", "fp16-unscaled")}
+    print(f"dst 64: style distance {before:.4g} -> {results}; mean abs difference to fp32's image {off}")
+    assert all(r[1] <= 0.5 for r in results.values())                  # px; 1.9 px before the policy
     assert results["fp16"][0] < 0.5 * before
-    assert results["fp16-unscaled"][0] > 0.9 * before                         # the stall
+    assert off["fp16"] <= 0.01                                          # fp32's image, up to fp16 rounding
+    assert off["fp16-unscaled"] >= max(0.015, 3 * off["fp16"])           # another image: the lost gradients
 
 
 # ------------------------------------------------------------------------------------------------- the engines under fp16
