@@ -181,9 +181,9 @@ def _dst(case, size):
 def test_dst_under_fp16_reaches_fp32s_result_and_departs_from_it_without_scaling(mode):
     """DST (gradients straight into the pixels) at 64 px: the policy's fp16 reaches the keypoint targets and gives
     fp32's image; unscaled fp16 reaches the targets (the warp term is fp32 arithmetic) but its image gradient loses
-    the terms that underflow, so the image goes somewhere else.  Which way it goes depends on the CPU's fp16 kernels
-    (the earlier CI CPU, with native bf16 (AVX-512): it stalled, style distance 0.0178 -> 0.031; an AVX2-only EPYC: the content term underflows
-    first and the style distance falls further than fp32's, 0.0038 vs 0.0072), so the test compares images:
+    the terms that underflow, so the image goes somewhere else.  Which way depends on the CPU's fp16 kernels (the
+    earlier CI CPU, with native bf16: it stalled, style distance 0.0178 -> 0.031; an AVX2-only EPYC: the content term
+    underflows first and the style distance falls below fp32's, 0.0038 vs 0.0072), so the test compares images:
     measured mean |fp16 - fp32| 0.0034, |unscaled - fp32| 0.029 on the EPYC."""
     case = make_case(64, points=6, displacement=0.06, seed=3)
     mode("fp32")
