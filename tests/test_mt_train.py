@@ -136,3 +136,91 @@ def test_checkpoint_from_before_content_layer_setting_loads_as_relu4_2(data, tmp
     torch.save(ckpt, path)
     _, loaded, step = net_from_checkpoint(path)
     assert loaded.content_layer == "relu4_2" and step == 3
+
+
+def _trained_tiny(data, tmp_path, monkeypatch, name="src", painting="painting.png"):
+    """A tiny style model file made by the CLI (2 steps), and its net."""
+    from impasto.cli import main as cli_main
+    monkeypatch.setenv("IMPASTO_DATA_DIR", str(tmp_path / "userdata"))
+    torch.set_num_threads(1)
+    args = _args(data, name, 2, 10, tmp_path / "w", ("--no-progress",))
+    args[args.index("--style") + 1] = str(data / painting)
+    assert cli_main(args) == 0
+    return tmp_path / "w" / f"{name}.safetensors"
+
+
+def test_init_from_starts_every_subnet_from_the_model_and_a_resume_keeps_it(data, tmp_path, monkeypatch):
+    """--init-from FILE: the upper levels (which the style phase does not train) are the source model's, not random;
+    the style subnet moved from the source's weights; a resume from a style-phase checkpoint keeps the source's
+    upper levels too.  Without --init-from they are the seeded random (zero-output) initialisation."""
+    from impasto.cli import main as cli_main
+    from impasto.engines.mt.train import net_from_checkpoint
+    src_file = _trained_tiny(data, tmp_path, monkeypatch)
+    src, _ = load_model(src_file)
+    with torch.no_grad():                                   # make the source's upper levels unmistakable
+        for p in list(src.enhance.parameters()) + list(src.refine.parameters()):
+            p.add_(0.25)
+    from impasto.engines.mt.model_file import read_metadata, save_model
+    marked = tmp_path / "marked.safetensors"
+    save_model(marked, src, read_metadata(src_file))
+    src, _ = load_model(marked)                             # fp16-rounded, as training will read it
+    work = tmp_path / "warm"
+    assert cli_main(_args(data, "warm", 12, 2, work, ("--init-from", str(marked), "--no-progress",
+                                                      "--style-steps", "8", "--hier-steps", "4"))) == 0
+    ckpt_net, cfg, step = net_from_checkpoint(work / "warm" / "checkpoint.pt")
+    assert cfg.init_from == str(marked) and step == 12
+    final, _ = load_model(work / "warm.safetensors")
+    # the style subnet trained from the source's weights: close to them after 8 small steps, but moved
+    s_src = torch.cat([p.flatten() for p in src.style.parameters()])
+    s_out = torch.cat([p.flatten() for p in final.style.parameters()])
+    assert 0 < (s_out - s_src).abs().max() < 0.05 < s_src.abs().max()
+
+    # interrupted in the style phase, then resumed: the upper levels still come from the source
+    from impasto.engines.mt.train import TrainConfig, train
+    cfg2 = TrainConfig(**{**cfg.__dict__, "name": "warm2", "out_dir": str(tmp_path / "warm2"), "style_steps": 6,
+                          "hier_steps": 0})
+    train(cfg2, device=torch.device("cpu"), stop_after=2)
+    resumed = train(cfg2, resume=True, device=torch.device("cpu"))
+    for a, b in zip(list(resumed.enhance.parameters()) + list(resumed.refine.parameters()),
+                    list(src.enhance.parameters()) + list(src.refine.parameters())):
+        assert torch.equal(a.detach().cpu(), b.detach())
+    scratch = train(TrainConfig(**{**cfg2.__dict__, "name": "cold", "init_from": "",
+                                   "out_dir": str(tmp_path / "cold")}), device=torch.device("cpu"))
+    assert all((p == 0).all() for p in scratch.refine.out.parameters())   # the random start's zero last conv
+
+
+def test_init_from_errors_and_nearest_style(data, tmp_path, monkeypatch):
+    """A missing style, and a model of other widths, are clear errors; 'nearest' picks the installed style whose
+    stored painting Grams are closest to the new painting's."""
+    from impasto.cli import main as cli_main
+    from impasto.engines.mt.network import MTConfig, MultimodalTransferNet
+    from impasto.engines.mt.train import load_style_image, style_grams
+    from impasto.engines.mt.warm_start import WarmStartError, init_from_model, nearest_style
+    from impasto.engines.mt.styles import find_style
+    from impasto.vgg import get_vgg
+    from skimage import data as skdata
+    Image.fromarray(skdata.astronaut()).save(data / "other_painting.png")
+    coffee = _trained_tiny(data, tmp_path, monkeypatch, "coffee_style")
+    astro = _trained_tiny(data, tmp_path, monkeypatch, "astro_style", "other_painting.png")
+    assert cli_main(_args(data, "x", 2, 10, tmp_path / "e", ("--init-from", "no_such_style"))) == 2
+    with pytest.raises(WarmStartError, match="network widths"):
+        init_from_model(MultimodalTransferNet(MTConfig()), coffee)
+    vgg = get_vgg("cpu")
+    candidates = [find_style(str(coffee)), find_style(str(astro))]
+    for painting, want in (("painting.png", "coffee_style"), ("other_painting.png", "astro_style")):
+        grams = style_grams(vgg, load_style_image(data / painting, 128))   # the tiny models store 128-px Grams
+        info, distance = nearest_style(grams, candidates)
+        assert info.name == want and distance >= 0
+    with pytest.raises(WarmStartError, match="no installed style"):
+        nearest_style(grams, [])
+
+    # the CLI: 'nearest' among the installed styles, recorded by name in the new model's metadata
+    from impasto.engines.mt.model_file import read_metadata
+    from impasto.engines.mt.styles import user_styles_dir
+    user_styles_dir().mkdir(parents=True, exist_ok=True)
+    for f in (coffee, astro):
+        (user_styles_dir() / f.name).write_bytes(f.read_bytes())
+    monkeypatch.setenv("IMPASTO_STYLES_DIR", str(tmp_path / "no_shipped_styles"))
+    out = tmp_path / "n"
+    assert cli_main(_args(data, "near", 2, 10, out, ("--init-from", "nearest", "--no-progress"))) == 0
+    assert read_metadata(out / "near.safetensors").training["init_from"] in ("coffee_style", "astro_style")

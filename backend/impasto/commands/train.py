@@ -42,6 +42,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tv-weight", type=float, default=0.0)
     p.add_argument("--checkpoint-every", type=int, default=100)
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint of --name")
+    p.add_argument("--init-from", default=None, metavar="STYLE|FILE|nearest",
+                   help="start from a trained style's weights instead of random ones ('nearest': the installed "
+                        "style whose painting is closest by Gram distance); the network widths come from it")
     p.add_argument("--work-dir", default=None, help="checkpoints go to WORK_DIR/NAME (default: user data dir)")
     p.add_argument("--output", default=None, help="model file (default: <user data dir>/styles/NAME.safetensors)")
     p.add_argument("--title", default="", help="painting title (stored in the model)")
@@ -64,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
     from ..engines.mt.styles import user_data_dir, user_styles_dir
     from ..engines.mt.train import (TrainConfig, TrainError, _dist_info, cpu_schedule, export_model,
                                      level_style_weights, split_steps, train)
+    from ..engines.mt.warm_start import model_config
 
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", args.name):
         raise ImpastoError(f"style name {args.name!r}: use letters, digits, '-' and '_' (max 64)")
@@ -101,6 +105,9 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         net=(MTConfig.tiny() if args.net == "tiny" else MTConfig()).to_dict(), max_photos=args.max_photos,
         style_sizes=style_sizes)
+    if args.init_from:
+        cfg.init_from = str(_init_model(args.init_from, paths[2]))
+        cfg.net = model_config(cfg.init_from).to_dict()
     device = torch.device(args.device) if args.device else None
     if device is not None and device.type == "cuda" and "WORLD_SIZE" in __import__("os").environ:
         device = torch.device("cuda", int(__import__("os").environ.get("LOCAL_RANK", "0")))
@@ -133,3 +140,18 @@ def run(args: argparse.Namespace) -> int:
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
     return 0
+
+
+def _init_model(choice: str, painting: str) -> Path:
+    """--init-from: a style name or file, or 'nearest' to the painting (its Grams at the 1024 level)."""
+    from ..engines.mt.train import STYLE_TARGET_SIZES, load_style_image, style_grams
+    from ..engines.mt.warm_start import NEAREST, nearest_style, resolve_init_model
+    from ..vgg import get_vgg
+
+    if choice != NEAREST:
+        return resolve_init_model(choice)
+    grams = style_grams(get_vgg("cpu"), load_style_image(painting, STYLE_TARGET_SIZES[2]))
+    info, distance = nearest_style(grams)
+    log.info("starting from the nearest installed style: %s (Gram distance %.4g)", info.name, distance)
+    print(f"starting from {info.name} (nearest installed style, Gram distance {distance:.4g})", flush=True)
+    return info.path

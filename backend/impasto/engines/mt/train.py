@@ -15,6 +15,7 @@ Read top to bottom:
    * phase "hierarchical": the whole stack on 512 px crops (style at 256, enhance at 512, refine at 512 -- the
      refine level's upsampling is only inserted at test time, but its style target is the 1024 Gram).
    Checkpoints every N steps (atomic write) and on exit; ``resume=True`` continues from the last one.
+   With ``init_from`` (``warm_start``) every subnet starts from a trained model's weights, not random ones.
    Precision: ``impasto.precision``'s policy for training (bf16 + channels_last where the CPU or GPU has native
    bf16; fp16 with dynamic loss scaling on older tensor-core GPUs; fp32 otherwise; ``IMPASTO_PRECISION``).
    Under ``torchrun`` (WORLD_SIZE > 1) it wraps the trained module in DistributedDataParallel (gloo on CPU,
@@ -45,6 +46,7 @@ from ...errors import ImpastoError
 from ...precision import loss_scaler, policy
 from ...vgg import get_vgg, gram_matrix
 from .network import LEVELS, MTConfig, MultimodalTransferNet, resize
+from .warm_start import init_from_model
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +86,7 @@ class TrainConfig:
     photo_cache_side: int = 640                 # photos are kept in memory with this short side
     style_sizes: tuple[int, int, int] = STYLE_TARGET_SIZES   # painting short side per level (tests use smaller)
     content_layer: str = CONTENT_LAYER          # VGG layer of the content loss (see CONTENT_LAYER)
+    init_from: str = ""                         # model file to start from instead of random weights (warm_start)
 
     @property
     def total_steps(self) -> int:
@@ -293,7 +296,10 @@ def train(cfg: TrainConfig, *, resume: bool = False, device: Optional[torch.devi
     distributed = init_distributed(device)
     rank, world = _dist_info()
     torch.manual_seed(cfg.seed)              # same initial weights on every rank
-    net = MultimodalTransferNet(MTConfig.from_dict(cfg.net)).to(device)
+    net = MultimodalTransferNet(MTConfig.from_dict(cfg.net))
+    if cfg.init_from:                        # before a checkpoint: a style-phase checkpoint holds only the style subnet
+        init_from_model(net, cfg.init_from)
+    net = net.to(device)
     prec = policy(device, "training")
     net = net.to(memory_format=prec.memory_format)
     vgg = get_vgg(device)
@@ -380,6 +386,7 @@ def export_model(net: MultimodalTransferNet, cfg: TrainConfig, out_path: str | P
     training.pop("out_dir", None)
     training["content_dir"] = Path(cfg.content_dir).name
     training["style_paths"] = [Path(p).name for p in cfg.style_paths]
+    training["init_from"] = Path(cfg.init_from).stem if cfg.init_from else ""
     training["steps_done"] = cfg.total_steps if step is None else step
     training["lambdas"] = list(LAMBDAS)
     training["style_layers"] = list(STYLE_LAYERS)
