@@ -240,6 +240,7 @@ class TrainProgress:
     phase: str
     losses: dict
     seconds_per_step: float
+    net: Optional[MultimodalTransferNet] = field(default=None, repr=False)   # the net being trained (snapshots)
 
 
 def _dist_info() -> tuple[int, int]:
@@ -357,7 +358,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, device: Optional[torch.devi
             done_this_call += 1
             now = time.perf_counter()
             if on_progress is not None and rank == 0:
-                on_progress(TrainProgress(step, cfg.total_steps, phase, logs, now - t_last))
+                on_progress(TrainProgress(step, cfg.total_steps, phase, logs, now - t_last, net))
             t_last = now
             last = step == cfg.total_steps
             stopping = stop_after is not None and done_this_call >= stop_after
