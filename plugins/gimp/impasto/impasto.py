@@ -18,9 +18,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from impasto_gimp import deps  # noqa: E402
+from impasto_gimp import locations  # noqa: E402
 
-deps.add_vendor_path()
+locations.add_vendor_path()
 
 import gi  # noqa: E402
 

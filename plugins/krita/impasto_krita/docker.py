@@ -13,8 +13,8 @@ from PyQt5.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QFileDialog, QF
                              QVBoxLayout, QWidget)
 
 from . import krita_api, pixels
-from .extension import controller
-from .jobs import State
+from .instance import controller
+from impasto_plugin.jobs import State
 from .settings import ENGINE_TITLES, KEYPOINT_MODES
 
 log = logging.getLogger(__name__)
