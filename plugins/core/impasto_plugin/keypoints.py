@@ -65,3 +65,21 @@ def pair_in_order(content: Sequence[Point], style: Sequence[Point], content_orig
     ``*_origin``: the top-left, in image pixels, of the image sent (the content crop, the style layer)."""
     return pair_numbered({i + 1: relative(p, content_origin) for i, p in enumerate(content)},
                          {i + 1: relative(p, style_origin) for i, p in enumerate(style)})
+
+
+class KeypointsMissing(ValueError):
+    """Keypoints "from markers/paths only" were chosen but there are no pairs."""
+
+
+def job_keypoints(engine: str, mode: str, keypoints: Optional[Sequence[KeypointPair]]
+                  ) -> tuple[str, list[KeypointPair]]:
+    """The wire ``keypoint_mode`` and pairs of a job: ``"none"`` for engines other than DST; ``"both"`` without
+    pairs falls back to ``"auto"``; ``"markers"`` without pairs raises ``KeypointsMissing`` (each plugin says how to
+    place them)."""
+    if engine != "dst":
+        return "none", []
+    if mode in ("markers", "both") and not keypoints:
+        if mode == "markers":
+            raise KeypointsMissing(mode)
+        mode = "auto"
+    return mode, (list(keypoints or []) if mode in ("markers", "both") else [])

@@ -101,12 +101,17 @@ class Controller:
         self.notify()
 
     # ------------------------------------------------------------------------------------------ daemon
-    def connect(self, autostart: bool = False) -> bool:
-        """Connect to a running daemon (quick); with ``autostart`` start one when none answers (non-blocking)."""
+    def _zmq_missing(self) -> bool:
+        """True (and the docker says what to run) when Krita's Python cannot load pyzmq and the client."""
         problem = deps.zmq_problem("krita")
         if problem:
             self.conn = Connection("error", problem)
             self.notify()
+        return bool(problem)
+
+    def connect(self, autostart: bool = False) -> bool:
+        """Connect to a running daemon (quick); with ``autostart`` start one when none answers (non-blocking)."""
+        if self._zmq_missing():
             return False
         from impasto_protocol.client import Client, DaemonNotRunning, ProtocolError
         try:
@@ -140,10 +145,7 @@ class Controller:
         self.notify()
 
     def start_daemon(self) -> bool:
-        problem = deps.zmq_problem("krita")
-        if problem:
-            self.conn = Connection("error", problem)
-            self.notify()
+        if self._zmq_missing():
             return False
         from impasto_protocol.client import DaemonNotRunning, spawn_daemon
         from impasto_protocol.connection import default_connection_file
