@@ -16,8 +16,7 @@ ENGINES = ("gatys", "strotss")
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory):
-    # the daemon computes with as many threads as this process (conftest: 2), so float reductions agree bit for bit
-    with DaemonProcess(tmp_path_factory.mktemp("engines"), test_engines=False, threads=torch.get_num_threads()) as d:
+    with DaemonProcess(tmp_path_factory.mktemp("engines"), test_engines=False) as d:
         yield d
 
 

@@ -84,13 +84,12 @@ class DaemonProcess:
     """``with DaemonProcess(tmp_path) as d: client = d.client()`` -- starts ``serve_command(test_engines)``."""
 
     def __init__(self, runtime_dir: str | os.PathLike, *extra_args: str, test_engines: bool = True,
-                 start_timeout: float = 120.0, threads: Optional[int] = None):
+                 start_timeout: float = 120.0):
         self.runtime_dir = Path(runtime_dir)
         self.connection_file = self.runtime_dir / "daemon.json"
         self.log_file = self.runtime_dir / "daemon.log"
         self.args = list(extra_args)
         self.test_engines = test_engines
-        self.threads = threads          # OMP_NUM_THREADS of the daemon (default: the caller's, else 2)
         self.start_timeout = start_timeout
         self.proc: Optional[subprocess.Popen] = None
         self.info: Optional[ConnectionInfo] = None
@@ -101,8 +100,6 @@ class DaemonProcess:
         env = dict(os.environ)
         env["IMPASTO_RUNTIME_DIR"] = str(self.runtime_dir)
         env.setdefault("IMPASTO_DATA_DIR", str(self.runtime_dir / "data"))      # trained styles stay in the test
-        if self.threads is not None:
-            env["OMP_NUM_THREADS"] = str(self.threads)
         env.setdefault("OMP_NUM_THREADS", "2")
         return env
 
