@@ -474,7 +474,7 @@ class Daemon:
 
     def on_stylize(self, msg: Message) -> None:
         self._admit(msg)
-        self._enqueue(build_stylize_job(msg, self.config, styles=styles_mod.style_names_or_none()))
+        self._enqueue(build_stylize_job(msg, self.config, styles=styles_mod.style_names()))
 
     def on_train(self, msg: Message) -> None:
         self._admit(msg)

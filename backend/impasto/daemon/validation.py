@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
+import functools
+import importlib
+import logging
 import os
 import re
 from pathlib import Path
@@ -18,6 +20,7 @@ from ..engines import ENGINE_MODULES, output_size
 from .config import DaemonConfig
 from .jobs import PRIORITY_INTERACTIVE, PRIORITY_TRAINING, Job, Upload
 
+log = logging.getLogger(__name__)
 TRAIN_MODULE = "impasto.engines.mt.train"
 MAX_TRAIN_PHOTOS = 256       # photos a train request may send itself (each streamed; they share the queue budget)
 STYLE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
@@ -102,10 +105,15 @@ class RequestError(Exception):
         self.code = code
 
 
+@functools.lru_cache(maxsize=None)
 def module_available(name: str) -> bool:
+    """True when the module imports (once per daemon): an engine whose file exists but fails to import (a missing
+    optional dependency) is not offered."""
     try:
-        return importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError):
+        importlib.import_module(name)
+        return True
+    except ImportError as e:
+        log.warning("event=module_unavailable module=%s error=%s", name, quote(str(e), 200))
         return False
 
 
