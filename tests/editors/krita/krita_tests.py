@@ -1,5 +1,5 @@
 """Tests that run INSIDE real Krita (5.1.5, kritarunner under Xvfb) with the plugin installed by
-``impasto install-plugin krita`` and a real daemon with the test engines (``tests/support/serve.py``) (started by
+``impasto install-plugin krita`` and a real daemon with the test engines (``tests/support/serve.py``, started by
 run_krita_tests.sh; IMPASTO_RUNTIME_DIR points at it).  Not collected by the normal suite (the file name does not
 match test_*.py); run with tests/editors/run_krita_tests.sh.
 """

@@ -52,8 +52,8 @@ def connect() -> Any:
         raise PluginError(problem)
     from impasto_protocol.client import Client, DaemonNotRunning, ProtocolError
     try:
-        return Client.connect(autostart=True, timeout=CONNECT_TIMEOUT, serve_command=serve_command(locations.INSTALL_INFO),
-                              autostart_timeout=AUTOSTART_TIMEOUT)
+        return Client.connect(autostart=True, timeout=CONNECT_TIMEOUT,
+                              serve_command=serve_command(locations.INSTALL_INFO), autostart_timeout=AUTOSTART_TIMEOUT)
     except (DaemonNotRunning, ProtocolError, OSError) as e:
         raise PluginError(f"cannot reach the Impasto daemon: {e}. Start it with `impasto serve`.") from None
 
