@@ -13,6 +13,7 @@ import argparse
 import os
 import statistics
 import tempfile
+import sys
 import time
 from pathlib import Path
 
@@ -23,8 +24,9 @@ import torch
 from impasto_protocol import StylizeOptions
 from impasto_protocol.images import ImageBuffer
 from impasto.daemon.convert import PixelFormat, buffer_to_tensor, tensor_to_array
-from impasto.daemon.test_engines import stylize as test_stylize
-from impasto.daemon.testing import DaemonProcess
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))     # the repository root, for tests.support
+from tests.support.engines import stylize as test_stylize
+from tests.support.daemon import DaemonProcess
 
 
 def in_process(img: ImageBuffer, options: StylizeOptions) -> np.ndarray:

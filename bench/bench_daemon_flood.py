@@ -19,11 +19,13 @@ import shutil
 import statistics
 import subprocess
 import sys
+from pathlib import Path
 import tempfile
 import threading
 import time
 
-from impasto.daemon.testing import FLOODER, DaemonProcess
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))     # the repository root, for tests.support
+from tests.support.daemon import FLOODER, DaemonProcess
 
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 import tempfile
 import time
 
@@ -18,8 +19,9 @@ import numpy as np
 
 from impasto_protocol import StylizeOptions
 from impasto_protocol.images import ImageBuffer
-from impasto.daemon.fuzz import run_fuzz
-from impasto.daemon.testing import DaemonProcess
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))     # the repository root, for tests.support
+from tests.support.fuzz import run_fuzz
+from tests.support.daemon import DaemonProcess
 
 
 def main() -> int:

@@ -11,6 +11,7 @@ import signal
 import statistics
 import subprocess
 import sys
+from pathlib import Path
 import tempfile
 import threading
 import time
@@ -20,7 +21,8 @@ import numpy as np
 from impasto_protocol import StylizeOptions
 from impasto_protocol.images import ImageBuffer
 from impasto_protocol.messages import CancelledEvent, ProgressEvent
-from impasto.daemon.testing import DaemonProcess
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))     # the repository root, for tests.support
+from tests.support.daemon import DaemonProcess
 
 CHILD = """
 import sys, time

@@ -54,6 +54,7 @@ def main() -> None:
     ap.add_argument("--feather", type=int, default=64)
     a = ap.parse_args()
     sys.path.insert(0, str(ROOT / "plugins" / "krita"))
+    sys.path.insert(0, str(ROOT / "plugins" / "core"))
     from impasto.daemon.convert import PixelFormat, tensor_to_array
     from impasto.daemon.worker import apply_mask, mask_into_alpha
     from impasto_protocol.pixels import apply_mask as plugin_apply_mask

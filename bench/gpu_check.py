@@ -336,7 +336,8 @@ def section_daemon(ck: Check) -> None:
     import numpy as np
 
     from bench_daemon import in_process
-    from impasto.daemon.testing import DaemonProcess
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))     # tests.support
+    from tests.support.daemon import DaemonProcess
     from impasto_protocol import StylizeOptions
     from impasto_protocol.images import ImageBuffer
     n = ck.size(4096, 256)

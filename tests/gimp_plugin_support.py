@@ -11,6 +11,9 @@ from typing import Any, Optional
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN_DIR = ROOT / "plugins" / "gimp" / "impasto"
+CORE_DIR = ROOT / "plugins" / "core"           # impasto_plugin: install-plugin vendors it, tests take it from here
+if str(CORE_DIR) not in sys.path:
+    sys.path.insert(0, str(CORE_DIR))
 
 
 

@@ -7,9 +7,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN_DIR = ROOT / "plugins" / "krita"
+CORE_DIR = ROOT / "plugins" / "core"           # impasto_plugin: install-plugin vendors it, tests take it from here
 os.environ.setdefault("IMPASTO_KRITA_NO_REGISTER", "1")
-if str(PLUGIN_DIR) not in sys.path:
-    sys.path.insert(0, str(PLUGIN_DIR))
+for _d in (CORE_DIR, PLUGIN_DIR):
+    if str(_d) not in sys.path:
+        sys.path.insert(0, str(_d))
 
 from krita_fake import krita as fake_krita  # noqa: E402
 

@@ -130,7 +130,7 @@ def test_doctor_reports_the_precision_policy_and_a_bad_override(capsys, monkeypa
 
 
 def test_stylize_through_the_daemon_gives_the_in_process_result(pictures, monkeypatch, tmp_path_factory):
-    from impasto.daemon.testing import DaemonProcess
+    from tests.support.daemon import DaemonProcess
 
     run_dir = tmp_path_factory.mktemp("daemon")
     common = [str(pictures / "content.png"), "--style", str(pictures / "style.png"), "--size", "32", "--steps", "3",

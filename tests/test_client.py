@@ -12,7 +12,7 @@ from impasto_protocol import StylizeOptions
 from impasto_protocol.client import Client, DaemonNotRunning
 from impasto_protocol.images import ImageBuffer
 from impasto_protocol.messages import Accepted, ProgressEvent, ResultEvent, TileEvent
-from impasto.daemon.testing import DaemonProcess
+from tests.support.daemon import DaemonProcess
 
 pytestmark = pytest.mark.timeout(120)
 

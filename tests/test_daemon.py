@@ -1,4 +1,4 @@
-"""A real `impasto serve --test-engines` subprocess on loopback: jobs, errors, cancel, concurrency, liveness."""
+"""A real daemon subprocess with the test engines (tests/support/serve.py) on loopback: jobs, errors, cancel, concurrency, liveness."""
 from __future__ import annotations
 
 import os
@@ -18,7 +18,7 @@ from impasto_protocol.client import Client, ProtocolError
 from impasto_protocol.images import ImageBuffer
 from impasto_protocol.messages import Accepted, CancelledEvent, ErrorEvent, ProgressEvent, ResultEvent, TileEvent
 from impasto.daemon.cli_bridge import DaemonJobError, run_via_daemon
-from impasto.daemon.testing import DaemonProcess
+from tests.support.daemon import DaemonProcess
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -54,7 +54,7 @@ def opts(**kw) -> StylizeOptions:
 def test_hello_reports_engines_limits_and_versions(client, daemon):
     info = client.hello()
     assert info["protocol_version"] == "1.0" and info["pid"] == daemon.proc.pid
-    assert {"identity", "sleep"} <= set(info["test_engines"])
+    assert {"identity", "sleep"} <= set(info["engines"])
     assert info["limits"]["max_pixels"] == 5_000_000
     assert info["devices"] == ["cpu"]
     assert isinstance(client.list_styles(), list)
@@ -104,7 +104,7 @@ def test_selection_mask_keeps_the_content_outside(client):
 
 
 def test_run_via_daemon_matches_in_process_bit_for_bit(daemon):
-    from impasto.daemon import test_engines
+    from tests.support import engines as test_engines
     content = torch.rand(1, 3, 40, 56, generator=torch.Generator().manual_seed(0))
     o = opts(size=32)
     seen = []

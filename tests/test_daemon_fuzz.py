@@ -7,8 +7,8 @@ import pytest
 
 from impasto_protocol import StylizeOptions
 from impasto_protocol.images import ImageBuffer
-from impasto.daemon.fuzz import run_fuzz
-from impasto.daemon.testing import DaemonProcess
+from tests.support.fuzz import run_fuzz
+from tests.support.daemon import DaemonProcess
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -27,7 +27,7 @@ from impasto_protocol.messages import CHUNKS, MAX_FRAME, TCP_MAX_FRAME
 from impasto_protocol.options import MAX_KEYPOINTS, OptionsError
 from impasto_protocol.wire import (DELIMITER, MAX_CONTENT_BYTES, ZAP_USER, ReplayGuard, Signer, WireError,
                                    deserialize, make_header, serialize, zap_password)
-from impasto.daemon.testing import FLOODER, DaemonProcess
+from tests.support.daemon import FLOODER, DaemonProcess, serve_command
 from impasto.engines.base import Cancelled
 from impasto.engines.dst.cleaning import crossing_survivors
 
@@ -171,7 +171,7 @@ def test_runtime_folder_made_by_another_user_is_refused_by_client_and_daemon(sha
     with pytest.raises(DaemonNotRunning, match=f"uid {NOBODY}"):       # and no daemon is started into it
         Client.connect(autostart=True, serve_command=[sys.executable, "-c", "raise SystemExit(3)"])
     env = {k: v for k, v in os.environ.items() if k not in ("XDG_RUNTIME_DIR", "IMPASTO_RUNTIME_DIR")}
-    serve = subprocess.run([sys.executable, "-m", "impasto.cli", "serve", "--test-engines"], capture_output=True,
+    serve = subprocess.run(serve_command(), capture_output=True,
                            text=True, timeout=120, env={**env, "TMPDIR": str(shared_tmp), "OMP_NUM_THREADS": "1"})
     assert serve.returncode != 0 and "refusing to start" in serve.stderr + serve.stdout
     assert not (victim_dir / "daemon.sock").exists()

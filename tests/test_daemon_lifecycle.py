@@ -16,7 +16,7 @@ from impasto_protocol.connection import ConnectionInfo, new_key, read_connection
 from impasto_protocol.images import ImageBuffer
 from impasto_protocol.messages import ProgressEvent
 from impasto_protocol.wire import Signer, make_header, serialize
-from impasto.daemon.testing import DaemonProcess
+from tests.support.daemon import DaemonProcess, serve_command
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -88,13 +88,13 @@ def test_stale_file_is_detected_and_replaced_and_serve_stop(tmp_path):
 
 def test_client_autostarts_a_daemon(tmp_path):
     path = tmp_path / "daemon.json"
-    cmd = [sys.executable, "-m", "impasto.cli", "serve", "--test-engines"]
+    cmd = serve_command()
     with pytest.raises(DaemonNotRunning):
         Client.connect(path, timeout=1.0)
     c = Client.connect(path, autostart=True, serve_command=cmd, autostart_timeout=120)
     try:
         info = c.hello()
-        assert "identity" in info["test_engines"] and read_connection_file(path).pid == info["pid"]
+        assert "identity" in info["engines"] and read_connection_file(path).pid == info["pid"]
         c.shutdown()
     finally:
         c.close()

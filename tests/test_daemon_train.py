@@ -13,7 +13,7 @@ from PIL import Image
 from impasto_protocol import StylizeOptions
 from impasto_protocol.images import ImageBuffer
 from impasto_protocol.messages import ProgressEvent
-from impasto.daemon.testing import DaemonProcess
+from tests.support.daemon import DaemonProcess
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from krita_plugin_support import install_fake
 
-from impasto.daemon.testing import DaemonProcess
+from tests.support.daemon import DaemonProcess
 from impasto_protocol.images import ImageBuffer
 from impasto_protocol.messages import ResultEvent
 from impasto_protocol.options import StylizeOptions

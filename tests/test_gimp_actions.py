@@ -7,6 +7,7 @@ from gimp_plugin_support import (Accepted, CancelledEvent, ErrorEvent, FakeApi, 
 
 from impasto_gimp import actions, paths
 from impasto_gimp.params import Params
+from impasto_plugin.daemon import serve_command
 
 
 @pytest.fixture
@@ -148,13 +149,13 @@ def test_keypoints_need_the_style_as_a_layer(scene, tmp_path):
 
 def test_serve_command_from_install_info(tmp_path, monkeypatch):
     info = tmp_path / "install.json"
-    monkeypatch.setattr(actions.deps, "INSTALL_INFO", str(info))
     monkeypatch.delenv("IMPASTO_SERVE_COMMAND", raising=False)
-    assert actions.serve_command() is None
+    assert actions.serve_command is serve_command and actions.locations.INSTALL_INFO.endswith("install.json")
+    assert serve_command(str(info)) is None
     info.write_text('{"serve_command": ["/venv/bin/python", "-m", "impasto.cli", "serve"]}')
-    assert actions.serve_command() == ["/venv/bin/python", "-m", "impasto.cli", "serve"]
+    assert serve_command(str(info)) == ["/venv/bin/python", "-m", "impasto.cli", "serve"]
     monkeypatch.setenv("IMPASTO_SERVE_COMMAND", "impasto serve")
-    assert actions.serve_command() is None                      # the client reads the variable itself
+    assert serve_command(str(info)) is None                     # the client reads the variable itself
 
 
 def test_no_daemon_is_a_clear_message(tmp_path, monkeypatch):

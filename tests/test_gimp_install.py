@@ -23,9 +23,11 @@ def test_install_layout(tmp_path, capsys):
     plug = dest / "impasto"
     exe = plug / "impasto.py"
     assert exe.is_file() and os.access(exe, os.X_OK) and exe.read_text().startswith("#!/usr/bin/env python3")
-    for f in ("actions.py", "gimp_api.py", "params.py", "paths.py", "pixels.py", "deps.py"):
+    for f in ("actions.py", "gimp_api.py", "params.py", "paths.py", "pixels.py", "locations.py"):
         assert (plug / "impasto_gimp" / f).is_file()
     assert (plug / "vendor" / "impasto_protocol" / "client.py").is_file()
+    for f in ("deps.py", "geometry.py", "keypoints.py", "jobs.py", "daemon.py", "errors.py"):
+        assert (plug / "vendor" / "impasto_plugin" / f).is_file()
     assert (plug / "vendor" / "zmq" / "__init__.py").is_file()
     info = json.loads((plug / "install.json").read_text())
     assert info["editor"] == "gimp" and info["python_target"] == "3.13"

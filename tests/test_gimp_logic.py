@@ -64,7 +64,7 @@ def test_the_dialog_says_canvas_and_default_in_words_and_lists_installed_styles(
 
 
 def test_installed_styles_come_from_the_daemon_and_are_remembered(tmp_path, monkeypatch):
-    from impasto.daemon.testing import DaemonProcess
+    from tests.support.daemon import DaemonProcess
     from impasto.engines.mt.styles import style_names
     from impasto_gimp import actions
     cache = tmp_path / "styles.json"

@@ -6,7 +6,7 @@ from krita_plugin_support import install_fake
 
 from impasto_krita import krita_api, markers
 from impasto_krita.controller import Controller
-from impasto_krita.jobs import State
+from impasto_plugin.jobs import State
 from impasto_protocol.images import ImageBuffer
 from impasto_protocol.messages import CancelledEvent, ErrorEvent, ProgressEvent, ResultEvent, TileEvent
 

@@ -67,6 +67,7 @@ def test_install_into_a_pykrita_folder_offline(tmp_path, capsys):
     pkg = pykrita / "impasto_krita"
     assert (pykrita / "impasto.desktop").is_file() and (pkg / "krita_api.py").is_file()
     assert (pkg / "vendor" / "impasto_protocol" / "client.py").is_file()
+    assert (pkg / "vendor" / "impasto_plugin" / "jobs.py").is_file()            # the plugin core beside it
     assert "fake" in (pkg / "vendor" / "zmq" / "__init__.py").read_text()
     assert not list(pkg.rglob("__pycache__"))
     assert (pykrita.parent / "actions" / "impasto.action").is_file()

@@ -2,7 +2,7 @@
 import pytest
 from krita_plugin_support import PLUGIN_DIR  # noqa: F401
 
-from impasto_krita.jobs import EtaEstimator, JobTracker, State, format_eta
+from impasto_plugin.jobs import EtaEstimator, JobTracker, State, format_eta
 from impasto_krita.settings import Settings
 from impasto_protocol.images import ImageBuffer
 from impasto_protocol.messages import (Accepted, CancelledEvent, ErrorEvent, ProgressEvent, ResultEvent,
@@ -158,8 +158,8 @@ def test_settings_json_tolerates_junk():
 
 def test_missing_pyzmq_says_what_to_run(monkeypatch):
     import sys
-    from impasto_krita import deps
+    from impasto_plugin import deps
     monkeypatch.setitem(sys.modules, "zmq", None)                  # import zmq -> ImportError
-    msg = deps.zmq_problem()
+    msg = deps.zmq_problem("krita")
     assert msg is not None and "impasto install-plugin krita --python-version" in msg
     assert f"{sys.version_info.major}.{sys.version_info.minor}" in msg

@@ -77,3 +77,35 @@ def test_stylize_takes_a_model_file_path_as_style(style_dirs, tmp_path, capsys):
                  "-o", str(out), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "not a readable safetensors file" in err and "image" not in err
+
+
+def test_the_daemon_offers_readable_styles_on_the_wire(style_dirs):
+    from impasto.daemon import styles as wire_styles
+    shipped, user = style_dirs
+    _save(shipped, "wave", "shipped wave")
+    _save(shipped, "scream", "")
+    _save(user, "mine", "my style")
+    (user / "broken.safetensors").write_bytes(b"not a model")
+    listed = {s["name"]: s for s in wire_styles.list_styles()}
+    assert set(listed) == {"wave", "scream", "mine"}                   # the unreadable file is left out
+    assert listed["wave"] == {"name": "wave", "title": "shipped wave", "artist": "A", "year": "1900",
+                              "thumbnail": None}
+    assert listed["scream"]["title"] == "scream"                       # no title: the name
+    assert wire_styles.style_names() == ["mine", "scream", "wave"]
+    assert wire_styles.shipped_style_names() == ["scream", "wave"]
+
+
+def test_the_daemon_advertises_only_modules_that_import(tmp_path, monkeypatch):
+    from impasto.daemon import validation
+    (tmp_path / "imp_ok_engine.py").write_text("X = 1\n")
+    (tmp_path / "imp_broken_engine.py").write_text("import no_such_module_for_impasto\n")    # the file exists
+    monkeypatch.syspath_prepend(str(tmp_path))
+    validation.module_available.cache_clear()
+    monkeypatch.setitem(validation.ENGINE_MODULES, "ok", "imp_ok_engine")
+    monkeypatch.setitem(validation.ENGINE_MODULES, "broken", "imp_broken_engine")
+    try:
+        engines = validation.available_engines()
+        assert "ok" in engines and "broken" not in engines
+        assert {"gatys", "strotss", "dst", "mt"} <= set(engines)
+    finally:
+        validation.module_available.cache_clear()

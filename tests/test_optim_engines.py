@@ -38,7 +38,7 @@ def _tiny(seed: int = 0, h: int = 24, w: int = 32) -> torch.Tensor:
 
 def _layout_correlation(a: torch.Tensor, b: torch.Tensor) -> float:
     """Correlation of the 16×16 block means of the luminance of two images (1 = same light/dark layout)."""
-    from impasto.engines.postprocess import rgb_to_yuv
+    from impasto.colour import rgb_to_yuv
     la = F.adaptive_avg_pool2d(rgb_to_yuv(a)[:, :1], 16).flatten()
     lb = F.adaptive_avg_pool2d(rgb_to_yuv(b)[:, :1], 16).flatten()
     la, lb = la - la.mean(), lb - lb.mean()
@@ -157,7 +157,7 @@ def test_unsupported_optimizers_are_refused():
 
 
 def test_preserve_color_keeps_the_content_chroma():
-    from impasto.engines.postprocess import rgb_to_yuv
+    from impasto.colour import rgb_to_yuv
     content, style = _tiny(0, 32, 32), _tiny(5, 32, 32)
     out = engines.stylize(content, style, StylizeOptions(engine="gatys", size=32, steps=3, preserve_color=True,
                                                          optimizer="adam", learning_rate=0.1))

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from impasto import engines
 from impasto.daemon.cli_bridge import tensor_to_f32_buffer
-from impasto.daemon.testing import DaemonProcess
+from tests.support.daemon import DaemonProcess
 from impasto.engines.dst.synthetic import make_case
 from impasto_protocol.messages import ResultEvent
 from impasto_protocol.options import KeypointPair, StylizeOptions

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from impasto.daemon.testing import DaemonProcess
+from tests.support.daemon import DaemonProcess
 from impasto.engines.mt.styles import find_style, style_names
 from impasto.recipe import file_sha256
 from impasto_protocol.images import ImageBuffer

@@ -232,16 +232,30 @@ def test_on_tile_order_and_coverage_and_progress():
 
 def test_cancel_between_tiles():
     net, x = make_net(), smooth_image(100, 140)
-    calls = []
-    state = {"stats_done": False}
+    with torch.no_grad():
+        plain = net(x)
+    calls, prog = [], []
 
     def cancel():
         return len(calls) >= 3
 
     with pytest.raises(Cancelled):
-        run_tiled(net, x, on_tile=lambda *a: calls.append(a), cancel=cancel)
+        run_tiled(net, x, on_tile=lambda *a: calls.append(a), cancel=cancel,
+                  progress=lambda phase, d, n: prog.append((phase, d, n)))
     assert len(calls) == 3
-    assert not state["stats_done"]
+    # the statistics pass had finished, the 4th tile was never computed
+    stats = [p for p in prog if p[0] == "statistics"]
+    assert stats and stats[-1][1] == stats[-1][2]
+    assert [d for phase, d, _ in prog if phase == "tiles"] == [1, 2, 3]
+    # and the network's instance norms are back to their own per-image statistics
+    with torch.no_grad():
+        assert torch.equal(net(x), plain)
+
+    before_stats = []
+    with pytest.raises(Cancelled):                  # a cancel already set stops the run before any work
+        run_tiled(net, x, on_tile=lambda *a: calls.append(a), cancel=lambda: True,
+                  progress=lambda *p: before_stats.append(p))
+    assert len(calls) == 3 and before_stats == []
 
 
 # ---------------------------------------------------------------- memory policy

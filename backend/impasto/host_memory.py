@@ -7,15 +7,13 @@ step.  ``reuse_freed_memory`` switches that off for the duration of an engine ru
 of the heap), so a step reuses the previous step's blocks, and on the way out gives the free heap back to the kernel
 (``malloc_trim``), so that a daemon's resident memory falls back after a job.  It is what PyTorch's CPU tuning guide
 gets with jemalloc or tcmalloc, without a preloaded library; on a C library without these calls (macOS, musl) it
-does nothing.  Measured effect in ``docs/optim.md``.
+does nothing.
 
 Nested and concurrent runs (several engine threads) share one setting: the first to enter sets it, the last to
 leave restores glibc's defaults.
 
-It is off unless ``IMPASTO_REUSE_FREED_MEMORY=1``: on a quiet 2-core machine it made DST at 512 px 6 % faster but
-raised its peak RSS from 1875 to 2006 MiB (the kept blocks fragment), and did not change STROTSS (docs/optim.md);
-on a loaded machine, where page faults cost more, a STROTSS step at 512 px took 1.5–1.9 s with it and 2.5–3.3 s
-without (1 thread).
+It is off unless ``IMPASTO_REUSE_FREED_MEMORY=1``: the kept blocks fragment and raise the peak resident memory, which
+the time saved does not always repay (docs/optim.md, "Tried and not on by default", has the figures).
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The precision policy: which dtype each kind of job computes in on each device, and how its gradients survive.
 
-This module is the only place in Impasto that decides a compute dtype (issue 16).  Engines, the tiler, the MT
+This module is the only place in Impasto that decides a compute dtype.  Engines, the tiler, the MT
 trainer and the daemon ask it, per device and per job kind:
 
 * ``inference``    -- forward passes only (MT stylization, tiled MT, NBB-style feature extraction);
@@ -16,19 +16,17 @@ device                        inference   optimization / training         why
 CUDA, native bf16 (sm80+)     bf16        bf16                            fp32's exponent range, tensor cores
 CUDA sm70-sm75 (no bf16)      fp16        fp16 + dynamic loss scaling     see below
 CUDA before sm70              fp32        fp32                            no tensor cores; fp16 is slow there
-CPU with AVX512-BF16 / AMX    bf16        bf16                            2.5x VGG fwd+bwd at 512 (measured)
+CPU with AVX512-BF16 / AMX    bf16        bf16                            faster VGG fwd+bwd (docs/gpu.md)
 other CPUs, other devices     fp32        fp32                            nothing faster is known to be safe
 ============================  ==========  ==============================  ====================================
 
 Lower precision always comes with ``channels_last`` (what the CPU's bf16 kernels and the tensor cores want).
 
 Why fp16 needs loss scaling here: the Gram loss is normalised by C·H·W and VGG's activations are Caffe scale, so
-∂L/∂F is tiny.  Measured (Gatys loss, astronaut vs the demo painting, fp32): at 512² the median |∂L/∂F| is 1e-8 at
-relu1_1 and 1.4e-9 at relu3_3, and the largest anywhere in VGG is 1.4e-6 -- all below fp16's smallest normal
-(6.1e-5) and most below its smallest subnormal (6.0e-8).  Unscaled fp16 backprop rounds every one of them to zero
-(relu1_1 alone: 99.9 % zeros at 128², 100 % at 256² and 512²) and the optimization silently stalls.  Multiplying the
-loss by S (2^24 to start) before ``backward`` lifts them into fp16's normal range; the gradients are divided by S
-again in fp32 before the optimizer sees them (``LossScaler``).  bf16 has fp32's exponent range and needs none.
+∂L/∂F is tiny -- below fp16's smallest normal, most of it below its smallest subnormal (the figures: docs/gpu.md).
+Unscaled fp16 backprop rounds them to zero and the optimization silently stalls.  Multiplying the loss by S (2^24
+to start) before ``backward`` lifts them into fp16's normal range; the gradients are divided by S again in fp32
+before the optimizer sees them (``LossScaler``).  bf16 has fp32's exponent range and needs none.
 
 ``IMPASTO_PRECISION`` (or a ``mode=`` argument) overrides the automatic choice, for every kind:
 
@@ -37,7 +35,7 @@ again in fp32 before the optimizer sees them (``LossScaler``).  bf16 has fp32's 
 * ``bf16``           -- bf16 autocast;
 * ``fp16``           -- fp16 autocast, dynamic loss scaling for optimization and training (on the CPU this emulates
   the CUDA sm70-75 path: torch's CPU autocast supports float16; the tests run it so);
-* ``fp16-unscaled``  -- fp16 autocast with no loss scaling: the negative control (what CUDA ran before issue 16).
+* ``fp16-unscaled``  -- fp16 autocast with no loss scaling: the negative control.
 """
 from __future__ import annotations
 

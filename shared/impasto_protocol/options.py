@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, Iterable
 
 from .quoting import quote
 
@@ -59,6 +59,15 @@ class KeypointPair:
                 raise OptionsError(f"keypoint {key!r} must be finite, got {quote(p)}")
             pts.append((float(p[0]), float(p[1])))
         return cls(content=pts[0], style=pts[1])
+
+
+def scale_pairs(pairs: Iterable[KeypointPair], content_scale: tuple[float, float] = (1.0, 1.0),
+                style_scale: tuple[float, float] = (1.0, 1.0)) -> list[KeypointPair]:
+    """Pairs for resized images: content points × (sx, sy), style points × (sx, sy) (a point is in continuous
+    pixel coordinates, so resizing maps it by plain multiplication)."""
+    (cx, cy), (sx, sy) = content_scale, style_scale
+    return [KeypointPair(content=(p.content[0] * cx, p.content[1] * cy), style=(p.style[0] * sx, p.style[1] * sy))
+            for p in pairs]
 
 
 @dataclass

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Real-Krita test suite for the Impasto plugin: installs Krita 5.1.5 + Xvfb if missing (apt), installs the plugin
-# with `impasto install-plugin krita` into a throw-away Krita profile, starts `impasto serve --test-engines` with an
-# isolated runtime dir, runs pytest INSIDE Krita (kritarunner under a private Xvfb) on tests/editors/krita/krita_tests.py,
+# with `impasto install-plugin krita` into a throw-away Krita profile, starts a daemon with the weight-free test
+# engines (`tests/support/serve.py`) with an isolated runtime dir, runs pytest INSIDE Krita (kritarunner under a private Xvfb) on tests/editors/krita/krita_tests.py,
 # and exits non-zero if anything failed.  kritarunner itself always exits 0, so the result is taken from pytest's own
 # exit code (kpytest.py ends the process with it) AND from the "KPYTEST-EXIT 0" line it prints.
 # usage: tests/editors/run_krita_tests.sh [extra pytest args]      env: IMPASTO_PYTHON (default .venv/bin/python),
@@ -44,7 +44,7 @@ from skimage import data
 for name in ("astronaut", "rocket", "chelsea"):
     Image.fromarray(getattr(data, name)()).convert("RGB").resize((96, 80)).save(f"{sys.argv[1]}/{name}.png")
 PY
-OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} "$PY" -m impasto.cli serve --test-engines \
+OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} "$PY" "$root/tests/support/serve.py" \
   --connection-file "$IMPASTO_RUNTIME_DIR/daemon.json" > "$work/daemon.log" 2>&1 &
 dpid=$!
 for _ in $(seq 1 1800); do

@@ -39,8 +39,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="seconds of silence after which a pinging client's jobs are cancelled (default 1.5)")
     p.add_argument("--device", action="append", dest="devices", metavar="DEVICE",
                    help="run a worker on DEVICE (repeatable; default: every CUDA device, else the CPU)")
-    p.add_argument("--test-engines", action="store_true",
-                   help="add the weight-free identity/sleep/fail/oom engines (tests and benchmarks only)")
 
 
 def stop(path: Path, timeout: float = 20.0) -> int:
@@ -71,7 +69,9 @@ def stop(path: Path, timeout: float = 20.0) -> int:
     return 0
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, extra_engines: dict | None = None) -> int:
+    """``extra_engines``: ``DaemonConfig.extra_engines`` for a program that embeds the command (tests/support/serve.py
+    registers its weight-free test engines this way); ``impasto serve`` passes none."""
     path = args.connection_file or default_connection_file()
     if args.stop:
         return stop(path)
@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = DaemonConfig(tcp=args.tcp or sys.platform == "win32", ip=args.ip, port=args.port, ipc_path=args.ipc,
                               connection_file=path, heartbeat_timeout=args.heartbeat_timeout,
-                              test_engines=args.test_engines, devices=args.devices, **kw)
+                              extra_engines=dict(extra_engines or {}), devices=args.devices, **kw)
     except ValueError as e:
         raise ImpastoError(str(e)) from None
     daemon = Daemon(config)

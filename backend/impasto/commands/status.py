@@ -44,8 +44,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"running: pid {st['pid']} on {info.endpoint}, up {st['uptime']:.0f} s, impasto {st['impasto_version']}, "
           f"protocol {st['protocol_version']}")
-    print(f"devices: {', '.join(st['devices'])}; engines: {', '.join(hello['engines']) or 'none'}"
-          + (f"; test engines: {', '.join(hello['test_engines'])}" if hello.get("test_engines") else ""))
+    print(f"devices: {', '.join(st['devices'])}; engines: {', '.join(hello['engines']) or 'none'}")
     print(f"styles: {', '.join(hello['styles']) or 'none'}")
     for j in st["running"]:
         print(f"  running  {j['job_id'][:8]} {j['engine']:<8} step {j['steps']} since "

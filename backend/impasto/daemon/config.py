@@ -1,21 +1,36 @@
 """Daemon settings (command-line flags of ``impasto serve`` end up here)."""
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from impasto_protocol.connection import default_connection_file
 from impasto_protocol.images import DEFAULT_MAX_PIXELS
 from impasto_protocol.messages import MAX_FRAME, TCP_MAX_FRAME
+from impasto_protocol.options import ENGINES
 
 LOOPBACK = {"127.0.0.1": "127.0.0.1", "localhost": "127.0.0.1", "::1": "::1"}
 
 
+def default_photos_dir() -> Path:
+    """Where training photos are looked for when a train request names none."""
+    env = os.environ.get("IMPASTO_TRAIN_PHOTOS")
+    if env:
+        return Path(env)
+    from ..engines.mt.styles import user_data_dir
+    return user_data_dir() / "training-photos"
+
+
 def default_train_photo_dirs() -> list[Path]:
-    from .validation import default_photos_dir
     return [default_photos_dir()]
+
+
+# An engine registered by the program that embeds the daemon: ``stylize(content, style, options, *, progress,
+# cancel, on_tile) -> tensor``, called like ``impasto.engines.stylize`` (minus device and artifacts).
+ExtraEngine = Callable[..., "object"]
 
 
 @dataclass
@@ -36,7 +51,11 @@ class DaemonConfig:
     max_queued_bytes: int = 8 << 30         # image memory of jobs not yet running (inline frames and streamed
                                             # uploads' tensors), all clients together
     upload_timeout: float = 60.0            # a streamed upload with no chunk for this long fails
-    test_engines: bool = False              # add the identity/sleep/fail/oom engines
+    # Extra engines, name -> ExtraEngine: the hook tests and benchmarks use to serve weight-free engines
+    # (tests/support/engines.py, started by tests/support/serve.py); ``impasto serve`` registers none.  Their options
+    # are validated as a gatys request's (any engine name aside), hello lists them in "engines", results carry no
+    # recipe.  A name of a real engine is refused.
+    extra_engines: dict[str, ExtraEngine] = field(default_factory=dict)
     devices: Optional[list[str]] = None     # None = every CUDA device, else the CPU
     progress_interval: float = 0.05         # at most one progress message per job per interval (previews aside)
     train_photo_dirs: list[Path] = field(default_factory=default_train_photo_dirs)  # folders training may read
@@ -54,3 +73,6 @@ class DaemonConfig:
             raise ValueError("choose TCP or an ipc socket path, not both")
         if self.tcp is False and sys.platform == "win32":
             raise ValueError("ipc:// sockets need POSIX; use TCP on Windows")
+        clash = sorted(set(self.extra_engines) & set(ENGINES))
+        if clash:
+            raise ValueError(f"extra engines may not replace a real engine: {', '.join(clash)}")

@@ -13,6 +13,8 @@ import torch
 
 from impasto_protocol.images import ImageBuffer, as_bytes_view
 
+from ..colour import LUMA, srgb_decode, srgb_encode
+
 NP_DTYPES = {"u8": np.dtype(np.uint8), "u16": np.dtype("<u2"), "f16": np.dtype("<f2"), "f32": np.dtype("<f4")}
 SCALE = {"u8": 255.0, "u16": 65535.0}
 
@@ -37,18 +39,6 @@ def buffer_to_array(img: ImageBuffer) -> np.ndarray:
     raw = np.frombuffer(as_bytes_view(img.data), dtype=np.uint8, count=img.stride * img.height)
     rows = raw.reshape(img.height, img.stride)[:, :img.row_bytes]
     return rows.view(dt).reshape(img.height, img.width, img.channels)
-
-
-# The transfer functions run in float64 and round to float32: vectorised and scalar pow() may differ in the last
-# float64 bits, which the rounding hides, so converting an image in row bands equals converting it whole.
-def srgb_encode(x: torch.Tensor) -> torch.Tensor:
-    d = x.double()
-    return torch.where(d <= 0.0031308, d * 12.92, 1.055 * d.clamp_min(0.0031308).pow(1 / 2.4) - 0.055).to(x.dtype)
-
-
-def srgb_decode(x: torch.Tensor) -> torch.Tensor:
-    d = x.double()
-    return torch.where(d <= 0.04045, d / 12.92, ((d.clamp_min(0.04045) + 0.055) / 1.055).pow(2.4)).to(x.dtype)
 
 
 def decoded_channels(channels: int, color: bool = True) -> int:
@@ -89,9 +79,6 @@ def buffer_to_tensor(img: ImageBuffer, *, color: bool = True) -> torch.Tensor:
     return decode_into(img, out, color=color)
 
 
-_LUMA = torch.tensor([0.299, 0.587, 0.114])
-
-
 def tensor_to_array(t: torch.Tensor, fmt: PixelFormat) -> np.ndarray:
     """(1, 3|4, H, W) float sRGB RGB -> contiguous (H, W, C) numpy array in ``fmt``."""
     t = t.detach().to("cpu", torch.float32)
@@ -101,7 +88,7 @@ def tensor_to_array(t: torch.Tensor, fmt: PixelFormat) -> np.ndarray:
     if fmt.colorspace == "linear":
         rgb = srgb_decode(rgb.clamp(0, 1))
     if fmt.channels in (1, 2):
-        color = torch.einsum("c,chw->hw", _LUMA, rgb).unsqueeze(0)
+        color = torch.einsum("c,chw->hw", LUMA, rgb).unsqueeze(0)
     else:
         color = rgb[[2, 1, 0]] if fmt.bgr else rgb
     parts = [color]

@@ -30,7 +30,7 @@ class Job:
     priority: int = PRIORITY_INTERACTIVE
     # stylize
     options: Optional[StylizeOptions] = None
-    test_engine: Optional[str] = None          # name of a test engine (serve --test-engines), else None
+    extra_engine: Optional[str] = None         # name of an engine in DaemonConfig.extra_engines, else None
     content: Optional[ImageBuffer] = None
     style: Optional[ImageBuffer] = None
     mask: Optional[ImageBuffer] = None
@@ -72,7 +72,7 @@ class Job:
     def engine_name(self) -> str:
         if self.kind == "train":
             return "mt-train"
-        return self.test_engine or (self.options.engine if self.options else "?")
+        return self.extra_engine or (self.options.engine if self.options else "?")
 
     def summary(self) -> dict[str, Any]:
         return {"job_id": self.job_id, "kind": self.kind, "engine": self.engine_name, "session": self.session,
@@ -261,6 +261,11 @@ class JobQueue:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+
+    @property
+    def closed(self) -> bool:
+        """True once ``close`` ran: ``get`` then returns None at once and the workers stop."""
+        return self._closed
 
     def idle(self) -> bool:
         with self._cond:

@@ -47,10 +47,10 @@ from . import styles as styles_mod
 from .auth import DOMAIN as ZAP_DOMAIN, ZapHandler
 from .config import DaemonConfig
 from .jobs import Job, JobQueue
-from .test_engines import TEST_ENGINES
+from .outbox import Outbox, bind_inbox
 from .validation import (RequestError, available_engines, build_stylize_job, build_train_job, check_fields,
                          module_available, TRAIN_MODULE)
-from .worker import OUTBOX, Worker
+from .worker import Worker, WorkerSettings
 
 log = logging.getLogger(__name__)
 REAP_INTERVAL = 0.1
@@ -120,7 +120,6 @@ class Daemon:
         self.guard = ReplayGuard(window=config.replay_window)
         self.session = new_id()
         self.queue = JobQueue()
-        self.queue_closed = False
         self.sessions: dict[str, Session] = {}
         self.dropped: Counter = Counter()          # unanswered: no delimiter, unsigned, bad signature, own id
         self.refused: Counter = Counter()          # answered with an error (signed but bad)
@@ -190,10 +189,10 @@ class Daemon:
             transport = "tcp"
             port = int(r.getsockopt_string(zmq.LAST_ENDPOINT).rsplit(":", 1)[1])
         self.router = r
-        self.outbox = self.ctx.socket(zmq.PULL)
-        self.outbox.rcvhwm = 0
-        self.outbox.bind(OUTBOX)
-        self.workers = [Worker(self, dev) for dev in self.devices]
+        self.outbox = bind_inbox(self.ctx)
+        settings = WorkerSettings(progress_interval=c.progress_interval, extra_engines=dict(c.extra_engines))
+        self.workers = [Worker(self.queue, Outbox(self.ctx, self.signer, self.session), dev, settings)
+                        for dev in self.devices]
         for w in self.workers:
             w.start()
         self.info = ConnectionInfo(transport=transport, ip=c.ip if transport == "tcp" else "", port=port, path=path,
@@ -201,8 +200,8 @@ class Daemon:
         write_connection_file(self.info, c.connection_file)
         if transport == "ipc":           # the file may name the socket relative to its folder; we know it whole
             self.info = dataclasses.replace(self.info, path=bind_path)
-        log.info("event=listening endpoint=%s pid=%d devices=%s connection_file=%s test_engines=%s",
-                 endpoint, os.getpid(), ",".join(self.devices), c.connection_file, c.test_engines)
+        log.info("event=listening endpoint=%s pid=%d devices=%s connection_file=%s extra_engines=%s",
+                 endpoint, os.getpid(), ",".join(self.devices), c.connection_file, ",".join(c.extra_engines))
         return self.info
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
@@ -250,7 +249,6 @@ class Daemon:
             self.zap.join(timeout=2.0)
 
     def close(self) -> None:
-        self.queue_closed = True
         self.queue.close()
         for w in self.workers:
             w.join(timeout=5.0)
@@ -371,8 +369,8 @@ class Daemon:
     def on_hello(self, msg: Message) -> None:
         self.reply(msg.identities, msg.header, HELLO_REPLY, {
             "protocol_version": PROTOCOL_VERSION, "impasto_version": __version__, "torch_version": torch.__version__,
-            "pid": os.getpid(), "devices": self.devices, "engines": available_engines(),
-            "test_engines": list(TEST_ENGINES) if self.config.test_engines else [],
+            "pid": os.getpid(), "devices": self.devices,
+            "engines": available_engines() + list(self.config.extra_engines),
             "training": module_available(TRAIN_MODULE), "styles": styles_mod.style_names(),
             "limits": self.limits(), "dtypes": list(DTYPES), "deliver": list(DELIVER),
             "precision": precision_report(self.devices)})
@@ -476,7 +474,7 @@ class Daemon:
 
     def on_stylize(self, msg: Message) -> None:
         self._admit(msg)
-        self._enqueue(build_stylize_job(msg, self.config, styles=styles_mod.style_names_or_none()))
+        self._enqueue(build_stylize_job(msg, self.config, styles=styles_mod.style_names()))
 
     def on_train(self, msg: Message) -> None:
         self._admit(msg)

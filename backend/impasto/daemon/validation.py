@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
+import functools
+import importlib
+import logging
 import os
 import re
 from pathlib import Path
@@ -17,8 +19,8 @@ from impasto_protocol.wire import Message
 from ..engines import ENGINE_MODULES, output_size
 from .config import DaemonConfig
 from .jobs import PRIORITY_INTERACTIVE, PRIORITY_TRAINING, Job, Upload
-from .test_engines import TEST_ENGINES
 
+log = logging.getLogger(__name__)
 TRAIN_MODULE = "impasto.engines.mt.train"
 MAX_TRAIN_PHOTOS = 256       # photos a train request may send itself (each streamed; they share the queue budget)
 STYLE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
@@ -31,15 +33,6 @@ TRAIN_PARAMS = {
     "title": "a string", "artist": "a string", "year": "a string", "resume": "true or false",
     "replace_shipped": "true or false",
 }
-
-
-def default_photos_dir() -> Path:
-    """Where training photos are looked for when a train request names none."""
-    env = os.environ.get("IMPASTO_TRAIN_PHOTOS")
-    if env:
-        return Path(env)
-    from ..engines.mt.styles import user_data_dir
-    return user_data_dir() / "training-photos"
 
 
 def allowed_photos_dir(requested: Any, allowed: Sequence[Path]) -> Path:
@@ -112,10 +105,15 @@ class RequestError(Exception):
         self.code = code
 
 
+@functools.lru_cache(maxsize=None)
 def module_available(name: str) -> bool:
+    """True when the module imports (once per daemon): an engine whose file exists but fails to import (a missing
+    optional dependency) is not offered."""
     try:
-        return importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError):
+        importlib.import_module(name)
+        return True
+    except ImportError as e:
+        log.warning("event=module_unavailable module=%s error=%s", name, quote(str(e), 200))
         return False
 
 
@@ -158,14 +156,14 @@ def _image(content: dict, name: str, buffers: Sequence[Any], used: set, config: 
 
 
 def parse_options(raw: Any, config: DaemonConfig) -> tuple[StylizeOptions, str | None]:
-    """Options and the test engine they name (None for a real engine)."""
+    """Options and the extra engine they name (``DaemonConfig.extra_engines``; None for a real engine)."""
     if not isinstance(raw, dict):
         raise RequestError("bad_request", "options must be a JSON object")
     engine = raw.get("engine")
-    test_engine = None
+    extra_engine = None
     try:
-        if config.test_engines and isinstance(engine, str) and engine in TEST_ENGINES:
-            test_engine = engine
+        if isinstance(engine, str) and engine in config.extra_engines:
+            extra_engine = engine
             opts = StylizeOptions.from_dict({**raw, "engine": "gatys"})
             opts = dataclasses.replace(opts, engine=engine)
         else:
@@ -174,7 +172,7 @@ def parse_options(raw: Any, config: DaemonConfig) -> tuple[StylizeOptions, str |
         raise RequestError("bad_options", str(e)) from None
     except TypeError as e:      # a field of the wrong JSON type the dataclass could not take
         raise RequestError("bad_options", f"options: {e}") from None
-    return opts, test_engine
+    return opts, extra_engine
 
 
 def build_stylize_job(msg: Message, config: DaemonConfig, styles: Sequence[str] | None = None) -> Job:
@@ -183,7 +181,7 @@ def build_stylize_job(msg: Message, config: DaemonConfig, styles: Sequence[str] 
         raise RequestError("bad_request", "stylize needs header.job_id (chosen by the client)")
     if "options" not in c:
         raise RequestError("bad_request", "stylize needs options")
-    opts, test_engine = parse_options(c["options"], config)
+    opts, extra_engine = parse_options(c["options"], config)
     deliver = c.get("deliver", "result")
     if deliver not in DELIVER:
         raise RequestError("bad_request", f"deliver must be one of {', '.join(DELIVER)}, got {quote(deliver)}")
@@ -221,7 +219,7 @@ def build_stylize_job(msg: Message, config: DaemonConfig, styles: Sequence[str] 
     if oh * ow > config.max_pixels:
         raise RequestError("too_large", f"the output {ow}×{oh} = {ow * oh / 1e6:.1f} MP is larger than the daemon's "
                            f"limit of {config.max_pixels / 1e6:.1f} MP")
-    if test_engine is None:
+    if extra_engine is None:
         if opts.engine not in available_engines():
             raise RequestError("engine_unavailable", f"engine {opts.engine!r} is not installed in this daemon "
                                f"(available: {', '.join(available_engines()) or 'none'})")
@@ -232,7 +230,7 @@ def build_stylize_job(msg: Message, config: DaemonConfig, styles: Sequence[str] 
         elif style is None:
             raise RequestError("bad_request", f"engine {opts.engine!r} needs a style image")
     return Job(job_id=msg.job_id, kind="stylize", session=msg.session, identities=msg.identities,
-               request_header=msg.header, priority=PRIORITY_INTERACTIVE, options=opts, test_engine=test_engine,
+               request_header=msg.header, priority=PRIORITY_INTERACTIVE, options=opts, extra_engine=extra_engine,
                content=content, style=style, mask=mask, deliver=deliver, tile_size=tile_size, uploads=uploads,
                mask_mode=mask_mode, keypoints_only=keypoints_only, overlay=overlay)
 

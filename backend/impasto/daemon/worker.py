@@ -1,8 +1,7 @@
 """One worker thread per device: takes jobs from the queue, runs the engine, streams progress/tiles/result back.
 
-Workers never touch the ROUTER socket (ZeroMQ sockets are not thread-safe): they sign their messages here -- the
-heavy hashing of result buffers stays off the daemon's main loop -- and push the frames over an inproc PUSH socket;
-the main loop forwards them unchanged (zero-copy).
+A worker depends on three small things, not on the daemon: the ``JobQueue`` it reads jobs from, the ``Outbox`` it
+writes its messages to (``outbox.py``: signed there, forwarded by the daemon's loop) and its ``WorkerSettings``.
 """
 from __future__ import annotations
 
@@ -15,33 +14,36 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-import zmq
 
 from impasto_protocol.images import DTYPES as DTYPE_SIZES
 from impasto_protocol.images import ImageBuffer
 from impasto_protocol.messages import (CANCELLED, CHUNKS, ERROR, PROGRESS, RESULT, RESULT_CHUNK, STREAM_CHUNK,
                                        STREAM_MIN, TILE)
 from impasto_protocol.options import OptionsError
-from impasto_protocol.wire import make_header, serialize
 
 from .. import engines
 from ..engines.base import Cancelled, Progress, check_cancel
 from ..errors import ImpastoError
-from . import test_engines
+from .config import ExtraEngine
 from .convert import PixelFormat, array_tile, buffer_to_tensor, preview_buffer, tensor_to_array, tensor_to_buffer
-from .jobs import PRIORITY_INTERACTIVE, Job
-
-if TYPE_CHECKING:
-    from .server import Daemon
+from .jobs import PRIORITY_INTERACTIVE, Job, JobQueue
+from .outbox import Outbox
 
 log = logging.getLogger(__name__)
-OUTBOX = "inproc://impasto-outbox"
-COPY_THRESHOLD = 1 << 16
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """What a worker needs of the daemon's configuration."""
+
+    progress_interval: float = 0.05             # at most one progress message per job per interval (previews aside)
+    extra_engines: Mapping[str, ExtraEngine] = field(default_factory=dict)   # DaemonConfig.extra_engines
 
 
 def _finite(v: Any) -> float | None:
@@ -92,7 +94,8 @@ def mask_into_alpha(result: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 def run_stylize(job: Job, *, device: torch.device, progress, cancel, on_tile=None,
-                artifacts: Optional[dict] = None, timings: Optional[dict] = None) -> torch.Tensor:
+                artifacts: Optional[dict] = None, timings: Optional[dict] = None,
+                extra_engines: Mapping[str, ExtraEngine] = {}) -> torch.Tensor:
     """The result tensor of a stylize job, exactly as an in-process caller of the engine registry would get it."""
     assert job.content is not None and job.options is not None
     assert content_is_ready(job)
@@ -108,16 +111,16 @@ def run_stylize(job: Job, *, device: torch.device, progress, cancel, on_tile=Non
     content = tensor("content")
     style = tensor("style")
     t1 = time.perf_counter()
-    if job.test_engine:
-        result = test_engines.stylize(job.test_engine, content, style, job.options, progress=progress, cancel=cancel,
-                                      on_tile=on_tile)
+    if job.extra_engine:
+        result = extra_engines[job.extra_engine](content, style, job.options, progress=progress, cancel=cancel,
+                                                 on_tile=on_tile)
     else:
         result = engines.stylize(content, style, job.options, progress=progress, cancel=cancel, device=device,
                                  on_tile=on_tile, artifacts=artifacts)
     mask = tensor("mask", color=False)
     if mask is not None:
         result = mask_into_alpha(result, mask) if job.mask_mode == "alpha" else apply_mask(result, content, mask)
-    if artifacts is not None and job.test_engine is None:
+    if artifacts is not None and job.extra_engine is None:
         try:
             from ..recipe import make_recipe
             artifacts["recipe"] = make_recipe(job.options, style, device=device, content=content)
@@ -135,34 +138,23 @@ def content_is_ready(job: Job) -> bool:
 
 
 class Worker(threading.Thread):
-    def __init__(self, daemon: "Daemon", device: str):
+    def __init__(self, queue: JobQueue, outbox: Outbox, device: str, settings: WorkerSettings = WorkerSettings()):
         super().__init__(name=f"impasto-worker-{device}", daemon=True)
-        self.daemon_ref = daemon
+        self.queue, self.outbox, self.settings = queue, outbox, settings
         self.device = torch.device(device)
         self.current: Optional[Job] = None
-        self._push: Optional[zmq.Socket] = None
 
-    # -- messaging -------------------------------------------------------------------------------------------------
     def send(self, job: Job, msg_type: str, content: dict, buffers: list | tuple = ()) -> None:
-        d = self.daemon_ref
-        frames = serialize(d.signer, make_header(msg_type, d.session, job.job_id), content, buffers,
-                           parent=job.request_header, identities=job.identities)
-        big = any(memoryview(b).nbytes >= COPY_THRESHOLD for b in buffers)
-        assert self._push is not None
-        self._push.send_multipart(frames, copy=not big)
+        self.outbox.send(job, msg_type, content, buffers)
 
     # -- loop ------------------------------------------------------------------------------------------------------
     def run(self) -> None:
-        d = self.daemon_ref
-        self._push = d.ctx.socket(zmq.PUSH)
-        self._push.sndhwm = 0
-        self._push.linger = 2000
-        self._push.connect(OUTBOX)
+        self.outbox.open()
         try:
             while True:
-                job = d.queue.get(timeout=0.2)
+                job = self.queue.get(timeout=0.2)
                 if job is None:
-                    if d.queue_closed:
+                    if self.queue.closed:
                         break
                     continue
                 self.current = job
@@ -171,14 +163,13 @@ class Worker(threading.Thread):
                 except Exception:  # noqa: BLE001 - the worker must outlive any job
                     log.exception("job=%s event=worker_error", job.job_id)
                     if job.state == "running":
-                        d.queue.finish(job, "error", "internal")
+                        self.queue.finish(job, "error", "internal")
                 finally:
                     self.current = None
         finally:
-            self._push.close()
+            self.outbox.close()
 
     def run_job(self, job: Job) -> None:
-        d = self.daemon_ref
         job.device = str(self.device)
         t0 = time.perf_counter()
         log.info("job=%s event=start kind=%s engine=%s device=%s", job.job_id, job.kind, job.engine_name, job.device)
@@ -206,7 +197,7 @@ class Worker(threading.Thread):
                 log.exception("job=%s event=crash", job.job_id)
             self.send(job, ERROR, {"code": reason, "message": text})
         finally:
-            d.queue.finish(job, state, reason)
+            self.queue.finish(job, state, reason)
             if state == "error":
                 gc.collect()
                 if self.device.type == "cuda":
@@ -215,7 +206,7 @@ class Worker(threading.Thread):
                  time.perf_counter() - t0, job.steps)
 
     def _progress_fn(self, job: Job):
-        interval = self.daemon_ref.config.progress_interval
+        interval = self.settings.progress_interval
         last = [0.0]
 
         def progress(p: Progress) -> None:
@@ -255,12 +246,13 @@ class Worker(threading.Thread):
         return descs, bufs
 
     def _propose_keypoints(self, job: Job, t0: float) -> None:
-        """``keypoints_only``: NBB + cleaning (``engines.propose_keypoints``); the result carries no image, its
-        info has ``keypoints`` (pairs in pixels of the content and style sent) and ``targets``."""
+        """``keypoints_only``: NBB + cleaning (``engines.dst.propose``); the result carries no image, its info has
+        ``keypoints`` (pairs in pixels of the content and style sent) and ``targets``."""
+        from ..engines.dst.propose import propose_keypoints
         pre = job.decoded
         content = pre.get("content") if "content" in pre else buffer_to_tensor(job.content)
         style = pre.get("style") if "style" in pre else buffer_to_tensor(job.style)
-        found = engines.propose_keypoints(content, style, job.options, progress=self._progress_fn(job),
+        found = propose_keypoints(content, style, job.options, progress=self._progress_fn(job),
                                           cancel=job.cancel_event.is_set, device=self.device)
         info: dict[str, Any] = {"engine": "dst", "device": job.device, "steps": job.steps,
                                 "keypoints": [kp.to_dict() for kp in found["keypoints"]],
@@ -284,7 +276,8 @@ class Worker(threading.Thread):
         artifacts: dict = {}
         timings: dict = {}
         result = run_stylize(job, device=self.device, progress=self._progress_fn(job),
-                             cancel=job.cancel_event.is_set, on_tile=on_tile, artifacts=artifacts, timings=timings)
+                             cancel=job.cancel_event.is_set, on_tile=on_tile, artifacts=artifacts, timings=timings,
+                             extra_engines=self.settings.extra_engines)
         t_enc = time.perf_counter()
         h, w = result.shape[2:]
         out_c = fmt.channels
@@ -335,8 +328,7 @@ class Worker(threading.Thread):
     def run_interactive_jobs(self, training: Job) -> None:
         """Called between training steps: run every queued interactive job now, so an artist never waits for a
         training run to end.  Global RNG states are restored, so the training continues exactly as it would have."""
-        d = self.daemon_ref
-        while (nxt := d.queue.get_nowait(PRIORITY_INTERACTIVE)) is not None:
+        while (nxt := self.queue.get_nowait(PRIORITY_INTERACTIVE)) is not None:
             log.info("job=%s event=runs_between_training_steps training=%s", nxt.job_id, training.job_id)
             states = (torch.random.get_rng_state(), random.getstate(), np.random.get_state())
             try:

@@ -17,7 +17,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from impasto_protocol.options import StylizeOptions
+from impasto_protocol.options import StylizeOptions, scale_pairs
 
 from .base import CancelCheck, Cancelled, EngineError, Progress, ProgressFn, TileFn, never_cancel, no_progress
 from .postprocess import apply_strength_and_color
@@ -31,7 +31,7 @@ ENGINE_MODULES = {
     "mt": "impasto.engines.mt.engine",
 }
 
-__all__ = ["stylize", "propose_keypoints", "output_size", "Cancelled", "EngineError", "Progress", "ENGINE_MODULES"]
+__all__ = ["stylize", "output_size", "Cancelled", "EngineError", "Progress", "ENGINE_MODULES"]
 
 
 def output_size(height: int, width: int, options: StylizeOptions) -> tuple[int, int]:
@@ -73,7 +73,6 @@ def stylize(content: torch.Tensor, style: Optional[torch.Tensor], options: Styli
     kp_scale = (out_w / content.shape[3], out_h / content.shape[2])
     if options.keypoints and kp_scale != (1.0, 1.0):
         # keypoints refer to the content as given: follow it to the output size (and back in the artifacts below)
-        from .dst.keypoints import scale_pairs
         options = dataclasses.replace(options, keypoints=scale_pairs(options.keypoints, kp_scale))
     if (out_h, out_w) != tuple(content.shape[2:]):
         content = F.interpolate(content, size=(out_h, out_w), mode="bicubic", align_corners=False,
@@ -92,7 +91,6 @@ def stylize(content: torch.Tensor, style: Optional[torch.Tensor], options: Styli
                             artifacts=artifacts)
     result = result.to(rgb.device, torch.float32)
     if artifacts is not None and artifacts.get("keypoints") and kp_scale != (1.0, 1.0):
-        from .dst.keypoints import scale_pairs
         artifacts["keypoints"] = scale_pairs(artifacts["keypoints"], (1 / kp_scale[0], 1 / kp_scale[1]))
     if tuple(result.shape[2:]) != (out_h, out_w):
         result = F.interpolate(result, size=(out_h, out_w), mode="bicubic", align_corners=False).clamp_(0, 1)
@@ -100,40 +98,3 @@ def stylize(content: torch.Tensor, style: Optional[torch.Tensor], options: Styli
     if alpha is not None:
         result = torch.cat([result, alpha], dim=1)
     return result
-
-
-def propose_keypoints(content: torch.Tensor, style: torch.Tensor, options: StylizeOptions, *,
-                      progress: ProgressFn = no_progress, cancel: CancelCheck = never_cancel,
-                      device: Optional[torch.device] = None) -> dict:
-    """The keypoint pairs a DST job with ``keypoint_mode="auto"`` and these ``options`` would use: NBB + cleaning
-    only (seconds), for the editors' *Propose keypoints*.
-
-    The content is resized exactly as ``stylize`` resizes it before the engine runs, and the pairs are mapped back
-    to the content as given, so proposing and then running DST from the unchanged pairs as markers uses the same
-    pairs as *Automatic*.  Returns ``{"keypoints": [KeypointPair], "targets": (K, 2) tensor}`` in pixels of the
-    given content (targets: where DST pulls each content point, in the content's frame)."""
-    from .base import check_cancel
-    from .dst.engine import resolve_keypoints
-    from .dst.keypoints import scale_pairs, tensors_to_pairs
-    from .optim.common import prepare
-
-    options = dataclasses.replace(options, engine="dst", keypoint_mode="auto", keypoints=[]).validate()
-    if style is None:
-        raise EngineError("proposing keypoints needs a style image")
-    out_h, out_w = output_size(content.shape[2], content.shape[3], options)
-    kp_scale = (out_w / content.shape[3], out_h / content.shape[2])         # as ``stylize`` computes it
-    back = (1 / kp_scale[0], 1 / kp_scale[1])
-    if (out_h, out_w) != tuple(content.shape[2:]):
-        content = F.interpolate(content, size=(out_h, out_w), mode="bicubic", align_corners=False,
-                                antialias=True).clamp_(0, 1)
-    check_cancel(cancel)
-    device, _fmt, vgg = prepare(device)
-    kp = resolve_keypoints(content[:, :3].float(), style[:, :3].float(), options, device=device, vgg=vgg,
-                           progress=progress)
-    check_cancel(cancel)
-    pairs = tensors_to_pairs(kp.content, kp.style)
-    if back != (1.0, 1.0):
-        pairs = scale_pairs(pairs, back)
-    targets = kp.targets.double() * torch.tensor(back, dtype=torch.float64)
-    progress(Progress(1.0, f"{len(pairs)} keypoints"))
-    return {"keypoints": pairs, "targets": targets.float().cpu()}

@@ -8,21 +8,7 @@ import torch
 
 from impasto_protocol.options import StylizeOptions
 
-# BT.601 YUV (the luminance used by MT's L-block and by STROTSS' palette term)
-_RGB2YUV = torch.tensor([[0.299, 0.587, 0.114],
-                         [-0.14714119, -0.28886916, 0.43601035],
-                         [0.61497538, -0.51496512, -0.10001026]])
-
-
-def rgb_to_yuv(x: torch.Tensor) -> torch.Tensor:
-    m = _RGB2YUV.to(x.device, x.dtype)
-    return torch.einsum("ij,bjhw->bihw", m, x)
-
-
-def yuv_to_rgb(x: torch.Tensor) -> torch.Tensor:
-    m = torch.linalg.inv(_RGB2YUV.double()).to(x.device, x.dtype)
-    return torch.einsum("ij,bjhw->bihw", m, x)
-
+from ..colour import rgb_to_yuv, yuv_to_rgb
 
 def preserve_content_color(stylized: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
     """Luminance of ``stylized`` with the chroma (U, V) of ``content`` ("luminance-only transfer")."""

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from ..precision import autocast, autocast_dtype, memory_format, product_dtype
-from ..engines.postprocess import rgb_to_yuv
+from ..colour import rgb_to_yuv
 
 # above this many pixels in a batch of images, ``StrotssTerms`` runs VGG on one image at a time with recomputation
 # (DST's X and W(X) at 512 px: 2 x 512²), to bound peak memory

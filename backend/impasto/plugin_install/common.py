@@ -1,5 +1,6 @@
-"""What every editor-plugin installer shares: locating sources, copying trees, vendoring ``impasto_protocol`` and a
-pyzmq build that matches the *editor's* Python (not ours), and checking the result.
+"""What every editor-plugin installer shares: locating sources, copying trees, vendoring ``impasto_protocol``, the
+editor-independent plugin core ``impasto_plugin`` (plugins/core/) and a pyzmq build that matches the *editor's*
+Python (not ours), and checking the result.
 
 Editors embed their own interpreter (Krita on Debian: the system ``libpython3.11``; Windows/macOS builds bundle
 one), so pyzmq's compiled extension must be the wheel for that interpreter's version, ABI and platform.  We ask pip
@@ -213,6 +214,17 @@ def vendor_protocol(vendor_dir: Path) -> Path:
     return dst
 
 
+def plugin_core_source() -> Path:
+    return repo_root() / "plugins" / "core" / "impasto_plugin"
+
+
+def vendor_plugin_core(vendor_dir: Path) -> Path:
+    """Copy ``impasto_plugin`` (what both plugins share, plugins/core/) beside the protocol package."""
+    dst = vendor_dir / "impasto_plugin"
+    copy_tree(plugin_core_source(), dst)
+    return dst
+
+
 def write_install_info(path: Path, **extra: object) -> None:
     """Record how to start the daemon from inside the editor (the editor knows nothing of our venv)."""
     from .. import __version__
@@ -223,7 +235,7 @@ def write_install_info(path: Path, **extra: object) -> None:
 
 def check_vendor_import(vendor_dir: Path, target: PythonTarget, python: str | None = None) -> str | None:
     """If an interpreter of the target's version runs here (and the target is this platform), import the vendored
-    zmq + protocol with it.
+    zmq + protocol + plugin core with it.
 
     Returns a one-line report, or None when there is nothing to check with (another platform, no such Python)."""
     try:
@@ -238,7 +250,7 @@ def check_vendor_import(vendor_dir: Path, target: PythonTarget, python: str | No
                            capture_output=True, text=True)
     if probe.returncode != 0 or probe.stdout.strip() != target.version_str:
         return None                                  # e.g. a pyenv shim without that version installed
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); import zmq, impasto_protocol; "
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import zmq, impasto_protocol, impasto_plugin.jobs; "
             "print('zmq', zmq.__version__, 'libzmq', zmq.zmq_version(), 'from', zmq.__file__)")
     r = subprocess.run([exe, "-I", "-B", "-c", code, str(vendor_dir)], capture_output=True, text=True)
     if r.returncode != 0:

@@ -3,7 +3,7 @@
 Layout written (``DIR`` = GIMP's user plug-ins folder, e.g. ~/.config/GIMP/3.0/plug-ins):
   DIR/impasto/impasto.py               the executable GIMP runs (folder and file must share the name)
   DIR/impasto/impasto_gimp/...         the plug-in's modules
-  DIR/impasto/vendor/                  impasto_protocol + pyzmq for GIMP's Python
+  DIR/impasto/vendor/                  impasto_protocol + impasto_plugin + pyzmq for GIMP's Python
   DIR/impasto/install.json             how to start the daemon (this venv's Python)
 GIMP runs Python plug-ins with the interpreter named in its ``pygimp.interp`` (Linux packages: the system
 ``python3``; Debian 13's GIMP 3.0: Python 3.13), so pyzmq must be the wheel for that Python.
@@ -111,6 +111,7 @@ def install(args: argparse.Namespace) -> int:
     vendor = dest / "vendor"
     vendor.mkdir(exist_ok=True)
     common.vendor_protocol(vendor)
+    common.vendor_plugin_core(vendor)
     wheel = None if args.no_zmq else common.vendor_pyzmq(vendor, target, args.wheel_dir)
     common.write_install_info(dest / "install.json", editor="gimp", python_target=target.version_str,
                               pyzmq_wheel=wheel.name if wheel else None)

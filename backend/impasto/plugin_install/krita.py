@@ -3,7 +3,7 @@
 Layout written (``RES`` = Krita's resource folder, ``pykrita`` inside it):
   RES/pykrita/impasto.desktop
   RES/pykrita/impasto_krita/...            the plugin package
-  RES/pykrita/impasto_krita/vendor/        impasto_protocol + pyzmq for Krita's Python
+  RES/pykrita/impasto_krita/vendor/        impasto_protocol + impasto_plugin + pyzmq for Krita's Python
   RES/pykrita/impasto_krita/install.json   how to start the daemon (this venv's Python)
   RES/actions/impasto.action               menu texts/shortcuts of the actions
 and, unless ``--no-enable``, ``enable_impasto_krita=true`` in the ``[python]`` section of kritarc.
@@ -135,6 +135,7 @@ def install(args: argparse.Namespace) -> int:
     vendor = dest / "vendor"
     vendor.mkdir(exist_ok=True)
     common.vendor_protocol(vendor)
+    common.vendor_plugin_core(vendor)
     wheel = None if args.no_zmq else common.vendor_pyzmq(vendor, target, args.wheel_dir)
     common.write_install_info(dest / "install.json", editor="krita", python_target=target.version_str,
                               pyzmq_wheel=wheel.name if wheel else None)

@@ -10,9 +10,7 @@ fine brushwork at full size, tile by tile, while matching the style statistics o
   it minimizes || G_l,tile(x) − (G_l,tile(before) − E_l) ||² + a content term keeping it close to its input.  If
   every tile reaches its target, the canvas's Gram moves by exactly −E_l (the pixel-weighted mean of the tiles'
   moves).  Every tile is asked for the same move, so neighbours change alike and no tone step appears at their
-  border.  (Gauss-Seidel on the global loss, each tile correcting the remaining global error scaled to its share,
-  was tried first: the first tiles over-corrected by N/n and neighbouring tiles drifted to different tones -- a
-  visible seam at 100 %.)
+  border (why not Gauss-Seidel on the global loss: docs/large_canvases.md).
 * tiles are blended and emitted exactly as in the MT path (``TileGrid``, ``BandAccumulator``, ``on_tile``).
 """
 from __future__ import annotations
@@ -120,6 +118,89 @@ class FinishedBand:
         self.done[y0 - self.start:y1 - self.start, x0:x1] = True
 
 
+def _style_grams(vgg, style: torch.Tensor, layers: list[str], device: torch.device) -> dict[str, torch.Tensor]:
+    """The style image's Gram matrices G_l,style (long side at most ``STYLE_LONG_SIDE``)."""
+    from ..vgg import gram_matrix
+    s = style[:, :3].float()
+    if max(s.shape[-2:]) > STYLE_LONG_SIDE:
+        f = STYLE_LONG_SIDE / max(s.shape[-2:])
+        s = F.interpolate(s, scale_factor=f, mode="bilinear", antialias=True, align_corners=False)
+    with torch.inference_mode():
+        return {n: gram_matrix(v)[0] for n, v in vgg(s.to(device), layers).items()}
+
+
+class _BoxRefiner:
+    """Refines one box of the canvas (a tile's write window, or a part of it when split): starts from ``read`` and
+    the pixels earlier tiles finished, moves the box's Gram matrices by −E_l while a content term holds it near its
+    start, and records the result as finished."""
+
+    def __init__(self, vgg, fmt, read: Callable, size: tuple[int, int], error: dict[str, torch.Tensor],
+                 finished: FinishedBand, device: torch.device, *, steps: int, style_weight: float,
+                 content_weight: float, learning_rate: float):
+        self.vgg, self.fmt, self.read, self.size, self.error = vgg, fmt, read, size, error
+        self.finished, self.device, self.steps = finished, device, steps
+        self.style_weight, self.content_weight, self.learning_rate = style_weight, content_weight, learning_rate
+        self.layers = list(STYLE_LAYERS)
+
+    def __call__(self, box) -> torch.Tensor:
+        """The refined pixels of ``box`` (1, 3, h, w) on the CPU."""
+        H, W = self.size
+        crop = grow(box, VGG_CONTEXT, H, W)
+        # the style term covers the whole box (the write window, or a part of it when split), not only the
+        # owned part: pixels outside the owned box but inside the window get no Gram gradient otherwise,
+        # stay as smooth as the start image and show as a plain band along every tile border
+        start, hold = self._start(crop)
+        x = self._optimize(start, hold, crop, box)
+        by0, by1, bx0, bx1 = box
+        mine = x[:, :, by0 - crop[0]:by1 - crop[0], bx0 - crop[2]:bx1 - crop[2]].cpu()
+        self.finished.finish(box, mine)
+        return mine
+
+    def _start(self, crop) -> tuple[torch.Tensor, torch.Tensor]:
+        """(start image, hold) of a crop: how much each pixel is held is 1 inside what earlier tiles finished,
+        falling linearly to 0 over the last HOLD_RAMP px before the border, 0 in the new part."""
+        device = self.device
+        start = self.read(crop).to(device).float()
+        fixed_values, fixed = self.finished.read(crop)
+        # The start image cross-fades from the finished pixels to the new start over that ramp, and this tile's
+        # change fades in over it: any hard step between finished and new pixels showed as a 1-px line at 100 %
+        # (2x the mean gradient on those lines)
+        blur = F.avg_pool2d(fixed.to(device)[None, None].float(), 2 * HOLD_RAMP + 1, stride=1,
+                            padding=HOLD_RAMP, count_include_pad=False)
+        # (zero outside the finished pixels: near the inside corner of an L-shaped finished region the blur
+        # passes 0.5 on unfinished pixels, whose band values are empty -- dark marks at tile corners)
+        hold = (2 * blur - 1).clamp(0, 1) * fixed.to(device)
+        start = hold * fixed_values.to(device) + (1 - hold) * start
+        return start, hold
+
+    def _optimize(self, start: torch.Tensor, hold: torch.Tensor, crop, box) -> torch.Tensor:
+        """Adam on the unheld pixels: || G_l,box(x) − (G_l,box(start) − E_l) ||² + a content term."""
+        from ..vgg import gram_matrix
+        vgg, fmt, layers, device = self.vgg, self.fmt, self.layers, self.device
+        with torch.inference_mode(), autocast(device):
+            f0 = vgg(start.contiguous(memory_format=fmt), layers + [CONTENT_LAYER])
+        content_target = f0[CONTENT_LAYER].float().clone()
+        goal = {name: gram_matrix(f)[0] - self.error[name]
+                for name, f in _owned_features({n: f0[n] for n in layers}, crop, box).items()}
+        free = start.clone().requires_grad_(True)
+        opt = torch.optim.Adam([free], lr=self.learning_rate)
+        scaler = loss_scaler(device)
+        for _ in range(self.steps):
+            opt.zero_grad(set_to_none=True)
+            x = hold * start + (1 - hold) * free
+            with autocast(device):
+                feats = vgg(x.contiguous(memory_format=fmt), layers + [CONTENT_LAYER])
+            loss = self.content_weight * F.mse_loss(feats[CONTENT_LAYER].float(), content_target)
+            for name, f in _owned_features({n: feats[n] for n in layers}, crop, box).items():
+                loss = loss + self.style_weight * (gram_matrix(f)[0] - goal[name]).pow(2).mean()
+            scaler.backward(loss)
+            scaler.step(opt)
+            with torch.no_grad():
+                free.clamp_(0, 1)
+        with torch.no_grad():
+            return (hold * start + (1 - hold) * free).clamp(0, 1)
+
+
 def refine_full_resolution(stylized: torch.Tensor, out_size: tuple[int, int], style: torch.Tensor, options=None, *,
                            progress=no_progress, cancel=never_cancel,
                            on_tile: Optional[Callable[[int, int, torch.Tensor], None]] = None,
@@ -133,7 +214,7 @@ def refine_full_resolution(stylized: torch.Tensor, out_size: tuple[int, int], st
     passes one that samples its texture through the TPS warp evaluated at full resolution; the default is the
     bilinear upsampling of ``stylized``.  ``style``: the style image (1, 3, H, W) [0, 1].  Returns (1, 3, H, W)
     float32 on the CPU, or None with ``assemble=False`` (the result then exists only as ``on_tile`` rectangles)."""
-    from ..vgg import get_vgg, gram_matrix
+    from ..vgg import get_vgg
     device = device or torch.device("cpu")
     H, W = out_size
     if read is None:
@@ -149,12 +230,7 @@ def refine_full_resolution(stylized: torch.Tensor, out_size: tuple[int, int], st
     fmt = memory_format(device)
     vgg.to(memory_format=fmt)
     layers = list(STYLE_LAYERS)
-    s = style[:, :3].float()
-    if max(s.shape[-2:]) > STYLE_LONG_SIDE:
-        f = STYLE_LONG_SIDE / max(s.shape[-2:])
-        s = F.interpolate(s, scale_factor=f, mode="bilinear", antialias=True, align_corners=False)
-    with torch.inference_mode():
-        targets = {n: gram_matrix(v)[0] for n, v in vgg(s.to(device), layers).items()}
+    targets = _style_grams(vgg, style, layers, device)
 
     progress(Progress(0.0, "global style statistics"))
     grams, counts = global_grams(vgg, read, H, W, grid, layers, device)
@@ -166,6 +242,8 @@ def refine_full_resolution(stylized: torch.Tensor, out_size: tuple[int, int], st
     result = torch.empty(1, 3, H, W) if assemble else None
     splitter = OOMSplitter(device, VGG_ALIGN)
     finished = FinishedBand(grid, VGG_CONTEXT)
+    refine = _BoxRefiner(vgg, fmt, read, (H, W), error, finished, device, steps=steps, style_weight=style_weight,
+                         content_weight=content_weight, learning_rate=learning_rate)
     n_tiles = len(grid)
 
     for t in grid:
@@ -176,48 +254,8 @@ def refine_full_resolution(stylized: torch.Tensor, out_size: tuple[int, int], st
         values = torch.empty(1, 3, wy1 - wy0, wx1 - wx0)
 
         def compute(box):
-            crop = grow(box, VGG_CONTEXT, H, W)
-            # the style term covers the whole box (the write window, or a part of it when split), not only the
-            # owned part: pixels outside the owned box but inside the window get no Gram gradient otherwise,
-            # stay as smooth as the start image and show as a plain band along every tile border
-            start = read(crop).to(device).float()
-            fixed_values, fixed = finished.read(crop)
-            # how much each pixel is held: 1 inside what earlier tiles finished, falling linearly to 0 over the
-            # last HOLD_RAMP px before the border, 0 in the new part.  The start image cross-fades from the finished
-            # pixels to the new start over that ramp, and this tile's change fades in over it: any hard step between
-            # finished and new pixels showed as a 1-px line at 100 % (2x the mean gradient on those lines)
-            blur = F.avg_pool2d(fixed.to(device)[None, None].float(), 2 * HOLD_RAMP + 1, stride=1,
-                                padding=HOLD_RAMP, count_include_pad=False)
-            # (zero outside the finished pixels: near the inside corner of an L-shaped finished region the blur
-            # passes 0.5 on unfinished pixels, whose band values are empty -- dark marks at tile corners)
-            hold = (2 * blur - 1).clamp(0, 1) * fixed.to(device)
-            start = hold * fixed_values.to(device) + (1 - hold) * start
-            with torch.inference_mode(), autocast(device):
-                f0 = vgg(start.contiguous(memory_format=fmt), layers + [CONTENT_LAYER])
-            content_target = f0[CONTENT_LAYER].float().clone()
-            goal = {name: gram_matrix(f)[0] - error[name]
-                    for name, f in _owned_features({n: f0[n] for n in layers}, crop, box).items()}
-            free = start.clone().requires_grad_(True)
-            opt = torch.optim.Adam([free], lr=learning_rate)
-            scaler = loss_scaler(device)
-            for _ in range(steps):
-                opt.zero_grad(set_to_none=True)
-                x = hold * start + (1 - hold) * free
-                with autocast(device):
-                    feats = vgg(x.contiguous(memory_format=fmt), layers + [CONTENT_LAYER])
-                loss = content_weight * F.mse_loss(feats[CONTENT_LAYER].float(), content_target)
-                for name, f in _owned_features({n: feats[n] for n in layers}, crop, box).items():
-                    loss = loss + style_weight * (gram_matrix(f)[0] - goal[name]).pow(2).mean()
-                scaler.backward(loss)
-                scaler.step(opt)
-                with torch.no_grad():
-                    free.clamp_(0, 1)
-            with torch.no_grad():
-                x = (hold * start + (1 - hold) * free).clamp(0, 1)
             by0, by1, bx0, bx1 = box
-            mine = x[:, :, by0 - crop[0]:by1 - crop[0], bx0 - crop[2]:bx1 - crop[2]].cpu()
-            finished.finish(box, mine)
-            values[:, :, by0 - wy0:by1 - wy0, bx0 - wx0:bx1 - wx0] = mine
+            values[:, :, by0 - wy0:by1 - wy0, bx0 - wx0:bx1 - wx0] = refine(box)
 
         splitter.run(t.window, compute)
         owned = acc.add(t, values)

@@ -18,9 +18,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from impasto_gimp import deps  # noqa: E402
+from impasto_gimp import locations  # noqa: E402
 
-deps.add_vendor_path()
+locations.add_vendor_path()
 
 import gi  # noqa: E402
 
@@ -186,49 +186,44 @@ class Impasto(Gimp.PlugIn):
         return [STYLIZE_PROC, KEYPOINTS_PROC, PROPOSE_PROC, RERUN_PROC]
 
     def do_create_procedure(self, name):
-        if name == STYLIZE_PROC:
-            p = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run_stylize, None)
-            p.set_menu_label("_Stylize…")
-            p.set_documentation("Neural style transfer (Impasto)",
-                                "Paints the active layer (or the selection) in the style of a painting, as a new "
-                                "layer above it. Needs the Impasto daemon (`impasto serve`, started on demand).",
-                                name)
-            p.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
-            add_arguments(p, stylize_args(actions.installed_styles()))
-            p.add_layer_return_value("layer", "Layer", "The new layer", False, RW)
-        elif name == KEYPOINTS_PROC:
-            p = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run_keypoints, None)
-            p.set_menu_label("Add _keypoint paths")
-            p.set_documentation("Add Impasto keypoint paths",
-                                "Creates the paths 'Impasto keypoints: content' and 'Impasto keypoints: style'; move "
-                                "their anchors onto matching features (paired by order) for the DST engine.", name)
-            p.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE | Gimp.ProcedureSensitivityMask.NO_DRAWABLES)
-            add_arguments(p, KEYPOINT_ARGS)
-        elif name == PROPOSE_PROC:
-            p = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run_propose, None)
-            p.set_menu_label("_Propose keypoints…")
-            p.set_documentation("Propose Impasto keypoints",
-                                "Finds DST's automatic keypoints between the active layer and the style layer "
-                                "(seconds, through the daemon) and writes them as the two keypoint paths, to "
-                                "correct by hand before stylizing from the paths.", name)
-            p.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
-            add_arguments(p, PROPOSE_ARGS)
-        elif name == RERUN_PROC:
-            p = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run_rerun, None)
-            p.set_menu_label("_Re-run from recipe…")
-            p.set_documentation("Make an Impasto result again",
-                                "Stylizes the layer under the selected result layer again with the result's recipe "
-                                "(every setting and the seed), as a new layer.", name)
-            p.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
-            add_arguments(p, RERUN_ARGS)
-            p.add_layer_return_value("layer", "Layer", "The new layer", False, RW)
-        else:
+        spec = PROCEDURES.get(name)
+        if spec is None:
             return None
+        run, label, title, blurb, drawables, args, returns_layer = spec
+        p = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run, None)
+        p.set_menu_label(label)
+        p.set_documentation(title, blurb, name)
+        mask = Gimp.ProcedureSensitivityMask.DRAWABLE
+        if drawables == "any":
+            mask |= Gimp.ProcedureSensitivityMask.NO_DRAWABLES
+        p.set_sensitivity_mask(mask)
+        add_arguments(p, args() if callable(args) else args)
+        if returns_layer:
+            p.add_layer_return_value("layer", "Layer", "The new layer", False, RW)
         p.set_image_types("RGB*, GRAY*")
         p.add_menu_path(MENU_PATH)
         p.set_attribution("Impasto", "Impasto", "2026")
         return p
 
+
+# name -> (run, menu label, title, blurb, "one" drawable or "any" (also none), arguments, returns the new layer)
+PROCEDURES = {
+    STYLIZE_PROC: (run_stylize, "_Stylize…", "Neural style transfer (Impasto)",
+                   "Paints the active layer (or the selection) in the style of a painting, as a new layer above it. "
+                   "Needs the Impasto daemon (`impasto serve`, started on demand).",
+                   "one", lambda: stylize_args(actions.installed_styles()), True),
+    KEYPOINTS_PROC: (run_keypoints, "Add _keypoint paths", "Add Impasto keypoint paths",
+                     "Creates the paths 'Impasto keypoints: content' and 'Impasto keypoints: style'; move their "
+                     "anchors onto matching features (paired by order) for the DST engine.",
+                     "any", KEYPOINT_ARGS, False),
+    PROPOSE_PROC: (run_propose, "_Propose keypoints…", "Propose Impasto keypoints",
+                   "Finds DST's automatic keypoints between the active layer and the style layer (seconds, through "
+                   "the daemon) and writes them as the two keypoint paths, to correct by hand before stylizing from "
+                   "the paths.", "one", PROPOSE_ARGS, False),
+    RERUN_PROC: (run_rerun, "_Re-run from recipe…", "Make an Impasto result again",
+                 "Stylizes the layer under the selected result layer again with the result's recipe (every setting "
+                 "and the seed), as a new layer.", "one", RERUN_ARGS, True),
+}
 
 if __name__ == "__main__":
     Gimp.main(Impasto.__gtype__, sys.argv)

@@ -1,23 +1,25 @@
 """The plugin's state and actions, shared by the Extension (menu actions) and every docker (one per window).
 
 Plain Python over ``krita_api`` and the Impasto client: it survives dockers being closed and reopened, and the
-logic tests drive it against a fake Krita.  A Qt timer (see ``extension``) calls ``pump()`` while ``busy``.
+logic tests drive it against a fake Krita.  A Qt timer (see ``instance``) calls ``pump()`` while ``busy``.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
+from impasto_plugin import deps
+from impasto_plugin.daemon import serve_command as recorded_serve_command
+from impasto_plugin.errors import PluginError
+from impasto_plugin.jobs import JobTracker, State
 from impasto_protocol.options import OptionsError
 
-from . import deps, krita_api, markers, pixels
+from . import krita_api, markers, pixels
 from .insert import LayerSink, MarkerSink, PreviewSink, Target
-from .jobs import JobTracker, State
 from .pixels import Rect
 from .settings import Settings, apply_recipe
 
@@ -27,10 +29,6 @@ CONTENT_TYPES = ("paintlayer", "grouplayer", "filelayer", "clonelayer", "filllay
 AUTOSTART_TIMEOUT = 90.0
 MIN_SIDE = 16                      # StylizeOptions' smallest size
 INSTALL_INFO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "install.json")
-
-
-class PluginError(Exception):
-    """A problem the artist can fix; shown in the docker (never as a traceback)."""
 
 
 @dataclass
@@ -43,16 +41,7 @@ class Connection:
 
 def serve_command() -> Optional[list[str]]:
     """How to start the daemon: $IMPASTO_SERVE_COMMAND, else what install-plugin recorded, else ``impasto`` on PATH."""
-    if os.environ.get("IMPASTO_SERVE_COMMAND"):
-        return None                     # the client reads the variable itself
-    try:
-        with open(INSTALL_INFO) as f:
-            cmd = json.load(f).get("serve_command")
-        if isinstance(cmd, list) and cmd and all(isinstance(c, str) for c in cmd):
-            return cmd
-    except (OSError, ValueError):
-        pass
-    return None
+    return recorded_serve_command(INSTALL_INFO)
 
 
 class Controller:
@@ -112,12 +101,17 @@ class Controller:
         self.notify()
 
     # ------------------------------------------------------------------------------------------ daemon
-    def connect(self, autostart: bool = False) -> bool:
-        """Connect to a running daemon (quick); with ``autostart`` start one when none answers (non-blocking)."""
-        problem = deps.zmq_problem()
+    def _zmq_missing(self) -> bool:
+        """True (and the docker says what to run) when Krita's Python cannot load pyzmq and the client."""
+        problem = deps.zmq_problem("krita")
         if problem:
             self.conn = Connection("error", problem)
             self.notify()
+        return bool(problem)
+
+    def connect(self, autostart: bool = False) -> bool:
+        """Connect to a running daemon (quick); with ``autostart`` start one when none answers (non-blocking)."""
+        if self._zmq_missing():
             return False
         from impasto_protocol.client import Client, DaemonNotRunning, ProtocolError
         try:
@@ -151,10 +145,7 @@ class Controller:
         self.notify()
 
     def start_daemon(self) -> bool:
-        problem = deps.zmq_problem()
-        if problem:
-            self.conn = Connection("error", problem)
-            self.notify()
+        if self._zmq_missing():
             return False
         from impasto_protocol.client import DaemonNotRunning, spawn_daemon
         from impasto_protocol.connection import default_connection_file

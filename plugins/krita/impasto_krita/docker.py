@@ -13,8 +13,8 @@ from PyQt5.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QFileDialog, QF
                              QVBoxLayout, QWidget)
 
 from . import krita_api, pixels
-from .extension import controller
-from .jobs import State
+from .instance import controller
+from impasto_plugin.jobs import State
 from .settings import ENGINE_TITLES, KEYPOINT_MODES
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,28 @@ class LayerCombo(QComboBox):
         self.blockSignals(False)
 
 
+HINT_COLOUR = "#9a9a9a"
+ERROR_COLOUR = "#e6194b"
+
+
+def thin_progress_bar() -> QProgressBar:
+    """A textless progress bar 8 px high, 0..1000."""
+    bar = QProgressBar()
+    bar.setRange(0, 1000)
+    bar.setTextVisible(False)
+    bar.setMaximumHeight(8)
+    return bar
+
+
+def wrapped_label(colour: str = "") -> QLabel:
+    """An empty word-wrapping label, in ``colour`` when given."""
+    label = QLabel("")
+    label.setWordWrap(True)
+    if colour:
+        label.setStyleSheet(f"color: {colour};")
+    return label
+
+
 class ImpastoDocker(DockWidget):
     def __init__(self):
         super().__init__()
@@ -74,12 +96,28 @@ class ImpastoDocker(DockWidget):
 
     # ----------------------------------------------------------------------------------------------- layout
     def _build(self) -> None:
+        """The docker's widgets, one section builder each, in a scroll area."""
         root = QWidget()
         lay = QVBoxLayout(root)
         lay.setContentsMargins(6, 6, 6, 6)
         lay.setSpacing(6)
+        self._build_status(lay)
+        self._build_engine(lay)
+        self._build_styles(lay)
+        self._build_style_source(lay)
+        self._build_options(lay)
+        self._build_run(lay)
+        self._build_training(lay)
+        lay.addStretch(1)
 
-        # daemon status
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.NoFrame)
+        scroll.setWidget(root)
+        self.setWidget(scroll)
+
+    def _build_status(self, lay: QVBoxLayout) -> None:
+        """The daemon's state and the Start daemon button."""
         row = QHBoxLayout()
         self.dot = QLabel("●")
         self.status = QLabel("Not connected")
@@ -92,7 +130,8 @@ class ImpastoDocker(DockWidget):
         row.addWidget(self.start_btn)
         lay.addLayout(row)
 
-        # engine
+    def _build_engine(self, lay: QVBoxLayout) -> None:
+        """The engine choice and its one-line hint."""
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
         self.engine = QComboBox()
@@ -100,13 +139,12 @@ class ImpastoDocker(DockWidget):
             self.engine.addItem(ENGINE_TITLES[e], e)
         self.engine.currentIndexChanged.connect(self._changed)
         form.addRow("Engine", self.engine)
-        self.engine_hint = QLabel()
-        self.engine_hint.setWordWrap(True)
-        self.engine_hint.setStyleSheet("color: #9a9a9a;")
+        self.engine_hint = wrapped_label(HINT_COLOUR)
         form.addRow("", self.engine_hint)
         lay.addLayout(form)
 
-        # MT styles
+    def _build_styles(self, lay: QVBoxLayout) -> None:
+        """The MT style list (thumbnails)."""
         self.styles = QListWidget()
         self.styles.setViewMode(QListWidget.IconMode)
         self.styles.setIconSize(QSize(64, 64))
@@ -120,7 +158,8 @@ class ImpastoDocker(DockWidget):
         QVBoxLayout(self.styles_box).addWidget(self.styles)
         lay.addWidget(self.styles_box)
 
-        # style source
+    def _build_style_source(self, lay: QVBoxLayout) -> None:
+        """Where the style comes from: an image file or a layer."""
         self.source_box = QGroupBox("Style")
         sl = QFormLayout(self.source_box)
         self.src_file = QRadioButton("Image file")
@@ -147,7 +186,8 @@ class ImpastoDocker(DockWidget):
         sl.addRow(self.src_layer, self.style_layer)
         lay.addWidget(self.source_box)
 
-        # options
+    def _build_options(self, lay: QVBoxLayout) -> None:
+        """Strength, colours, output size, detail and keypoints."""
         opts = QGroupBox("Options")
         of = QFormLayout(opts)
         of.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
@@ -163,6 +203,12 @@ class ImpastoDocker(DockWidget):
         self.preserve = QCheckBox("Keep the original colours")
         self.preserve.toggled.connect(self._changed)
         of.addRow("", self.preserve)
+        self._build_output_rows(of)
+        self._build_keypoints_row(of)
+        lay.addWidget(opts)
+
+    def _build_output_rows(self, of: QFormLayout) -> None:
+        """Output size (full, or long side at most) and the working resolution ("Detail")."""
         orow = QHBoxLayout()
         self.output_mode = QComboBox()
         self.output_mode.addItem("Full size", "canvas")
@@ -182,6 +228,9 @@ class ImpastoDocker(DockWidget):
         self.size.setToolTip("Resolution the style is worked out at: larger = finer brush strokes, slower")
         self.size.valueChanged.connect(self._changed)
         of.addRow("Detail", self.size)
+
+    def _build_keypoints_row(self, of: QFormLayout) -> None:
+        """DST's keypoint mode with the Propose and Add markers buttons."""
         krow = QHBoxLayout()
         self.keypoints = QComboBox()
         for k, title in KEYPOINT_MODES.items():
@@ -200,9 +249,9 @@ class ImpastoDocker(DockWidget):
         krow.addWidget(self.markers_btn)
         self.keypoints_label = QLabel("Keypoints")
         of.addRow(self.keypoints_label, krow)
-        lay.addWidget(opts)
 
-        # run
+    def _build_run(self, lay: QVBoxLayout) -> None:
+        """Preview / Re-run / Stylize / Cancel, then what the job says."""
         brow = QHBoxLayout()
         self.preview_btn = QPushButton("Preview")
         self.preview_btn.setToolTip("Try the settings quickly at a small size; shown below, nothing is inserted")
@@ -224,22 +273,18 @@ class ImpastoDocker(DockWidget):
         brow.addWidget(self.stylize_btn, 1)
         brow.addWidget(self.cancel_btn)
         lay.addLayout(brow)
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 1000)
-        self.progress.setTextVisible(False)
-        self.progress.setMaximumHeight(8)
+        self._build_job_feedback(lay)
+
+    def _build_job_feedback(self, lay: QVBoxLayout) -> None:
+        """The running job's progress bar and status, the last error and notice, and the preview image."""
+        self.progress = thin_progress_bar()
         lay.addWidget(self.progress)
-        self.job_label = QLabel("")
-        self.job_label.setWordWrap(True)
+        self.job_label = wrapped_label()
         lay.addWidget(self.job_label)
-        self.error = QLabel("")
-        self.error.setWordWrap(True)
+        self.error = wrapped_label(ERROR_COLOUR)
         self.error.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        self.error.setStyleSheet("color: #e6194b;")
         lay.addWidget(self.error)
-        self.notice = QLabel("")
-        self.notice.setWordWrap(True)
-        self.notice.setStyleSheet("color: #9a9a9a;")
+        self.notice = wrapped_label(HINT_COLOUR)
         lay.addWidget(self.notice)
         self.preview = QLabel()
         self.preview.setAlignment(Qt.AlignCenter)
@@ -247,7 +292,8 @@ class ImpastoDocker(DockWidget):
         self.preview.setMinimumHeight(0)
         lay.addWidget(self.preview)
 
-        # training: a collapsible section
+    def _build_training(self, lay: QVBoxLayout) -> None:
+        """Learning a new MT style: a collapsible section."""
         self.train_toggle = QToolButton()
         self.train_toggle.setText("Learn a new style (Fast engine)")
         self.train_toggle.setCheckable(True)
@@ -276,23 +322,12 @@ class ImpastoDocker(DockWidget):
         trow.addWidget(self.train_btn, 1)
         trow.addWidget(self.train_cancel)
         tl.addRow(trow)
-        self.train_progress = QProgressBar()
-        self.train_progress.setRange(0, 1000)
-        self.train_progress.setTextVisible(False)
-        self.train_progress.setMaximumHeight(8)
+        self.train_progress = thin_progress_bar()
         tl.addRow(self.train_progress)
-        self.train_label = QLabel("")
-        self.train_label.setWordWrap(True)
+        self.train_label = wrapped_label()
         tl.addRow(self.train_label)
         self.train_box.setVisible(False)
         lay.addWidget(self.train_box)
-        lay.addStretch(1)
-
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.NoFrame)
-        scroll.setWidget(root)
-        self.setWidget(scroll)
 
     def _train_toggled(self, on: bool) -> None:
         self.train_toggle.setArrowType(Qt.DownArrow if on else Qt.RightArrow)

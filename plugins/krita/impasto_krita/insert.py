@@ -1,4 +1,4 @@
-"""Turning a finished job into a layer (the ``jobs.Sink`` for stylize jobs), and keeping previews for the docker.
+"""Turning a finished job into a layer (the ``impasto_plugin.jobs.Sink`` for stylize jobs), and keeping previews for the docker.
 
 Rules: the result goes into a *new* paint layer just above the source layer, covering the selection's bounds (or the
 whole layer/canvas), with the selection mask as its alpha: the daemon sends the stylized colour unblended and the mask

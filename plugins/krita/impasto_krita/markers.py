@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 from typing import Iterable
 from xml.sax.saxutils import escape
 
-from impasto_protocol.options import KeypointPair
-
-from .pixels import Rect
+from impasto_plugin.geometry import Rect, default_positions  # noqa: F401 - where "Add keypoint markers" puts them
+from impasto_plugin.keypoints import Pairing, pair_numbered
 
 CONTENT_LAYER = "Impasto keypoints: content"
 STYLE_LAYER = "Impasto keypoints: style"
@@ -44,19 +43,6 @@ def pt_to_px(v: float, resolution: float) -> float:
 
 def px_to_pt(v: float, resolution: float) -> float:
     return v * 72.0 / float(resolution)
-
-
-def default_positions(rect: Rect, count: int = 4) -> list[tuple[float, float]]:
-    """Where new markers go, in document pixels: spread over the rect so that none overlaps."""
-    base = [(0.25, 0.25), (0.75, 0.25), (0.25, 0.75), (0.75, 0.75), (0.5, 0.5),
-            (0.5, 0.2), (0.5, 0.8), (0.2, 0.5), (0.8, 0.5)]
-    out = []
-    for i in range(count):
-        fx, fy = base[i % len(base)]
-        if i >= len(base):                       # more than 9: shift each round a little
-            fx, fy = fx + 0.05 * (i // len(base)), fy + 0.05 * (i // len(base))
-        out.append((round(rect.x + fx * rect.width, 2), round(rect.y + fy * rect.height, 2)))
-    return out
 
 
 def marker_radius(rect: Rect) -> float:
@@ -109,28 +95,9 @@ def read_markers(shapes: Iterable[tuple[str, tuple[float, float, float, float]]]
     return out
 
 
-@dataclass
-class Pairing:
-    pairs: list[KeypointPair]
-    numbers: list[int]
-    content_only: list[int]
-    style_only: list[int]
-
-    def warning(self) -> str | None:
-        bits = []
-        if self.content_only:
-            bits.append("content marker(s) " + ", ".join(map(str, self.content_only)) + " have no style twin")
-        if self.style_only:
-            bits.append("style marker(s) " + ", ".join(map(str, self.style_only)) + " have no content twin")
-        return "; ".join(bits) or None
-
-
 def pair_markers(content: MarkerSet, style: MarkerSet) -> Pairing:
-    common = sorted(set(content.points) & set(style.points))
-    return Pairing(pairs=[KeypointPair(content=content.points[n], style=style.points[n]) for n in common],
-                   numbers=common,
-                   content_only=sorted(set(content.points) - set(style.points)),
-                   style_only=sorted(set(style.points) - set(content.points)))
+    """A content marker and the style marker with the same number form a pair."""
+    return pair_numbered(content.points, style.points)
 
 
 def next_numbers(existing: Iterable[int], count: int) -> list[int]:

@@ -7,8 +7,7 @@ come back RGBA and are swizzled to BGRA for ``setPixelData``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from impasto_plugin.geometry import Rect  # noqa: F401 - the plugin's rectangles are the core's
 from impasto_protocol.images import ImageBuffer
 from impasto_protocol.pixels import PixelError, apply_mask, buffer_to_rgba, convert_depth, swap_rb  # noqa: F401
 from impasto_protocol.pixels import check_len as _check_len
@@ -16,28 +15,6 @@ from impasto_protocol.pixels import check_len as _check_len
 ITEMSIZE = {"U8": 1, "U16": 2, "F16": 2, "F32": 4}
 WIRE_DTYPE = {"U8": "u8", "U16": "u16"}
 SRGB_PROFILE = "sRGB-elle-V2-srgbtrc.icc"       # Krita's bundled sRGB (gamma-encoded) profile, any depth
-
-
-@dataclass(frozen=True)
-class Rect:
-    x: int
-    y: int
-    width: int
-    height: int
-
-    @property
-    def empty(self) -> bool:
-        return self.width <= 0 or self.height <= 0
-
-    @property
-    def long_side(self) -> int:
-        return max(self.width, self.height)
-
-    def intersect(self, other: "Rect") -> "Rect":
-        x0, y0 = max(self.x, other.x), max(self.y, other.y)
-        x1 = min(self.x + self.width, other.x + other.width)
-        y1 = min(self.y + self.height, other.y + other.height)
-        return Rect(x0, y0, max(0, x1 - x0), max(0, y1 - y0))
 
 
 def wire_depth(color_model: str, color_depth: str) -> str:

@@ -5,6 +5,7 @@ import json
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from impasto_plugin.keypoints import KeypointsMissing, job_keypoints
 from impasto_protocol.options import KeypointPair, OptionsError, StylizeOptions
 
 ENGINE_TITLES = {"mt": "Fast (trained style)", "dst": "DST (keypoints)", "gatys": "Gatys", "strotss": "STROTSS"}
@@ -77,14 +78,11 @@ class Settings:
         out_side = PREVIEW_SIDE if preview else self.output_side(crop_long_side)
         out_side = max(16, min(out_side, crop_long_side)) if crop_long_side >= 16 else 16
         size = max(16, min(int(self.size), out_side))
-        kp_mode = "none"
-        if self.engine == "dst":
-            kp_mode = self.keypoint_mode
-            if kp_mode in ("markers", "both") and not keypoints:
-                if kp_mode == "markers":
-                    raise OptionsError("keypoints 'from markers' needs marker pairs: use Add keypoint markers, "
-                                       "then move the rings (same number = same feature)")
-                kp_mode = "auto"
+        try:
+            kp_mode, pairs = job_keypoints(self.engine, self.keypoint_mode, keypoints)
+        except KeypointsMissing:
+            raise OptionsError("keypoints 'from markers' needs marker pairs: use Add keypoint markers, "
+                               "then move the rings (same number = same feature)") from None
         opts = StylizeOptions(
             engine=self.engine,
             style_name=(self.style_name or None) if self.engine == "mt" else None,
@@ -96,7 +94,7 @@ class Settings:
             strength=float(self.strength),
             seed=int(self.seed),
             keypoint_mode=kp_mode,
-            keypoints=list(keypoints or []) if kp_mode in ("markers", "both") else [],
+            keypoints=pairs,
         )
         # the daemon's test engines (identity, sleep) are checked by the daemon itself
         return opts.validate() if self.engine in ENGINE_SHORT else opts

@@ -79,6 +79,8 @@ def test_vendored_pyzmq_is_for_gimps_python():
     import zmq
     assert sys.version_info[:2] == (3, 13)
     assert zmq.__file__.startswith(os.path.join(PLUGIN_DIR, "vendor"))
+    import impasto_plugin.jobs                                  # the plugin core, vendored by install-plugin
+    assert impasto_plugin.jobs.__file__.startswith(os.path.join(PLUGIN_DIR, "vendor", "impasto_plugin"))
     from impasto_protocol.client import Client
     with Client.connect(timeout=10) as c:
         assert STYLE in c.hello()["styles"]

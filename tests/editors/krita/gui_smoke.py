@@ -23,7 +23,7 @@ def pump_until(cond, timeout):
 
 
 def run():
-    import impasto_krita.extension as ext
+    import impasto_krita.instance as ext
     from impasto_krita.docker import ImpastoDocker
     app = Krita.instance()
     names = {d.objectName() for d in app.dockers()}

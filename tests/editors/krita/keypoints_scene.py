@@ -47,7 +47,7 @@ def wait_job(c, timeout):
 
 
 def run():
-    import impasto_krita.extension as ext
+    import impasto_krita.instance as ext
     from impasto_krita.docker import ImpastoDocker
     app = Krita.instance()
     win = app.activeWindow()

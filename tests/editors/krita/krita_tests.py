@@ -1,5 +1,5 @@
 """Tests that run INSIDE real Krita (5.1.5, kritarunner under Xvfb) with the plugin installed by
-``impasto install-plugin krita`` and a real ``impasto serve --test-engines`` daemon (started by
+``impasto install-plugin krita`` and a real daemon with the test engines (``tests/support/serve.py``, started by
 run_krita_tests.sh; IMPASTO_RUNTIME_DIR points at it).  Not collected by the normal suite (the file name does not
 match test_*.py); run with tests/editors/run_krita_tests.sh.
 """
@@ -19,7 +19,7 @@ import impasto_krita
 from impasto_krita import krita_api, markers
 from impasto_krita.controller import Controller
 from impasto_krita.extension import ImpastoExtension
-from impasto_krita.jobs import State
+from impasto_plugin.jobs import State
 
 W, H = 96, 64
 PYKRITA = os.path.dirname(os.path.dirname(os.path.abspath(impasto_krita.__file__)))
@@ -76,7 +76,7 @@ def open_doc(window, path):
 def ctrl():
     c = Controller()
     assert c.connect(), c.conn.message
-    engines = c.conn.info.get("engines", []) + c.conn.info.get("test_engines", [])
+    engines = c.conn.info.get("engines", [])                # the test engines are listed there too
     c.settings.engine = "gatys" if "gatys" in engines else "identity"
     c.settings.style_source = "file"
     c.settings.size, c.settings.steps = 32, 2
@@ -104,8 +104,10 @@ def layer_names(doc):
 
 def test_plugin_runs_on_vendored_pyzmq():
     import zmq
-    assert impasto_krita.deps.zmq_problem() is None
+    import impasto_plugin.deps
+    assert impasto_plugin.deps.zmq_problem("krita") is None
     assert os.path.join("impasto_krita", "vendor") in zmq.__file__, zmq.__file__
+    assert os.path.join("impasto_krita", "vendor", "impasto_plugin") in impasto_plugin.deps.__file__
     assert impasto_krita.__file__.startswith(PYKRITA) and "pykrita" in PYKRITA
 
 
@@ -195,7 +197,7 @@ def test_markers_added_by_the_action_are_read_in_pixels(window, png, ctrl):
 def test_cancelled_job_inserts_nothing(window, png, ctrl):
     """Cancel from the docker while a slow job runs; the job also survives closing and reopening the docker."""
     from impasto_krita.docker import ImpastoDocker
-    import impasto_krita.extension as ext_mod
+    import impasto_krita.instance as ext_mod
     doc = open_doc(window, png)
     doc.setActiveNode(doc.rootNode().childNodes()[0])
     ctrl.settings.engine, ctrl.settings.steps, ctrl.settings.learning_rate = "sleep", 400, 0.05   # ~20 s
@@ -259,7 +261,7 @@ def test_errors_show_in_the_docker_not_as_tracebacks(window, png, ctrl):
     doc.setActiveNode(doc.rootNode().childNodes()[0])
     ctrl.settings.engine = "gatys"
     ctrl.settings.style_file = "/no/such/painting.png"
-    import impasto_krita.extension as ext_mod
+    import impasto_krita.instance as ext_mod
     old = ext_mod._controller
     ext_mod._controller = ctrl
     try:
@@ -277,7 +279,7 @@ def test_errors_show_in_the_docker_not_as_tracebacks(window, png, ctrl):
 
 def test_preview_shows_in_the_docker_and_inserts_nothing(window, png, ctrl, style_png):
     from impasto_krita.docker import ImpastoDocker
-    import impasto_krita.extension as ext_mod
+    import impasto_krita.instance as ext_mod
     doc = open_doc(window, png)
     doc.setActiveNode(doc.rootNode().childNodes()[0])
     old = ext_mod._controller
@@ -342,7 +344,7 @@ def test_train_a_style_then_use_it_from_the_list(window, png, ctrl, style_png):
     """Learn a style from the docker's style image (tiny network, 3 steps), see it with its thumbnail in the Fast
     list, and stylize with it."""
     from impasto_krita.docker import ImpastoDocker
-    import impasto_krita.extension as ext_mod
+    import impasto_krita.instance as ext_mod
     tracker = ctrl.train("kritatest", 3, net="tiny", crop=64, style_sizes=[64, 96, 128], batch=2)
     assert tracker is not None, ctrl.error
     wait(ctrl, lambda: not tracker.active, timeout=600)

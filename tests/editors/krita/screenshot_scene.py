@@ -94,7 +94,7 @@ def capture_progress(c, s, docker, engines):
 
 
 def run():
-    import impasto_krita.extension as ext
+    import impasto_krita.instance as ext
     from impasto_krita.docker import ImpastoDocker
     app = Krita.instance()
     win = app.activeWindow()

@@ -197,15 +197,14 @@ def _resize_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 def stylize(content: torch.Tensor, style: torch.Tensor | None, options: StylizeOptions, *,
             progress: ProgressFn = no_progress, cancel: CancelCheck = never_cancel, device=None, on_tile=None,
             artifacts: dict | None = None, approx: StrotssApprox = FAST) -> torch.Tensor:
-    """DST of ``content`` towards ``style`` (module docstring); ``approx`` chooses the fast or the exact form of
-    the STROTSS terms (benchmarks compare both)."""
+    """DST of ``content`` towards ``style`` (module docstring): keypoints -> objective -> schedule -> output.
+    ``approx`` chooses the fast or the exact form of the STROTSS terms (benchmarks compare both)."""
     if style is None:
         raise EngineError("DST needs a style image")
     opt_name = options.optimizer or "sgd"
     if opt_name not in ("sgd", "adam", "rmsprop"):
         raise EngineError(f"DST optimizes with 'sgd' (default), 'adam' or 'rmsprop', not {opt_name!r}")
     device, fmt, vgg = prepare(device)
-    scaler = loss_scaler(device)
     gen = torch.Generator().manual_seed(options.seed)
     out_size = tuple(content.shape[2:])
     large = is_large(out_size)      # then the tiled full-resolution pass follows (impasto.tiling.optim_tiled)
@@ -213,9 +212,27 @@ def stylize(content: torch.Tensor, style: torch.Tensor | None, options: StylizeO
     if large:
         progress = scaled_progress(progress, 0.0, OPTIMIZE_SHARE)
     content, style = content[:, :3].float(), style[:, :3].float()
-    variant = options.variant
 
-    # keypoints, in the given images' pixels, then in the working frame
+    kp, t_kp = _keypoints(content, style, options, device=device, vgg=vgg, progress=progress, cancel=cancel)
+    obj = _objective(content, style, kp, options, device)
+    run = _optimize(obj, options, opt_name, device=device, fmt=fmt, vgg=vgg, gen=gen, progress=progress,
+                    cancel=cancel, approx=approx)
+    out = _output(obj, run, out_size, large)
+    log.info("DST %s: %d keypoints, keypoints %.1f s, optimisation %.1f s (%s steps), final %s",
+             options.variant, obj.k, t_kp, run.seconds, " + ".join(map(str, run.steps_run)), run.last)
+    if artifacts is not None:
+        _fill_artifacts(artifacts, content, style, kp, obj, run, out, t_kp, large)
+    if large:
+        return finish_at_full_resolution(out.x.cpu(), out_size, style, options, progress=final_progress,
+                                         cancel=cancel, on_tile=on_tile, device=device, read=out.warped.read)
+    return out.result.cpu().contiguous()
+
+
+# ---------------------------------------------------------------------------------------------- the phases
+
+def _keypoints(content: torch.Tensor, style: torch.Tensor, options: StylizeOptions, *, device, vgg,
+               progress: ProgressFn, cancel: CancelCheck) -> tuple[CleanedPoints, float]:
+    """The cleaned pairs and their targets in the given images' pixels, and the seconds they took."""
     check_cancel(cancel)
     t0 = time.perf_counter()
     if options.warp_weight == 0 and not options.keypoints:
@@ -226,46 +243,74 @@ def stylize(content: torch.Tensor, style: torch.Tensor | None, options: StylizeO
         kp = resolve_keypoints(content, style, options, device=device, vgg=vgg, progress=progress, cancel=cancel)
     t_kp = time.perf_counter() - t0
     check_cancel(cancel)
+    return kp, t_kp
 
+
+@dataclass
+class _Objective:
+    """The joint objective in the working frame: images at the working size, P and T there, and the weights."""
+
+    c_full: torch.Tensor                  # content and style at the working size, on the device
+    s_full: torch.Tensor
+    frame: tuple[int, int]                # (w, h) of the working frame
+    to_work: torch.Tensor                 # (sx, sy): given content pixels -> working pixels (float64)
+    p_src: torch.Tensor                   # (K, 2) content points P, working pixels
+    targets: torch.Tensor                 # (K, 2) targets T, working pixels
+    k: int
+    alpha: float                          # α (content), β (L_warp), γ (TV of the flow), style weight
+    beta: float
+    gamma: float
+    sw: float
+    use_warp: bool
+    variant: str
+
+
+def _objective(content: torch.Tensor, style: torch.Tensor, kp: CleanedPoints, options: StylizeOptions,
+               device) -> _Objective:
+    variant = options.variant
     c_full = resize_long_side(content, options.size).to(device)
     s_full = resize_long_side(style, options.size).to(device)
     h, w = c_full.shape[2:]
-    frame = (w, h)
     to_work = torch.tensor([w / content.shape[3], h / content.shape[2]], dtype=torch.float64)
     p_src = (kp.content * to_work).float().to(device)
     targets = (kp.targets * to_work).float().to(device)
     k = p_src.shape[0]
     if k == 0 and options.warp_weight != 0:
         log.warning("DST: no keypoint pairs survived; the result is not warped")
-
     alpha = options.content_weight if options.content_weight is not None else (
         DEFAULTS.content_weight if variant == "strotss" else DEFAULTS.content_weight_gatys)
     beta = DEFAULTS.warp_weight if options.warp_weight is None else options.warp_weight
     gamma = DEFAULTS.warp_tv_weight if options.warp_tv_weight is None else options.warp_tv_weight
     sw = 1.0 if options.style_weight is None else options.style_weight
-    use_warp = k > 0 and beta > 0
-    schedule = SCHEDULES[options.schedule] if variant == "strotss" else Schedule(DEFAULTS.lr_gatys,
-                                                                                   DEFAULTS.steps_per_scale, None)
-    steps = options.steps or schedule.steps_per_scale
-    n_scales = num_scales(min(c_full.shape[2:]), min(s_full.shape[2:]))
-    levels = DEFAULTS.pyramid_levels
+    return _Objective(c_full, s_full, (w, h), to_work, p_src, targets, k, alpha, beta, gamma, sw,
+                      k > 0 and beta > 0, variant)
 
-    start = c_full if options.init == "content" else torch.rand(c_full.shape, generator=gen).to(device)
-    pyr = [p.detach().clone().requires_grad_(True) for p in laplacian_pyramid(start, levels)]
-    theta = (torch.rand(k, 2, generator=gen) * 1e-4).to(device).requires_grad_(True)
+
+@dataclass
+class _Run:
+    """What the optimisation leaves: the pyramid of X, the displacements θ, per-scale steps, the last losses."""
+
+    pyr: list[torch.Tensor]
+    theta: torch.Tensor
+    steps_run: list[int]
+    last: dict[str, float]
+    seconds: float
+
+
+def _optimize(obj: _Objective, options: StylizeOptions, opt_name: str, *, device, fmt, vgg, gen: torch.Generator,
+              progress: ProgressFn, cancel: CancelCheck, approx: StrotssApprox) -> _Run:
+    """The schedule: X as a Laplacian pyramid and θ, optimised together scale by scale, coarse to fine."""
+    scaler = loss_scaler(device)
+    schedule = SCHEDULES[options.schedule] if obj.variant == "strotss" else Schedule(DEFAULTS.lr_gatys,
+                                                                                       DEFAULTS.steps_per_scale, None)
+    steps = options.steps or schedule.steps_per_scale
+    n_scales = num_scales(min(obj.c_full.shape[2:]), min(obj.s_full.shape[2:]))
+    start = obj.c_full if options.init == "content" else torch.rand(obj.c_full.shape, generator=gen).to(device)
+    pyr = [p.detach().clone().requires_grad_(True) for p in laplacian_pyramid(start, DEFAULTS.pyramid_levels)]
+    theta = (torch.rand(obj.k, 2, generator=gen) * 1e-4).to(device).requires_grad_(True)
     adaptive = opt_name in ("adam", "rmsprop")
     lr = options.learning_rate or (DEFAULTS.lr_adaptive if adaptive else schedule.lr)
-    # SGD: L_warp is a mean over the K points, so each θ_i gets 1/K of the pull: with DST's lr a point moves at most
-    # ~1.5/K px a step.  Scaling θ's lr by K/8 keeps that speed for any K (unchanged up to 8 points).  Adam and
-    # RMSprop normalise each coordinate's step, so θ's lr is a step length in pixels of its own.
-    lr_theta = DEFAULTS.lr_theta_adaptive if adaptive else DEFAULTS.lr_theta * max(1.0, k / 8)
-    params = [{"params": pyr}] + ([{"params": [theta], "lr": lr_theta}] if use_warp else [])
-    if opt_name == "sgd":
-        opt = torch.optim.SGD(params, lr=lr, momentum=DEFAULTS.momentum)
-    elif opt_name == "adam":
-        opt = torch.optim.Adam(params, lr=lr)
-    else:
-        opt = torch.optim.RMSprop(params, lr=lr)
+    opt = _optimizer(opt_name, pyr, theta, obj, lr, adaptive)
 
     total_steps, done = steps * n_scales, 0
     steps_run: list[int] = []
@@ -276,11 +321,11 @@ def stylize(content: torch.Tensor, style: torch.Tensor | None, options: StylizeO
         down = 2 ** begin
         with torch.no_grad():
             size_s = tuple(synthesize(pyr[begin:]).shape[2:])
-        c_s = _resize_to(c_full, size_s)
-        s_s = resize_long_side(s_full, max(16, round(max(s_full.shape[2:]) / down)))
-        alpha_s = alpha * down
+        c_s = _resize_to(obj.c_full, size_s)
+        s_s = resize_long_side(obj.s_full, max(16, round(max(obj.s_full.shape[2:]) / down)))
+        alpha_s = obj.alpha * down
         terms = None        # the last scale's features go before this scale's are made (peak memory)
-        if variant == "strotss":
+        if obj.variant == "strotss":
             terms = _StrotssTerms(vgg, c_s, s_s, alpha_s, gen, DEFAULTS.samples, DEFAULTS.style_samples, approx)
             # every sampled location adds its gradient to its pixels: in images with fewer than 2 pixels per
             # sample (a scale under ~45 px) each pixel's gradient grows as the pixels get fewer, and SGD at the
@@ -294,21 +339,7 @@ def stylize(content: torch.Tensor, style: torch.Tensor | None, options: StylizeO
             check_cancel(cancel)
             opt.zero_grad(set_to_none=True)
             x = synthesize(pyr[begin:])
-            if use_warp:
-                tps = fit_displacement(p_src, p_src + theta, frame, DEFAULTS.border_per_side)
-                flow = smooth_flow(tps, size_s, frame, DEFAULTS.field_side)
-                wx = sample_backward(x, flow)
-            else:
-                wx = None
-            lc, ls_x, ls_w = terms(x, wx)
-            loss = alpha_s * lc + sw * ls_x
-            last = {"content": lc.item(), "style": ls_x.item()}
-            if use_warp:
-                l_warp = (targets - (p_src + theta)).norm(dim=1).mean()
-                l_tv = tv_loss(flow, diagonals=True)
-                loss = loss + sw * ls_w + beta * l_warp + gamma * l_tv
-                last.update({"style_warped": ls_w.item(), "warp": l_warp.item(), "flow_tv": l_tv.item()})
-            last["total"] = loss.item()
+            loss, wx, last = _loss(obj, terms, x, theta, alpha_s, size_s)
             if not torch.isfinite(loss):
                 raise EngineError(f"DST diverged at scale {si + 1} step {step} (loss {last['total']:g}); lower the "
                                   f"learning rate (now {lr:g}) or the warp weights")
@@ -326,18 +357,69 @@ def stylize(content: torch.Tensor, style: torch.Tensor | None, options: StylizeO
         steps_run.append(step)
         done = steps * (si + 1)
         log.debug("DST scale %d/%d (%dx%d), %d steps: %s", si + 1, n_scales, size_s[1], size_s[0], step, last)
-    t_opt = time.perf_counter() - t_opt
+    return _Run(pyr, theta, steps_run, last, time.perf_counter() - t_opt)
 
+
+def _optimizer(opt_name: str, pyr: list[torch.Tensor], theta: torch.Tensor, obj: _Objective, lr: float,
+               adaptive: bool) -> torch.optim.Optimizer:
+    # SGD: L_warp is a mean over the K points, so each θ_i gets 1/K of the pull: with DST's lr a point moves at most
+    # ~1.5/K px a step.  Scaling θ's lr by K/8 keeps that speed for any K (unchanged up to 8 points).  Adam and
+    # RMSprop normalise each coordinate's step, so θ's lr is a step length in pixels of its own.
+    lr_theta = DEFAULTS.lr_theta_adaptive if adaptive else DEFAULTS.lr_theta * max(1.0, obj.k / 8)
+    params = [{"params": pyr}] + ([{"params": [theta], "lr": lr_theta}] if obj.use_warp else [])
+    if opt_name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=DEFAULTS.momentum)
+    if opt_name == "adam":
+        return torch.optim.Adam(params, lr=lr)
+    return torch.optim.RMSprop(params, lr=lr)
+
+
+def _loss(obj: _Objective, terms, x: torch.Tensor, theta: torch.Tensor, alpha_s: float, size_s: tuple[int, int]
+          ) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, float]]:
+    """L at one step (module docstring), W(X, θ) (None without a warp) and the terms' values."""
+    if obj.use_warp:
+        tps = fit_displacement(obj.p_src, obj.p_src + theta, obj.frame, DEFAULTS.border_per_side)
+        flow = smooth_flow(tps, size_s, obj.frame, DEFAULTS.field_side)
+        wx = sample_backward(x, flow)
+    else:
+        wx = None
+    lc, ls_x, ls_w = terms(x, wx)
+    loss = alpha_s * lc + obj.sw * ls_x
+    last = {"content": lc.item(), "style": ls_x.item()}
+    if obj.use_warp:
+        l_warp = (obj.targets - (obj.p_src + theta)).norm(dim=1).mean()
+        l_tv = tv_loss(flow, diagonals=True)
+        loss = loss + obj.sw * ls_w + obj.beta * l_warp + obj.gamma * l_tv
+        last.update({"style_warped": ls_w.item(), "warp": l_warp.item(), "flow_tv": l_tv.item()})
+    last["total"] = loss.item()
+    return loss, wx, last
+
+
+@dataclass
+class _Output:
+    x: torch.Tensor                       # X at the working size (clamped)
+    dst_pts: torch.Tensor                 # P + θ, working pixels
+    unwarped: torch.Tensor                # X at the debug size (the result's, or the working size when large)
+    flow: torch.Tensor                    # the backward flow at the debug size
+    shown: torch.Tensor                   # W(X, θ) at the debug size
+    result: torch.Tensor | None           # the result (not large), else None
+    warped: WarpedImage | None            # large: the warp for the tiled full-resolution pass to read box by box
+
+
+def _output(obj: _Objective, run: _Run, out_size: tuple[int, int], large: bool) -> _Output:
+    """X upsampled to the requested size and warped there with the loop's bilinear sampling (or, for a large
+    output, the warp handed to the tiled full-resolution pass)."""
+    k, frame = obj.k, obj.frame
+    warped = None
     with torch.no_grad():
-        x = synthesize(pyr).clamp(0, 1).float()
-        dst_pts = p_src + theta.detach()
-        tps = fit_displacement(p_src.double(), dst_pts.double(), frame, DEFAULTS.border_per_side) if k > 0 else None
+        x = synthesize(run.pyr).clamp(0, 1).float()
+        dst_pts = obj.p_src + run.theta.detach()
+        tps = fit_displacement(obj.p_src.double(), dst_pts.double(), frame, DEFAULTS.border_per_side) if k > 0 else None
         if large:
             # never a full-size float image of X or a full-size field: the warp is read box by box by the tiled
             # full-resolution pass (the field is resolution independent); debug images at the working size
-            field = tps if tps is not None else fit_displacement(p_src.double(), p_src.double(), frame)
+            field = tps if tps is not None else fit_displacement(obj.p_src.double(), obj.p_src.double(), frame)
             warped = WarpedImage(x.cpu(), field, frame, out_size)
-            result = None
             debug_size = tuple(x.shape[2:])
         else:
             debug_size = out_size
@@ -351,30 +433,25 @@ def stylize(content: torch.Tensor, style: torch.Tensor | None, options: StylizeO
         else:
             flow = torch.zeros(1, 2, *debug_size, device=x.device)
             shown = unwarped
-        if not large:
-            result = shown
-    log.info("DST %s: %d keypoints, keypoints %.1f s, optimisation %.1f s (%s steps), final %s",
-             variant, k, t_kp, t_opt, " + ".join(map(str, steps_run)), last)
+    return _Output(x, dst_pts, unwarped, flow, shown, None if large else shown, warped)
 
-    if artifacts is not None:
-        from_work = (1.0 / to_work).float().to(dst_pts.device)
-        artifacts["keypoints"] = tensors_to_pairs(kp.content, kp.style)
-        artifacts["targets"] = (kp.targets.float()).cpu()
-        artifacts["warped_points"] = (dst_pts * from_work).cpu()
-        artifacts["losses"] = dict(last)
-        artifacts["timings"] = {"keypoints": t_kp, "optimization": t_opt}
-        artifacts["steps"] = steps_run
-        # for the editors' warp overlay: points, targets and the backward flow, in pixels of the result
-        artifacts["warp_overlay"] = {"points": kp.content.float().cpu(), "targets": kp.targets.float().cpu(),
-                                     "flow": flow.float().cpu()}
-        shown_points = dst_pts if large else dst_pts * from_work
-        artifacts["debug_images"] = _debug_images(content if not large else resize_long_side(content, max(frame)),
-                                                  style, kp if not large else _scaled_points(kp, to_work), shown,
-                                                  unwarped, flow, shown_points.cpu())
-    if large:
-        return finish_at_full_resolution(x.cpu(), out_size, style, options, progress=final_progress, cancel=cancel,
-                                         on_tile=on_tile, device=device, read=warped.read)
-    return result.cpu().contiguous()
+
+def _fill_artifacts(artifacts: dict, content: torch.Tensor, style: torch.Tensor, kp: CleanedPoints,
+                    obj: _Objective, run: _Run, out: _Output, t_kp: float, large: bool) -> None:
+    from_work = (1.0 / obj.to_work).float().to(out.dst_pts.device)
+    artifacts["keypoints"] = tensors_to_pairs(kp.content, kp.style)
+    artifacts["targets"] = (kp.targets.float()).cpu()
+    artifacts["warped_points"] = (out.dst_pts * from_work).cpu()
+    artifacts["losses"] = dict(run.last)
+    artifacts["timings"] = {"keypoints": t_kp, "optimization": run.seconds}
+    artifacts["steps"] = run.steps_run
+    # for the editors' warp overlay: points, targets and the backward flow, in pixels of the result
+    artifacts["warp_overlay"] = {"points": kp.content.float().cpu(), "targets": kp.targets.float().cpu(),
+                                 "flow": out.flow.float().cpu()}
+    shown_points = out.dst_pts if large else out.dst_pts * from_work
+    artifacts["debug_images"] = _debug_images(content if not large else resize_long_side(content, max(obj.frame)),
+                                              style, kp if not large else _scaled_points(kp, obj.to_work),
+                                              out.shown, out.unwarped, out.flow, shown_points.cpu())
 
 
 def _scaled_points(kp: CleanedPoints, scale: torch.Tensor) -> CleanedPoints:

@@ -5,8 +5,9 @@ Coordinates
 A keypoint is ``[x, y]`` in *continuous pixel coordinates* of its own image: x to the right, y down, the top-left
 corner of the image at (0, 0) and the bottom-right corner at (W, H); the centre of pixel (i, j) is (i + 0.5, j + 0.5).
 A point is inside the image when 0 <= x <= W and 0 <= y <= H.  With this convention resizing an image by (sx, sy)
-maps a point by plain multiplication, which is what ``scale_pairs`` does.  The content point is in the content
-image as it was given (the crop or layer an editor sent), the style point in the style image.
+maps a point by plain multiplication, which is what ``impasto_protocol.options.scale_pairs`` does.  The content
+point is in the content image as it was given (the crop or layer an editor sent), the style point in the style
+image.
 
 File format (``--points pairs.json``, ``--save-keypoints out.json``)
 --------------------------------------------------------------------
@@ -115,14 +116,6 @@ def validate_pairs(pairs: Sequence[KeypointPair], content_size: tuple[int, int],
 
 
 # ------------------------------------------------------------------------------------------------ conversions
-
-def scale_pairs(pairs: Iterable[KeypointPair], content_scale: tuple[float, float] = (1.0, 1.0),
-                style_scale: tuple[float, float] = (1.0, 1.0)) -> list[KeypointPair]:
-    """Pairs for resized images: content points × (sx, sy), style points × (sx, sy)."""
-    (cx, cy), (sx, sy) = content_scale, style_scale
-    return [KeypointPair(content=(p.content[0] * cx, p.content[1] * cy), style=(p.style[0] * sx, p.style[1] * sy))
-            for p in pairs]
-
 
 def pairs_to_tensors(pairs: Sequence[KeypointPair], dtype: torch.dtype = torch.float64
                      ) -> tuple[torch.Tensor, torch.Tensor]:

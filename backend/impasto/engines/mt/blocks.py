@@ -16,6 +16,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ...colour import BT601_LUMA
+
 
 class ConvLayer(nn.Module):
     """Reflection pad (kernel // 2) + Conv2d."""
@@ -88,7 +90,7 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple
 # ImageNet statistics: the network sees normalised RGB, and luminance normalised the same way.
 RGB_MEAN = (0.485, 0.456, 0.406)
 RGB_STD = (0.229, 0.224, 0.225)
-LUMA_WEIGHTS = (0.299, 0.587, 0.114)   # ITU-R BT.601 luma
+LUMA_WEIGHTS = BT601_LUMA
 
 
 def normalize_rgb(x: torch.Tensor) -> torch.Tensor:

@@ -5,10 +5,10 @@ user-trained style, see ``styles``).  One pass runs the three levels at output/4
 ``--strength`` and ``--preserve-color`` are applied by the registry, as for every engine.  Very large outputs are
 the tiling module's job (it reuses ``load_style_model`` and the subnets).
 
-Speed (measured on the 2-core CPU here, see bench/bench_mt_speed.py and docs/mt.md): the net runs in the precision
-``impasto.precision`` gives inference on the device -- bf16 autocast + channels_last on CPUs with native bf16 and on
-sm80+ GPUs, fp16 on older tensor-core GPUs, fp32 otherwise (``IMPASTO_PRECISION`` overrides, docs/gpu.md).  ``IMPASTO_MT_COMPILE=1`` wraps the subnets in ``torch.compile(dynamic=True)``: about 3x faster
-per forward on this CPU but 30-60 s of compilation first, so it pays only in a long-lived daemon.
+Precision: the net runs in the dtype ``impasto.precision`` gives inference on the device (``IMPASTO_PRECISION``
+overrides, docs/gpu.md).  ``IMPASTO_MT_COMPILE=1`` wraps the subnets in ``torch.compile(dynamic=True)``, which pays
+only in a long-lived daemon (compiling takes far longer than one forward; figures and ``bench/bench_mt_speed.py``:
+docs/mt.md, "Speed").
 """
 from __future__ import annotations
 

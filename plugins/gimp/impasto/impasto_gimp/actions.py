@@ -20,7 +20,12 @@ from typing import Any, Callable, Optional, Sequence
 from impasto_protocol.images import ImageBuffer
 from impasto_protocol.options import KeypointPair
 
-from . import deps, paths, pixels
+from impasto_plugin import deps
+from impasto_plugin.daemon import serve_command
+from impasto_plugin.errors import PluginError
+from impasto_plugin.jobs import wait_for_result
+
+from . import locations, paths, pixels
 from .params import ParamError, Params, params_from_recipe
 from .pixels import Rect
 
@@ -28,10 +33,6 @@ log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 5.0
 AUTOSTART_TIMEOUT = 90.0
-
-
-class PluginError(Exception):
-    """A problem the artist can fix; GIMP shows the message (never a traceback)."""
 
 
 @dataclass
@@ -44,37 +45,23 @@ class Outcome:
 
 
 # --------------------------------------------------------------------------------------------- daemon
-def serve_command() -> Optional[list[str]]:
-    """How to start the daemon: $IMPASTO_SERVE_COMMAND (read by the client), else what install-plugin recorded."""
-    if os.environ.get("IMPASTO_SERVE_COMMAND"):
-        return None
-    try:
-        with open(deps.INSTALL_INFO) as f:
-            cmd = json.load(f).get("serve_command")
-        if isinstance(cmd, list) and cmd and all(isinstance(c, str) for c in cmd):
-            return cmd
-    except (OSError, ValueError):
-        pass
-    return None
-
-
 def connect() -> Any:
     """A client of the running daemon, starting one when none answers."""
-    problem = deps.zmq_problem()
+    problem = deps.zmq_problem("gimp")
     if problem:
         raise PluginError(problem)
     from impasto_protocol.client import Client, DaemonNotRunning, ProtocolError
     try:
-        return Client.connect(autostart=True, timeout=CONNECT_TIMEOUT, serve_command=serve_command(),
-                              autostart_timeout=AUTOSTART_TIMEOUT)
+        return Client.connect(autostart=True, timeout=CONNECT_TIMEOUT,
+                              serve_command=serve_command(locations.INSTALL_INFO), autostart_timeout=AUTOSTART_TIMEOUT)
     except (DaemonNotRunning, ProtocolError, OSError) as e:
         raise PluginError(f"cannot reach the Impasto daemon: {e}. Start it with `impasto serve`.") from None
 
 
 def daemon_summary(timeout: float = 2.0) -> str:
     """One line for the dialog: what the running daemon offers, or that it starts on OK."""
-    if deps.zmq_problem():
-        return deps.zmq_problem() or ""
+    if deps.zmq_problem("gimp"):
+        return deps.zmq_problem("gimp") or ""
     from impasto_protocol.client import Client
     try:
         with Client.connect(timeout=timeout) as c:
@@ -89,9 +76,9 @@ def daemon_summary(timeout: float = 2.0) -> str:
 
 def installed_styles(timeout: float = 1.5, cache: Optional[str] = None) -> dict[str, str]:
     """The trained MT styles (name -> title) for the dialog's choice list: from the running daemon (remembered in
-    ``deps.STYLES_CACHE``), else the list it gave last time; {} when neither is there.  Never starts a daemon."""
-    cache = cache or deps.STYLES_CACHE
-    if not deps.zmq_problem():
+    ``locations.STYLES_CACHE``), else the list it gave last time; {} when neither is there.  Never starts a daemon."""
+    cache = cache or locations.STYLES_CACHE
+    if not deps.zmq_problem("gimp"):
         from impasto_protocol.client import Client
         try:
             with Client.connect(timeout=timeout) as c:
@@ -111,38 +98,6 @@ def installed_styles(timeout: float = 1.5, cache: Optional[str] = None) -> dict[
         return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
     except (OSError, ValueError):
         return {}
-
-
-def wait_for_result(job: Any, on_progress: Callable[[float, str], None],
-                    timeout: Optional[float] = None, image: bool = True,
-                    overlays: Optional[dict] = None) -> tuple[Optional[ImageBuffer], dict]:
-    """Follow a job to its end; returns (image, info) or raises PluginError with the daemon's message.
-    ``image=False``: the job sends no image (proposed keypoints), the result is (None, info).  ``overlays``, when
-    given, receives the result's overlay images (name -> ImageBuffer)."""
-    from impasto_protocol.messages import CancelledEvent, ErrorEvent, ProgressEvent, ResultEvent
-    try:
-        for ev in job.events(timeout=timeout):
-            if isinstance(ev, ProgressEvent):
-                on_progress(max(0.0, min(1.0, float(ev.fraction))), ev.stage or "")
-            elif isinstance(ev, ResultEvent):
-                if ev.image is None and image:
-                    raise PluginError("the daemon finished without sending an image")
-                if overlays is not None:
-                    overlays.update(getattr(ev, "overlays", None) or {})
-                return ev.image, dict(ev.info or {})
-            elif isinstance(ev, ErrorEvent):
-                raise PluginError(f"the daemon could not stylize: {ev.message or ev.code}")
-            elif isinstance(ev, CancelledEvent):
-                raise PluginError(f"the job was cancelled ({ev.reason})")
-    except TimeoutError as e:
-        raise PluginError(str(e)) from None
-    except PluginError:
-        raise
-    except Exception as e:    # DaemonNotRunning and friends: the daemon went away mid-job
-        if type(e).__name__ in ("DaemonNotRunning", "ProtocolError"):
-            raise PluginError(f"lost the daemon: {e}") from None
-        raise
-    raise PluginError("the daemon ended the job without a result")
 
 
 def _run_job(api: Any, connect_fn: Callable[[], Any], title: str, submit: Callable[[Any], Any], *,

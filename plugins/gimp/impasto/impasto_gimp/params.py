@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any, Optional
 
+from impasto_plugin.keypoints import KeypointsMissing, job_keypoints
 from impasto_protocol.options import KeypointPair, OptionsError, StylizeOptions
 
 STYLIZE_PROC = "python-fu-impasto-stylize"
@@ -202,14 +203,12 @@ class Params:
             raise ParamError(f"the selection or layer is too small to stylize (long side {crop_long_side} px; "
                              "it needs at least 16)")
         out_side = self.output_side(crop_long_side)
-        kp_mode = "none"
-        if self.engine == "dst":
-            kp_mode = KEYPOINT_WIRE[self.keypoints]
-            if kp_mode in ("markers", "both") and not keypoints:
-                if kp_mode == "markers":
-                    raise ParamError("keypoints 'from the keypoint paths' needs points: run Filters > Artistic > "
-                                     "Impasto > Add keypoint paths, then move the anchors")
-                kp_mode = "auto"
+        try:
+            wire_mode = KEYPOINT_WIRE[self.keypoints] if self.engine == "dst" else "none"
+            kp_mode, pairs = job_keypoints(self.engine, wire_mode, keypoints)
+        except KeypointsMissing:
+            raise ParamError("keypoints 'from the keypoint paths' needs points: run Filters > Artistic > "
+                             "Impasto > Add keypoint paths, then move the anchors") from None
         opts = StylizeOptions(
             engine=self.engine,
             style_name=self.style_name if self.engine == "mt" else None,
@@ -220,7 +219,7 @@ class Params:
             strength=float(self.strength),
             seed=int(self.seed),
             keypoint_mode=kp_mode,
-            keypoints=list(keypoints or []) if kp_mode in ("markers", "both") else [],
+            keypoints=pairs,
         )
         try:
             return opts.validate()

@@ -12,19 +12,13 @@ pairs 1, 4, 7, ...  Plain Python: the GIMP calls are in ``gimp_api``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from impasto_protocol.options import KeypointPair
-
-from .pixels import Rect
+from impasto_plugin.geometry import Rect, default_positions  # noqa: F401 - where "Add keypoint paths" puts anchors
+from impasto_plugin.keypoints import Pairing, pair_in_order
 
 CONTENT_PATH = "Impasto keypoints: content"
 STYLE_PATH = "Impasto keypoints: style"
-
-# where new keypoints go, as fractions of the area: spread so that none overlaps and the order reads as a zigzag
-_SPOTS = [(0.25, 0.25), (0.75, 0.25), (0.25, 0.75), (0.75, 0.75), (0.5, 0.5),
-          (0.5, 0.2), (0.5, 0.8), (0.2, 0.5), (0.8, 0.5)]
 
 
 class PathError(ValueError):
@@ -58,38 +52,8 @@ def stroke_points(points: Sequence[tuple[float, float]]) -> list[float]:
     return out
 
 
-def default_positions(rect: Rect, count: int) -> list[tuple[float, float]]:
-    """Where new keypoints go, in image pixels: spread over ``rect``."""
-    out = []
-    for i in range(count):
-        fx, fy = _SPOTS[i % len(_SPOTS)]
-        shift = 0.05 * (i // len(_SPOTS))
-        out.append((round(rect.x + (fx + shift) * rect.width, 2), round(rect.y + (fy + shift) * rect.height, 2)))
-    return out
-
-
-@dataclass
-class Pairing:
-    pairs: list[KeypointPair]
-    content_extra: int = 0
-    style_extra: int = 0
-
-    def note(self) -> str:
-        msg = f"{len(self.pairs)} keypoint pair(s) from the paths"
-        if self.content_extra:
-            msg += f"; {self.content_extra} content anchor(s) without a style twin ignored"
-        if self.style_extra:
-            msg += f"; {self.style_extra} style anchor(s) without a content twin ignored"
-        return msg
-
-
 def pair(content: Sequence[tuple[float, float]], style: Sequence[tuple[float, float]],
          content_origin: tuple[float, float] = (0.0, 0.0),
          style_origin: tuple[float, float] = (0.0, 0.0)) -> Pairing:
     """Pair anchors by order; ``*_origin``: the top-left, in image pixels, of the image sent (crop, style layer)."""
-    n = min(len(content), len(style))
-    pairs = [KeypointPair(content=(round(content[i][0] - content_origin[0], 3),
-                                   round(content[i][1] - content_origin[1], 3)),
-                          style=(round(style[i][0] - style_origin[0], 3), round(style[i][1] - style_origin[1], 3)))
-             for i in range(n)]
-    return Pairing(pairs, len(content) - n, len(style) - n)
+    return pair_in_order(content, style, content_origin, style_origin)

@@ -7,8 +7,7 @@ and becomes the new layer's alpha (multiplied into whatever alpha the result has
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from impasto_plugin.geometry import Rect  # noqa: F401 - the plugin's rectangles are the core's
 from impasto_protocol.images import ImageBuffer
 from impasto_protocol.pixels import (PixelError, apply_mask, buffer_to_rgba, check_len,  # noqa: F401
                                      convert_depth, is_full_mask, swap_rb)
@@ -16,31 +15,6 @@ from impasto_protocol.pixels import (PixelError, apply_mask, buffer_to_rgba, che
 # GIMP precision (the enum's value name) -> (babl format, wire dtype, bytes per channel)
 U8 = ("R'G'B'A u8", "u8", 1)
 U16 = ("R'G'B'A u16", "u16", 2)
-
-
-@dataclass(frozen=True)
-class Rect:
-    x: int
-    y: int
-    width: int
-    height: int
-
-    @property
-    def empty(self) -> bool:
-        return self.width <= 0 or self.height <= 0
-
-    @property
-    def long_side(self) -> int:
-        return max(self.width, self.height)
-
-    def moved(self, dx: int, dy: int) -> "Rect":
-        return Rect(self.x + dx, self.y + dy, self.width, self.height)
-
-    def intersect(self, other: "Rect") -> "Rect":
-        x0, y0 = max(self.x, other.x), max(self.y, other.y)
-        x1 = min(self.x + self.width, other.x + other.width)
-        y1 = min(self.y + self.height, other.y + other.height)
-        return Rect(x0, y0, max(0, x1 - x0), max(0, y1 - y0))
 
 
 def wire_format(precision_name: str) -> tuple[str, str, int]:

@@ -23,7 +23,7 @@ import zmq
 from impasto_protocol.connection import ConnectionInfo
 from impasto_protocol.wire import DELIMITER, PROTOCOL_VERSION, Signer, make_header, new_id, serialize
 
-from .config import DaemonConfig
+from impasto.daemon.config import DaemonConfig
 
 NO_REPLY = frozenset()
 ANY_ERROR = frozenset({"*"})

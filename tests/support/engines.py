@@ -1,8 +1,8 @@
-"""Deterministic engines that need no weights, enabled only by ``impasto serve --test-engines``.
+"""Deterministic engines that need no weights, for tests and benchmarks of the daemon.
 
 They exist so the daemon's transport, queue, cancel and liveness behaviour can be tested and benchmarked without
-VGG or trained models.  They are not in ``StylizeOptions.ENGINES``; the daemon validates their options by checking
-the rest of the options as if for a real engine.
+VGG or trained models.  They are not part of the product: ``tests/support/serve.py`` registers ``TEST_ENGINES``
+into a daemon through ``DaemonConfig.extra_engines`` (the hook is described in ``impasto/daemon/config.py``).
 
 - ``identity``: returns the content at the output size (alpha kept), like the registry does before an engine runs;
   with ``tile_size`` set it also reports its result tile by tile (``on_tile``), like a tiled engine.
@@ -20,10 +20,8 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from ..engines import output_size
-from ..engines.base import CancelCheck, Progress, ProgressFn, TileFn, check_cancel, never_cancel, no_progress
-
-TEST_ENGINES = ("identity", "sleep", "invert", "fail", "oom")
+from impasto.engines import output_size
+from impasto.engines.base import CancelCheck, Progress, ProgressFn, TileFn, check_cancel, never_cancel, no_progress
 
 
 def _resized(content: torch.Tensor, options) -> torch.Tensor:
@@ -70,3 +68,14 @@ def stylize(name: str, content: torch.Tensor, style: Optional[torch.Tensor], opt
     if name == "oom":
         raise MemoryError("the 'oom' test engine pretends to run out of memory")
     raise KeyError(name)
+
+
+def _engine(name: str):
+    def run(content: torch.Tensor, style: Optional[torch.Tensor], options, **kw: object) -> torch.Tensor:
+        return stylize(name, content, style, options, **kw)          # type: ignore[arg-type]
+    run.__name__ = f"{name}_engine"
+    return run
+
+
+# name -> stylize(content, style, options, *, progress, cancel, on_tile): what DaemonConfig.extra_engines takes
+TEST_ENGINES = {name: _engine(name) for name in ("identity", "sleep", "invert", "fail", "oom")}

@@ -1,4 +1,4 @@
-"""A real daemon subprocess for tests and benchmarks (isolated runtime dir, test engines on)."""
+"""A real daemon subprocess for tests and benchmarks (isolated runtime dir, test engines on unless asked not to)."""
 from __future__ import annotations
 
 import os
@@ -11,6 +11,16 @@ from typing import Any, Optional
 
 from impasto_protocol.client import Client, DaemonNotRunning
 from impasto_protocol.connection import ConnectionFileError, ConnectionInfo, read_connection_file
+
+SERVE_SCRIPT = Path(__file__).resolve().parent / "serve.py"
+
+
+def serve_command(test_engines: bool = True) -> list[str]:
+    """The command that starts a daemon: ``tests/support/serve.py`` (``impasto serve`` with the test engines
+    registered), or the product's own ``impasto serve``."""
+    if test_engines:
+        return [sys.executable, str(SERVE_SCRIPT)]
+    return [sys.executable, "-m", "impasto.cli", "serve"]
 
 
 # A peer without the key, flooding a TCP daemon (bench/bench_daemon_flood.py, tests/test_daemon_hardening.py):
@@ -71,14 +81,15 @@ print(f"flooder: {sent} unsigned 64 MiB messages queued, {rounds} rounds of fres
 
 
 class DaemonProcess:
-    """``with DaemonProcess(tmp_path) as d: client = d.client()`` -- starts ``impasto serve --test-engines``."""
+    """``with DaemonProcess(tmp_path) as d: client = d.client()`` -- starts ``serve_command(test_engines)``."""
 
     def __init__(self, runtime_dir: str | os.PathLike, *extra_args: str, test_engines: bool = True,
                  start_timeout: float = 120.0):
         self.runtime_dir = Path(runtime_dir)
         self.connection_file = self.runtime_dir / "daemon.json"
         self.log_file = self.runtime_dir / "daemon.log"
-        self.args = list(extra_args) + (["--test-engines"] if test_engines else [])
+        self.args = list(extra_args)
+        self.test_engines = test_engines
         self.start_timeout = start_timeout
         self.proc: Optional[subprocess.Popen] = None
         self.info: Optional[ConnectionInfo] = None
@@ -93,8 +104,7 @@ class DaemonProcess:
         return env
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "impasto.cli", "serve", "--connection-file", str(self.connection_file),
-                *self.args]
+        return [*serve_command(self.test_engines), "--connection-file", str(self.connection_file), *self.args]
 
     def start(self) -> "DaemonProcess":
         self.runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o700)

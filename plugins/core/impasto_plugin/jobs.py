@@ -1,8 +1,10 @@
-"""Job state for the docker: follows one daemon job through its events, estimates the time left, and hands pixels
-to a sink (the Krita side).  Plain Python: driven by ``pump()`` from a Qt timer, testable with a fake job.
+"""Following a daemon job: ``JobTracker`` for a UI that polls (Krita's docker) and ``wait_for_result`` for a plug-in
+that blocks until the job ends (GIMP's procedures).
 
-Contract with the sink: ``on_tile(event)`` for every tile, then exactly one of ``on_result(event)`` (the job
-succeeded: insert it) or ``on_abort(reason)`` (error or cancelled: insert nothing, remove anything temporary).
+``JobTracker`` follows one job through its events, estimates the time left, and hands pixels to a sink (the
+editor's side); it is driven by ``pump()`` from a timer and testable with a fake job.  Contract with the sink:
+``on_tile(event)`` for every tile, then exactly one of ``on_result(event)`` (the job succeeded: insert it) or
+``on_abort(reason)`` (error or cancelled: insert nothing, remove anything temporary).
 """
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ from typing import Any, Callable, Optional, Protocol
 
 from impasto_protocol.messages import (Accepted, CancelledEvent, ErrorEvent, ProgressEvent, ResultEvent,
                                        TileEvent)
+
+from .errors import PluginError
 
 log = logging.getLogger(__name__)
 
@@ -197,3 +201,34 @@ class JobTracker:
                 self.sink.on_abort(message or state.value)
             except Exception:
                 log.exception("cleaning up after the job failed")
+
+
+def wait_for_result(job: Any, on_progress: Callable[[float, str], None],
+                    timeout: Optional[float] = None, image: bool = True,
+                    overlays: Optional[dict] = None) -> tuple[Any, dict]:
+    """Follow a job to its end; returns (image, info) or raises PluginError with the daemon's message.
+    ``image=False``: the job sends no image (proposed keypoints), the result is (None, info).  ``overlays``, when
+    given, receives the result's overlay images (name -> ImageBuffer)."""
+    try:
+        for ev in job.events(timeout=timeout):
+            if isinstance(ev, ProgressEvent):
+                on_progress(max(0.0, min(1.0, float(ev.fraction))), ev.stage or "")
+            elif isinstance(ev, ResultEvent):
+                if ev.image is None and image:
+                    raise PluginError("the daemon finished without sending an image")
+                if overlays is not None:
+                    overlays.update(getattr(ev, "overlays", None) or {})
+                return ev.image, dict(ev.info or {})
+            elif isinstance(ev, ErrorEvent):
+                raise PluginError(f"the daemon could not stylize: {ev.message or ev.code}")
+            elif isinstance(ev, CancelledEvent):
+                raise PluginError(f"the job was cancelled ({ev.reason})")
+    except TimeoutError as e:
+        raise PluginError(str(e)) from None
+    except PluginError:
+        raise
+    except Exception as e:    # DaemonNotRunning and friends: the daemon went away mid-job
+        if type(e).__name__ in ("DaemonNotRunning", "ProtocolError"):
+            raise PluginError(f"lost the daemon: {e}") from None
+        raise
+    raise PluginError("the daemon ended the job without a result")
