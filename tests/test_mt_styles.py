@@ -25,12 +25,17 @@ def _save(directory, name, title):
                       StyleMetadata(name=name, title=title, artist="A", year="1900"))
 
 
-def test_lists_shipped_and_user_styles_user_shadows(style_dirs):
+def _populate(style_dirs, scream_title: str, user_style: tuple[str, str]) -> None:
+    """Two shipped styles, one user style and an unreadable user file."""
     shipped, user = style_dirs
     _save(shipped, "wave", "shipped wave")
-    _save(shipped, "scream", "shipped scream")
-    _save(user, "wave", "my wave")
+    _save(shipped, "scream", scream_title)
+    _save(user, *user_style)
     (user / "broken.safetensors").write_bytes(b"not a model")
+
+
+def test_lists_shipped_and_user_styles_user_shadows(style_dirs):
+    _populate(style_dirs, "shipped scream", ("wave", "my wave"))
     styles = {s.name: s for s in list_styles()}
     assert set(styles) == {"wave", "scream", "broken"}
     assert styles["wave"].source == "user" and styles["wave"].metadata.title == "my wave"
@@ -81,11 +86,7 @@ def test_stylize_takes_a_model_file_path_as_style(style_dirs, tmp_path, capsys):
 
 def test_the_daemon_offers_readable_styles_on_the_wire(style_dirs):
     from impasto.daemon import styles as wire_styles
-    shipped, user = style_dirs
-    _save(shipped, "wave", "shipped wave")
-    _save(shipped, "scream", "")
-    _save(user, "mine", "my style")
-    (user / "broken.safetensors").write_bytes(b"not a model")
+    _populate(style_dirs, "", ("mine", "my style"))
     listed = {s["name"]: s for s in wire_styles.list_styles()}
     assert set(listed) == {"wave", "scream", "mine"}                   # the unreadable file is left out
     assert listed["wave"] == {"name": "wave", "title": "shipped wave", "artist": "A", "year": "1900",
