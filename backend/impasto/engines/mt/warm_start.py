@@ -47,9 +47,7 @@ def init_from_model(net: MultimodalTransferNet, path: str | Path) -> None:
     if source.config != net.config:
         raise WarmStartError(f"cannot start from {meta.name!r}: its network widths {source.config.to_dict()} differ "
                              f"from the ones being trained {net.config.to_dict()}")
-    with torch.no_grad():
-        for name, value in source.state_dict().items():
-            net.state_dict()[name].copy_(value)
+    net.load_state_dict(source.state_dict())
     log.info("starting from the weights of %s (%s)", meta.name, path)
 
 
