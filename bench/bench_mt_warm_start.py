@@ -24,8 +24,9 @@ from pathlib import Path
 import torch
 
 from impasto.engines.mt.network import MTConfig, MultimodalTransferNet
-from impasto.engines.mt.train import TrainConfig, train
-from impasto.engines.mt.warm_start import NEAREST, init_from_model, model_config, nearest_style, resolve_init_model
+from impasto.engines.mt.train import TrainConfig, painting_grams, train
+from impasto.engines.mt.warm_start import (NEAREST, init_from_model, model_config, nearest_style,
+                                           resolve_init_model)
 from impasto.vgg import get_vgg
 from line_chart import line_chart
 from mt_eval import SHARED, VALIDATION, StyleMeasure, load_photos, painting_path, resize_long
@@ -114,8 +115,7 @@ def main() -> None:
     painting = painting_path(args.painting)
     out = Path(args.out) / args.painting
     if args.init_from == NEAREST:
-        from impasto.engines.mt.train import STYLE_TARGET_SIZES, load_style_image, style_grams
-        info, d = nearest_style(style_grams(get_vgg("cpu"), load_style_image(painting, STYLE_TARGET_SIZES[2])))
+        info, d = nearest_style(painting_grams(painting))
         init, init_name = info.path, info.name
         print(f"nearest installed style to {args.painting}: {info.name} (Gram distance {d:.4g})")
     else:

@@ -194,10 +194,9 @@ def test_init_from_errors_and_nearest_style(data, tmp_path, monkeypatch):
     stored painting Grams are closest to the new painting's."""
     from impasto.cli import main as cli_main
     from impasto.engines.mt.network import MTConfig, MultimodalTransferNet
-    from impasto.engines.mt.train import load_style_image, style_grams
+    from impasto.engines.mt.train import painting_grams
     from impasto.engines.mt.warm_start import WarmStartError, init_from_model, nearest_style
     from impasto.engines.mt.styles import find_style
-    from impasto.vgg import get_vgg
     from skimage import data as skdata
     Image.fromarray(skdata.astronaut()).save(data / "other_painting.png")
     coffee = _trained_tiny(data, tmp_path, monkeypatch, "coffee_style")
@@ -205,10 +204,9 @@ def test_init_from_errors_and_nearest_style(data, tmp_path, monkeypatch):
     assert cli_main(_args(data, "x", 2, 10, tmp_path / "e", ("--init-from", "no_such_style"))) == 2
     with pytest.raises(WarmStartError, match="network widths"):
         init_from_model(MultimodalTransferNet(MTConfig()), coffee)
-    vgg = get_vgg("cpu")
     candidates = [find_style(str(coffee)), find_style(str(astro))]
     for painting, want in (("painting.png", "coffee_style"), ("other_painting.png", "astro_style")):
-        grams = style_grams(vgg, load_style_image(data / painting, 128))   # the tiny models store 128-px Grams
+        grams = painting_grams(data / painting, 128)            # the tiny models store 128-px Grams
         info, distance = nearest_style(grams, candidates)
         assert info.name == want and distance >= 0
     with pytest.raises(WarmStartError, match="no installed style"):

@@ -144,14 +144,12 @@ def run(args: argparse.Namespace) -> int:
 
 def _init_model(choice: str, painting: str) -> Path:
     """--init-from: a style name or file, or 'nearest' to the painting (its Grams at the 1024 level)."""
-    from ..engines.mt.train import STYLE_TARGET_SIZES, load_style_image, style_grams
+    from ..engines.mt.train import painting_grams
     from ..engines.mt.warm_start import NEAREST, nearest_style, resolve_init_model
-    from ..vgg import get_vgg
 
     if choice != NEAREST:
         return resolve_init_model(choice)
-    grams = style_grams(get_vgg("cpu"), load_style_image(painting, STYLE_TARGET_SIZES[2]))
-    info, distance = nearest_style(grams)
+    info, distance = nearest_style(painting_grams(painting))
     log.info("starting from the nearest installed style: %s (Gram distance %.4g)", info.name, distance)
     print(f"starting from {info.name} (nearest installed style, Gram distance {distance:.4g})", flush=True)
     return info.path

@@ -139,19 +139,23 @@ def read_metadata(path: str | Path) -> StyleMetadata:
         raise ModelFileError(f"{path}: malformed metadata in MT style model: {e}") from e
 
 
+def read_net_config(path: str | Path) -> MTConfig:
+    """The network widths a model file describes (reads the header, not the weights)."""
+    path = Path(path)
+    try:
+        return MTConfig.from_dict(json.loads(_header(path)["net_config"]))
+    except (KeyError, ValueError, TypeError) as e:
+        raise ModelFileError(f"{path}: missing or malformed network description in MT style model: {e}") from e
+
+
 def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[MultimodalTransferNet, StyleMetadata]:
     """The network (fp32, eval mode, on ``device``) and its metadata."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     path = Path(path)
-    header = _header(path)
     meta = read_metadata(path)
-    try:
-        config = MTConfig.from_dict(json.loads(header["net_config"]))
-        net = MultimodalTransferNet(config)
-    except (KeyError, ValueError, TypeError) as e:
-        raise ModelFileError(f"{path}: missing or malformed network description in MT style model: {e}") from e
+    net = MultimodalTransferNet(read_net_config(path))
     try:
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:

@@ -187,6 +187,12 @@ def style_grams(vgg, image: torch.Tensor) -> dict[str, torch.Tensor]:
     return {k: gram_matrix(v)[0] for k, v in feats.items()}
 
 
+def painting_grams(path: str | Path, short_side: int = STYLE_TARGET_SIZES[2]) -> dict[str, torch.Tensor]:
+    """A painting's Grams as a model file stores them (the refine level's target); ``warm_start.nearest_style``
+    compares these."""
+    return style_grams(get_vgg("cpu"), load_style_image(path, short_side))
+
+
 class StyleTargets:
     """Gram targets per level: the level's painting at 256 / 512 / 1024 short side."""
 

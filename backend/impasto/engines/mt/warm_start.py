@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ...errors import ImpastoError
-from .model_file import ModelFileError, load_model, read_style_grams
+from .model_file import ModelFileError, load_model, read_net_config, read_style_grams
 from .network import MTConfig, MultimodalTransferNet
 from .styles import StyleInfo, find_style, list_styles
 
@@ -54,7 +54,7 @@ def init_from_model(net: MultimodalTransferNet, path: str | Path) -> None:
 def model_config(path: str | Path) -> MTConfig:
     """The network widths stored in a model file (a warm-started training uses them)."""
     try:
-        return load_model(path)[0].config
+        return read_net_config(path)
     except ModelFileError as e:
         raise WarmStartError(f"cannot start from {path}: {e}") from e
 
@@ -70,7 +70,7 @@ def gram_distance(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> flo
 def nearest_style(painting_grams: dict[str, torch.Tensor],
                   candidates: list[StyleInfo] | None = None) -> tuple[StyleInfo, float]:
     """The installed style whose stored 1024-level painting Grams are closest to ``painting_grams`` (computed the
-    same way: ``train.style_grams`` of the painting at a 1024 short side), with its distance."""
+    same way: ``train.painting_grams``), with its distance."""
     best: tuple[StyleInfo, float] | None = None
     for info in candidates if candidates is not None else list_styles():
         if not info.ok:
