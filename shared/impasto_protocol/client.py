@@ -40,6 +40,7 @@ from .images import ImageBuffer, ImageBufferError, as_bytes_view
 from .messages import (ACCEPTED, CANCELLED, CHUNKS, DELIVER, ERROR, FRAME_SLACK, PROGRESS, RESULT, RESULT_CHUNK,
                        STREAM_CHUNK, STREAM_MIN, TILE, Accepted, CancelledEvent, ErrorEvent, ProgressEvent, ResultEvent, TileEvent)
 from .options import ENGINES, StylizeOptions
+from .remote import RemoteProfile
 from .wire import (MAX_CONTENT_BYTES, ZAP_USER, Message, ReplayGuard, Signer, WireError, deserialize, make_header, new_id, serialize,
                    zap_password)
 
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_INTERVAL = 0.25      # seconds between pings
 DEAD_AFTER = 10.0              # no pong for this long while waiting on a job -> DaemonNotRunning
+REMOTE_DEAD_AFTER = 5.0        # the same for a remote server (no pid to check: heartbeats are all there is)
 COPY_THRESHOLD = 1 << 16       # frames at least this large are sent without copying
 
 
@@ -65,14 +67,20 @@ class ProtocolError(Exception):
 
 def open_socket(ctx: zmq.Context, info: ConnectionInfo, socket_type: int = zmq.DEALER) -> zmq.Socket:
     """A socket connected to the daemon the way the daemon admits it: PLAIN credentials derived from the key (the
-    daemon's ZAP handler closes any other connection before it can send anything), no routing id of its own (the
+    daemon's ZAP handler closes any other connection before it can send anything) or, for a remote server, CURVE
+    with the server's public key and this client's key pair (``remote.py``), no routing id of its own (the
     daemon assigns one, so no client can pick another's), IPv6 enabled for an IPv6 loopback address.  For ipc
     the socket file is checked first (``UnsafePath`` when it is not this user's)."""
     info.check_socket()
     sock = ctx.socket(socket_type)
     sock.linger = 0
-    sock.plain_username = ZAP_USER
-    sock.plain_password = zap_password(info.key)
+    if info.curve:                  # a remote server (or a `serve --listen` daemon): CURVE, see remote.py
+        sock.curve_serverkey = info.server_key.encode("ascii")
+        sock.curve_publickey = info.public_key.encode("ascii")
+        sock.curve_secretkey = info.secret_key.encode("ascii")
+    else:
+        sock.plain_username = ZAP_USER
+        sock.plain_password = zap_password(info.key)
     if info.transport == "tcp" and ":" in info.ip:
         sock.ipv6 = 1
     sock.connect(info.endpoint)
@@ -202,6 +210,7 @@ class Client:
                  context: zmq.Context | None = None):
         self.info = info
         self.timeout = timeout
+        self.dead_after = REMOTE_DEAD_AFTER if info.remote else DEAD_AFTER
         self._max_frame: int | None = None     # the daemon's ZMQ_MAXMSGSIZE, from hello (TCP daemons take less)
         self.session = new_id()
         self._signer = Signer(info.key)
@@ -227,11 +236,14 @@ class Client:
     @classmethod
     def connect(cls, connection_file: str | os.PathLike | None = None, autostart: bool = False,
                 timeout: float = 5.0, *, serve_command: Sequence[str] | None = None,
-                autostart_timeout: float = 90.0) -> "Client":
+                autostart_timeout: float = 90.0, remote: "str | RemoteProfile | None" = None) -> "Client":
         """Connect to the daemon named in the connection file and check that it answers ``hello``.
 
         With ``autostart`` a missing, stale or silent daemon is replaced by a new ``impasto serve`` started in the
-        background (``serve_command`` or ``$IMPASTO_SERVE_COMMAND`` or ``impasto`` on PATH)."""
+        background (``serve_command`` or ``$IMPASTO_SERVE_COMMAND`` or ``impasto`` on PATH).  With ``remote`` (a
+        paired server's name or profile) it connects there instead (``connect_remote``; nothing is started)."""
+        if remote:
+            return cls.connect_remote(remote, timeout=timeout)
         path = Path(connection_file) if connection_file else default_connection_file()
         problem = ""
         try:
@@ -256,6 +268,27 @@ class Client:
             raise DaemonNotRunning(problem)
         log.info("starting the daemon (%s)", problem)
         return cls._autostart(path, timeout, serve_command, autostart_timeout)
+
+    @classmethod
+    def connect_remote(cls, remote: "str | RemoteProfile", timeout: float = 5.0) -> "Client":
+        """Connect to a paired remote server (a name in the remotes folder, or a ``RemoteProfile``) over CURVE and
+        check that it answers ``hello``.  A server that does not know this machine's key gives no answer at all
+        (that is the point), so the error lists what to check."""
+        from .remote import RemoteError, load_remote
+        try:
+            profile = load_remote(remote) if isinstance(remote, str) else remote.validate()
+        except RemoteError as e:
+            raise DaemonNotRunning(str(e)) from None
+        client = cls(profile.connection_info(), timeout=timeout)
+        try:
+            client.hello(timeout=timeout)
+        except DaemonNotRunning:
+            client.close(cancel_jobs=False)
+            raise DaemonNotRunning(
+                f"the server {profile.name!r} at {profile.endpoint} did not answer within {timeout:.0f} s: is "
+                f"`impasto serve --listen` running there, is the port open in its firewall, and is this machine's "
+                f"key on its allow-list (`impasto server clients` on the server)?") from None
+        return client
 
     @classmethod
     def _autostart(cls, path: Path, timeout: float, serve_command: Sequence[str] | None,
@@ -401,7 +434,7 @@ class Client:
     def daemon_alive(self) -> bool:
         if not self.info.pid_alive():
             return False
-        return self._hb is None or time.monotonic() - self._hb.last_pong < DEAD_AFTER
+        return self._hb is None or time.monotonic() - self._hb.last_pong < self.dead_after
 
     def close(self, cancel_jobs: bool = True) -> None:
         """Cancel this client's unfinished jobs (unless told not to) and close the sockets."""
@@ -500,6 +533,9 @@ class Client:
                 return False
             self.poll_all(timeout=left)
             if check_daemon and not cond() and not self.daemon_alive:
+                if self.info.remote:
+                    raise DaemonNotRunning(f"the server {self.info.remote!r} ({self.info.endpoint}) stopped "
+                                           f"answering {self.dead_after:.0f} s ago")
                 raise DaemonNotRunning(f"the daemon (pid {self.info.pid}) stopped answering")
         return True
 

@@ -106,7 +106,7 @@ def default_connection_file() -> Path:
 @dataclass
 class ConnectionInfo:
     transport: str                    # "tcp" | "ipc"
-    ip: str                           # tcp: always a loopback address
+    ip: str                           # tcp: a loopback address, or any with CURVE (server_key set)
     port: int                         # tcp port (0 for ipc)
     path: str                         # ipc socket path ("" for tcp)
     key: str                          # hex; its ASCII bytes are the HMAC key
@@ -115,12 +115,22 @@ class ConnectionInfo:
     signature_scheme: str = SIGNATURE_SCHEME
     impasto_version: str = ""
     started: float = 0.0
+    # CURVE (a daemon started with ``serve --listen``, or a remote profile): the server's public key and the key
+    # pair this client presents, Z85; empty for the local PLAIN connection.  ``remote``: the profile's name.
+    server_key: str = ""
+    public_key: str = ""
+    secret_key: str = ""
+    remote: str = ""
 
     @property
     def endpoint(self) -> str:
         if self.transport == "ipc":
             return f"ipc://{self.path}"
         return f"tcp://[{self.ip}]:{self.port}" if ":" in self.ip else f"tcp://{self.ip}:{self.port}"
+
+    @property
+    def curve(self) -> bool:
+        return bool(self.server_key)
 
     def check_socket(self) -> None:
         """For ipc: the socket file must be a socket of this user's (else ``UnsafePath``; missing: stale)."""
@@ -132,6 +142,9 @@ class ConnectionInfo:
             raise ConnectionFileError(f"the daemon's socket {self.path} is gone (stale connection file)") from None
 
     def pid_alive(self) -> bool:
+        """Whether the daemon's process runs; for a remote server (another machine) only heartbeats can tell."""
+        if self.remote:
+            return True
         return pid_alive(self.pid)
 
     @classmethod
@@ -143,7 +156,9 @@ class ConnectionInfo:
                        path=str(d.get("path", "")), key=str(d["key"]), pid=int(d["pid"]),
                        protocol_version=str(d.get("protocol_version", "")),
                        signature_scheme=str(d.get("signature_scheme", SIGNATURE_SCHEME)),
-                       impasto_version=str(d.get("impasto_version", "")), started=float(d.get("started", 0.0)))
+                       impasto_version=str(d.get("impasto_version", "")), started=float(d.get("started", 0.0)),
+                       server_key=str(d.get("server_key", "")), public_key=str(d.get("public_key", "")),
+                       secret_key=str(d.get("secret_key", "")))
         except (KeyError, TypeError, ValueError) as e:
             raise ConnectionFileError(f"connection file lacks or garbles {e}") from None
         if info.transport not in ("tcp", "ipc"):

@@ -37,6 +37,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "$IMPASTO_TRAIN_PHOTOS or <user data dir>/training-photos, the default)")
     p.add_argument("--heartbeat-timeout", type=float, default=1.5,
                    help="seconds of silence after which a pinging client's jobs are cancelled (default 1.5)")
+    p.add_argument("--listen", metavar="HOST:PORT",
+                   help="serve other machines on this address (0.0.0.0:PORT for all interfaces): CURVE-encrypted, "
+                        "only clients on the allow-list (docs/remote.md); the server key is made on first use")
+    p.add_argument("--allow", action="append", metavar="LINE|FILE", default=[],
+                   help="with --listen: first put the client that `impasto remote add` printed this line for on "
+                        "the allow-list (repeatable; same as `impasto server allow`)")
+    p.add_argument("--server-dir", type=Path, metavar="DIR",
+                   help="with --listen: the server key and allow-list folder (default: <config dir>/server)")
     p.add_argument("--device", action="append", dest="devices", metavar="DEVICE",
                    help="run a worker on DEVICE (repeatable; default: every CUDA device, else the CPU)")
 
@@ -100,17 +108,29 @@ def run(args: argparse.Namespace, extra_engines: dict | None = None) -> int:
     if args.train_photos:
         from ..daemon.config import default_train_photo_dirs
         kw["train_photo_dirs"] = default_train_photo_dirs() + [p.resolve() for p in args.train_photos]
+    if args.listen:
+        kw.update(listen=args.listen, server_dir=args.server_dir)
+    elif args.allow or args.server_dir:
+        raise ImpastoError("--allow and --server-dir go with --listen")
     try:
         config = DaemonConfig(tcp=args.tcp or sys.platform == "win32", ip=args.ip, port=args.port, ipc_path=args.ipc,
                               connection_file=path, heartbeat_timeout=args.heartbeat_timeout,
                               extra_engines=dict(extra_engines or {}), devices=args.devices, **kw)
     except ValueError as e:
         raise ImpastoError(str(e)) from None
+    for line in args.allow:
+        from .server import allow_client
+        allow_client(line, args.server_dir)
     daemon = Daemon(config)
     try:
         info = daemon.bind()
     except UnsafePath as e:
         daemon.close()
         raise ImpastoError(f"refusing to start: {e}") from None
-    print(f"impasto daemon pid {info.pid} listening on {info.endpoint} (connection file {path})", flush=True)
+    if config.curve:
+        print(f"impasto daemon pid {info.pid} serving other machines on tcp://{config.listen} with CURVE "
+              f"(server key {info.server_key}; {len(daemon.server_keys.clients()) if daemon.server_keys else 0} "
+              f"allowed clients; connection file {path})", flush=True)
+    else:
+        print(f"impasto daemon pid {info.pid} listening on {info.endpoint} (connection file {path})", flush=True)
     return daemon.serve_forever()

@@ -16,26 +16,35 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--connection-file", type=Path, help="the daemon's connection file (default: user runtime dir)")
     p.add_argument("--json", action="store_true", help="print the daemon's status reply as JSON")
     p.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for an answer (default 3)")
+    p.add_argument("--daemon", metavar="NAME", help="a remote server paired with `impasto remote add`")
 
 
 def run(args: argparse.Namespace) -> int:
     from impasto_protocol.client import Client, DaemonNotRunning
-    path = args.connection_file or default_connection_file()
-    try:
-        info = read_connection_file(path)
-    except ConnectionFileError as e:
-        print(f"not running ({e})")
-        return 1
-    if not info.pid_alive():
-        print(f"not running: stale connection file {path} (pid {info.pid} is gone; "
-              f"`impasto serve` replaces it, `impasto serve --stop` removes it)")
-        return 1
+    if args.daemon:
+        from impasto_protocol.remote import RemoteError, load_remote
+        try:
+            info = load_remote(args.daemon).connection_info()
+        except RemoteError as e:
+            print(f"unknown server: {e}")
+            return 1
+    else:
+        path = args.connection_file or default_connection_file()
+        try:
+            info = read_connection_file(path)
+        except ConnectionFileError as e:
+            print(f"not running ({e})")
+            return 1
+        if not info.pid_alive():
+            print(f"not running: stale connection file {path} (pid {info.pid} is gone; "
+                  f"`impasto serve` replaces it, `impasto serve --stop` removes it)")
+            return 1
     client = Client(info, heartbeat=False)
     try:
         st = client.status(timeout=args.timeout)
         hello = client.hello(timeout=args.timeout)
     except DaemonNotRunning as e:
-        print(f"not answering: pid {info.pid} is alive but {e}")
+        print(f"not answering: {info.endpoint} ({info.remote or f'pid {info.pid} is alive'}): {e}")
         return 1
     finally:
         client.close(cancel_jobs=False)

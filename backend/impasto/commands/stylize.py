@@ -71,7 +71,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--save-keypoints", metavar="OUT.json", help="DST: write the keypoints used (same JSON format)")
     p.add_argument("--debug-dir", metavar="DIR", help="write the engine's debug images there (DST)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA if available)")
-    p.add_argument("--daemon", action="store_true", help="run the job through the daemon (started if needed)")
+    p.add_argument("--daemon", nargs="?", const="", default=None, metavar="NAME",
+                   help="run the job through the daemon (the local one, started if needed; or the remote server "
+                        "NAME paired with `impasto remote add`)")
     p.add_argument("--demo", action="store_true",
                    help="stylize a bundled sample photo with a generated brush-stroke picture")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -143,7 +145,7 @@ def build_options(args: argparse.Namespace, engine: str, style_name: str | None,
         raise ImpastoError("--points/--auto-points are keypoints for --engine dst")
     if args.save_keypoints and engine != "dst":
         raise ImpastoError("--save-keypoints writes the keypoints of --engine dst")
-    if (args.save_keypoints or args.debug_dir) and args.daemon:
+    if (args.save_keypoints or args.debug_dir) and args.daemon is not None:
         raise ImpastoError("--save-keypoints/--debug-dir need the job run here; drop --daemon")
     size = _parse_size(args.size, content_long_side, args.demo)
     opts = StylizeOptions(
@@ -391,9 +393,9 @@ def _stylize_one(args: argparse.Namespace, prepared, output: Path, style, style_
     content, bits, options = prepared
     artifacts: dict = {}
     t0 = time.perf_counter()
-    if args.daemon:
+    if args.daemon is not None:
         from ..daemon.cli_bridge import run_via_daemon
-        result = run_via_daemon(content, style, options, progress=bar)
+        result = run_via_daemon(content, style, options, progress=bar, remote=args.daemon or None)
     else:
         result = engines.stylize(content, style, options, progress=bar, device=device, artifacts=artifacts)
     if output.suffix.lower() in NO_ALPHA_SUFFIXES:

@@ -7,6 +7,12 @@ daemon (libzmq holds a whole multipart message before the application sees it, s
 cannot bound that).  Until the handshake is done a peer can make libzmq hold at most one frame of
 ``ZMQ_MAXMSGSIZE`` bytes per connection.
 
+A daemon started with ``serve --listen`` is a network service instead: its socket is a CURVE server and this
+handler admits a CURVE client key only when it is on the allow-list (``impasto_protocol.remote.ServerKeys``,
+reread when it changes) or is the daemon's own per-run admin key (the one in its connection file, for the server's
+owner); the admitted key becomes the connection's ZAP user id, so the daemon knows on every message whose it is
+and checks it again there (a revoked key's live connection is dropped too).  An unknown key gets no answer at all.
+
 The handler runs on its own thread with its own REP socket on ``inproc://zeromq.zap.01`` (as RFC 27 says), so
 handshakes are answered even while the main loop verifies a large message.
 """
@@ -19,6 +25,7 @@ from collections import Counter
 
 import zmq
 
+from impasto_protocol.remote import ADMIN_USER, ServerKeys, z85_of
 from impasto_protocol.wire import ZAP_USER, quote, zap_password
 
 log = logging.getLogger(__name__)
@@ -27,11 +34,14 @@ DOMAIN = b"impasto"
 
 
 class ZapHandler(threading.Thread):
-    """Admits PLAIN connections whose user is ``impasto`` and whose password is derived from ``key``."""
+    """Admits PLAIN connections whose user is ``impasto`` and whose password is derived from ``key`` -- or, with
+    ``server_keys``, CURVE connections whose client key is allowed there or is ``admin_key`` (Z85)."""
 
-    def __init__(self, ctx: zmq.Context, key: str):
+    def __init__(self, ctx: zmq.Context, key: str, server_keys: ServerKeys | None = None, admin_key: str = ""):
         super().__init__(name="impasto-zap", daemon=True)
         self._password = zap_password(key)
+        self.server_keys = server_keys
+        self._admin_key = admin_key
         self._sock = ctx.socket(zmq.REP)
         self._sock.linger = 0
         self._sock.bind(ZAP_ENDPOINT)           # bound before any socket that uses it: no handshake slips through
@@ -39,19 +49,28 @@ class ZapHandler(threading.Thread):
         self.denied: Counter = Counter()
         self.admitted = 0
 
-    def verdict(self, frames: list[bytes]) -> tuple[bytes, bytes]:
-        """(status code, status text) for one ZAP request (RFC 27 frames)."""
+    def verdict(self, frames: list[bytes]) -> tuple[bytes, bytes, bytes]:
+        """(status code, status text, user id) for one ZAP request (RFC 27 frames)."""
         if len(frames) < 6 or frames[0] != b"1.0":
-            return b"400", b"malformed ZAP request"
+            return b"400", b"malformed ZAP request", b""
         mechanism, creds = frames[5], frames[6:]
         if frames[2] != DOMAIN:
-            return b"400", b"unknown domain"
+            return b"400", b"unknown domain", b""
+        if self.server_keys is not None:
+            if mechanism != b"CURVE" or len(creds) != 1 or len(creds[0]) != 32:
+                return b"400", b"CURVE key required", b""
+            key = z85_of(creds[0])
+            if self._admin_key and hmac.compare_digest(key, self._admin_key):
+                return b"200", b"OK", ADMIN_USER.encode()
+            if self.server_keys.lookup(key) is None:
+                return b"400", b"unknown key", b""
+            return b"200", b"OK", key.encode("ascii")
         if mechanism != b"PLAIN" or len(creds) != 2:
-            return b"400", b"credentials required"
+            return b"400", b"credentials required", b""
         user, password = creds
         if not (hmac.compare_digest(user, ZAP_USER) and hmac.compare_digest(password, self._password)):
-            return b"400", b"bad credentials"
-        return b"200", b"OK"
+            return b"400", b"bad credentials", b""
+        return b"200", b"OK", b""
 
     def run(self) -> None:
         sock = self._sock
@@ -60,7 +79,11 @@ class ZapHandler(threading.Thread):
                 if not sock.poll(100):
                     continue
                 frames = sock.recv_multipart()
-                code, text = self.verdict(frames)
+                try:
+                    code, text, user = self.verdict(frames)
+                except Exception:  # noqa: BLE001 - an unreadable allow-list refuses; it never stops the handler
+                    log.exception("event=zap_error")
+                    code, text, user = b"500", b"internal error", b""
                 if code == b"200":
                     self.admitted += 1
                 else:
@@ -72,7 +95,7 @@ class ZapHandler(threading.Thread):
                         log.warning("event=connection_refused reason=%s count=%d peer=%s", reason.replace(" ", "_"),
                                     n, quote(peer.decode("ascii", "replace"), 60))
                 request_id = frames[1] if len(frames) > 1 else b""
-                sock.send_multipart([b"1.0", request_id, code, text, b"", b""])
+                sock.send_multipart([b"1.0", request_id, code, text, user, b""])
         except zmq.ZMQError as e:      # context terminated
             log.debug("zap handler stopped: %s", e)
         finally:

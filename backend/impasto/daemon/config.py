@@ -15,6 +15,24 @@ from impasto_protocol.options import ENGINES
 LOOPBACK = {"127.0.0.1": "127.0.0.1", "localhost": "127.0.0.1", "::1": "::1"}
 
 
+def parse_listen(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` for ``serve --listen``: HOST an IPv4 or IPv6 address (``[::]`` form too), ``*`` or ``0.0.0.0``
+    for every interface; PORT 1-65535.  Returns (address to bind, port)."""
+    import ipaddress
+    host, sep, port = (value or "").rpartition(":")
+    host = host.strip("[]")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"--listen takes HOST:PORT (e.g. 0.0.0.0:5555 or [::]:5555), not {value!r}")
+    if host == "*":
+        host = "0.0.0.0"
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"--listen needs an IP address of this machine (or 0.0.0.0 / [::] for all), not "
+                         f"{host!r}") from None
+    return host, int(port)
+
+
 def default_photos_dir() -> Path:
     """Where training photos are looked for when a train request names none."""
     env = os.environ.get("IMPASTO_TRAIN_PHOTOS")
@@ -60,11 +78,26 @@ class DaemonConfig:
     progress_interval: float = 0.05         # at most one progress message per job per interval (previews aside)
     train_photo_dirs: list[Path] = field(default_factory=default_train_photo_dirs)  # folders training may read
     refusal_log_burst: int = 20             # refusals logged per 10 s window; the rest are counted, then summarized
+    # A network service for other machines (``serve --listen HOST:PORT``): CURVE only, clients on the allow-list in
+    # ``server_dir`` (impasto_protocol.remote.ServerKeys; None = <config dir>/server).  ip/port come from it.
+    listen: Optional[str] = None
+    server_dir: Optional[Path] = None
+
+    @property
+    def curve(self) -> bool:
+        return self.listen is not None
 
     def __post_init__(self) -> None:
-        if self.ip not in LOOPBACK:
-            raise ValueError(f"the daemon binds loopback only (127.0.0.1 or ::1); refusing ip {self.ip!r}")
-        self.ip = LOOPBACK[self.ip]
+        if self.listen is not None:
+            if self.ipc_path:
+                raise ValueError("--listen serves TCP with CURVE; it takes no ipc socket path")
+            self.ip, self.port = parse_listen(self.listen)
+            self.tcp = True
+        elif self.ip not in LOOPBACK:
+            raise ValueError(f"without CURVE the daemon binds loopback only (127.0.0.1 or ::1); refusing ip "
+                             f"{self.ip!r} (use `impasto serve --listen HOST:PORT` to serve other machines)")
+        else:
+            self.ip = LOOPBACK[self.ip]
         if self.port:
             self.tcp = True
         if self.max_message_bytes is None:

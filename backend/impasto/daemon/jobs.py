@@ -60,6 +60,9 @@ class Job:
     finished_at: Optional[float] = None
     cancel_requested_at: Optional[float] = None
     device: str = ""
+    signer: Any = None                         # the Signer of the connection that submitted it (remote clients
+                                               # each have their own key); None = the daemon's own
+    client: str = ""                           # a remote client's name (allow-list), "" for a local one
 
     def request_cancel(self, reason: str) -> None:
         if not self.cancel_event.is_set():

@@ -1,8 +1,9 @@
 """What a worker thread sends through: its messages are signed in the worker and pushed to the daemon's loop.
 
 Workers never touch the ROUTER socket (ZeroMQ sockets are not thread-safe): an ``Outbox`` signs each message with
-the daemon's key -- the heavy hashing of result buffers stays off the main loop -- and pushes the frames over an
-inproc PUSH socket to the PULL socket bound at ``OUTBOX``, which the main loop forwards unchanged (zero-copy).
+the key of the connection it goes to (the daemon's, or a remote client's own: ``Job.signer``) -- the heavy hashing
+of result buffers stays off the main loop -- and pushes the frames over an inproc PUSH socket to the PULL socket
+bound at ``OUTBOX``, which the main loop forwards unchanged (zero-copy).
 """
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ class Outbox:
 
     def send(self, job: Job, msg_type: str, content: dict, buffers: list | tuple = ()) -> None:
         """A reply to ``job``'s request, to the connection that submitted it."""
-        frames = serialize(self.signer, make_header(msg_type, self.session, job.job_id), content, buffers,
+        frames = serialize(job.signer or self.signer, make_header(msg_type, self.session, job.job_id), content, buffers,
                            parent=job.request_header, identities=job.identities)
         big = any(memoryview(b).nbytes >= COPY_THRESHOLD for b in buffers)
         assert self._push is not None

@@ -35,6 +35,7 @@ from impasto_protocol.connection import (IPC_PATH_MAX, SOCKET_NAME, ConnectionIn
                                          remove_connection_file, write_connection_file)
 from impasto_protocol.images import DTYPES
 from impasto_protocol.options import MAX_KEYPOINTS
+from impasto_protocol.remote import ADMIN_USER, RemoteError, ServerKeys, new_keypair
 from impasto_protocol.messages import (ACCEPTED, CANCEL_REPLY, CANCELLED, DELIVER, ERROR, HELLO_REPLY,
                                        LIST_STYLES_REPLY, PONG, PROGRESS, SHUTDOWN_REPLY, STATUS_REPLY)
 from impasto_protocol.wire import (MAX_HEADER_BYTES, PROTOCOL_VERSION, JsonLimits, Message, ReplayGuard, Signer,
@@ -61,6 +62,19 @@ SHUTDOWN_GRACE = 15.0          # seconds running jobs get to notice a shutdown c
 class Session:
     last_seen: float
     pinging: bool = False
+
+
+@dataclass
+class Peer:
+    """One connection of a CURVE daemon: whose key it presented (ZAP user id) and the Signer of that client."""
+    user: str                   # the client's public key (Z85), or ADMIN_USER
+    name: str                   # the allow-list name ("" for the admin)
+    signer: Signer
+    last_seen: float = 0.0
+
+    @property
+    def admin(self) -> bool:
+        return self.user == ADMIN_USER
 
 
 def daemon_assigned(identity: bytes) -> bool:
@@ -138,6 +152,9 @@ class Daemon:
         self._last_probe = 0.0
         self._signal: int | None = None
         self._own_tmp: Path | None = None           # a mkdtemp folder holding the socket, removed on close
+        self.server_keys: ServerKeys | None = None  # CURVE (serve --listen): the key pair and the allow-list
+        self.peers: dict[bytes, Peer] = {}          # CURVE: routing id -> whose connection it is
+        self._signers: dict[str, Signer] = {}       # signing key -> its Signer
 
     # -- setup -----------------------------------------------------------------------------------------------------
     def _ipc_path(self) -> tuple[str, str]:
@@ -158,13 +175,26 @@ class Daemon:
 
     def bind(self) -> ConnectionInfo:
         c = self.config
-        self.zap = ZapHandler(self.ctx, self.key)
+        admin_public = admin_secret = server_public = ""
+        if c.curve:
+            self.server_keys = ServerKeys(c.server_dir)
+            try:
+                server_public, server_secret = self.server_keys.keypair()
+            except (RemoteError, OSError) as e:
+                raise ImpastoError(f"cannot use the server key in {self.server_keys.folder}: {e}") from None
+            admin_public, admin_secret = new_keypair()      # this run's key for the owner's local tools
+        self.zap = ZapHandler(self.ctx, self.key, self.server_keys, admin_public)
         self.zap.start()
         r = self.ctx.socket(zmq.ROUTER)
         r.linger = 1000
         r.router_mandatory = 1          # sends to a vanished client raise EHOSTUNREACH -> its jobs are cancelled
         r.router_handover = 0           # an id in use is never handed to another connection
-        r.plain_server = True           # every connection must pass the ZAP handler (auth.py) first
+        if c.curve:                     # encrypted, and only allowed keys pass the ZAP handler
+            r.curve_server = True
+            r.curve_publickey = server_public.encode("ascii")
+            r.curve_secretkey = server_secret.encode("ascii")
+        else:
+            r.plain_server = True       # every connection must pass the ZAP handler (auth.py) first
         r.zap_domain = ZAP_DOMAIN
         r.maxmsgsize = c.max_message_bytes
         r.handshake_ivl = 5000          # a peer that never finishes its handshake is dropped after 5 s
@@ -195,13 +225,18 @@ class Daemon:
                         for dev in self.devices]
         for w in self.workers:
             w.start()
-        self.info = ConnectionInfo(transport=transport, ip=c.ip if transport == "tcp" else "", port=port, path=path,
-                                   key=self.key, pid=os.getpid(), impasto_version=__version__, started=self.started)
+        ip = c.ip if transport == "tcp" else ""
+        if c.curve and ip in ("0.0.0.0", "::"):       # the owner's own tools reach an any-address daemon here
+            ip = "127.0.0.1" if ip == "0.0.0.0" else "::1"
+        self.info = ConnectionInfo(transport=transport, ip=ip, port=port, path=path,
+                                   key=self.key, pid=os.getpid(), impasto_version=__version__, started=self.started,
+                                   server_key=server_public, public_key=admin_public, secret_key=admin_secret)
         write_connection_file(self.info, c.connection_file)
         if transport == "ipc":           # the file may name the socket relative to its folder; we know it whole
             self.info = dataclasses.replace(self.info, path=bind_path)
-        log.info("event=listening endpoint=%s pid=%d devices=%s connection_file=%s extra_engines=%s",
-                 endpoint, os.getpid(), ",".join(self.devices), c.connection_file, ",".join(c.extra_engines))
+        log.info("event=listening endpoint=%s pid=%d devices=%s connection_file=%s extra_engines=%s curve=%s",
+                 endpoint, os.getpid(), ",".join(self.devices), c.connection_file, ",".join(c.extra_engines),
+                 f"server_key={server_public},allowed={len(self.server_keys.clients())}" if self.server_keys else "off")
         return self.info
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
@@ -300,7 +335,8 @@ class Daemon:
         if not identities:
             return False
         jid = job_id if job_id is not None else (parent.get("job_id") if isinstance(parent, dict) else None)
-        frames = serialize(self.signer, make_header(msg_type, self.session, jid), content, buffers,
+        peer = self.peers.get(bytes(identities[0])) if self.server_keys is not None else None
+        frames = serialize(peer.signer if peer else self.signer, make_header(msg_type, self.session, jid), content, buffers,
                            parent=parent, identities=identities)
         return self._send_frames(frames)
 
@@ -330,8 +366,17 @@ class Daemon:
             self.refusal_log.log(logging.WARNING, "dropped:own_routing_id", "event=dropped code=own_routing_id "
                                  "count=%d", self.dropped["own_routing_id"])
             return
+        signer = self.signer
+        if self.server_keys is not None:
+            peer = self._peer(bytes(first), frames[-1])
+            if peer is None:
+                self.dropped["revoked"] += 1
+                self.refusal_log.log(logging.WARNING, "dropped:revoked", "event=dropped code=revoked count=%d",
+                                     self.dropped["revoked"])
+                return
+            signer = peer.signer
         try:
-            msg = deserialize(self.signer, frames, self.guard, max_identities=1, max_buffers=c.max_buffers,
+            msg = deserialize(signer, frames, self.guard, max_identities=1, max_buffers=c.max_buffers,
                               max_total=(c.max_buffers + 1) * c.max_message_bytes + 2 * MAX_HEADER_BYTES,
                               limits=self.limits_json)
         except WireError as e:
@@ -355,6 +400,40 @@ class Daemon:
             log.exception("event=handler_crash type=%s", quote(msg.msg_type, 40))
             self.reply_error(msg.identities, msg.header, "internal", f"{e.__class__.__name__}: {quote(str(e), 200)}")
 
+    def _peer(self, identity: bytes, frame: Any) -> Peer | None:
+        """CURVE: whose connection ``identity`` is (the ZAP user id libzmq attached to the frame), checked against
+        the allow-list now -- None for a key revoked since it connected (its messages are dropped unanswered)."""
+        assert self.server_keys is not None
+        try:
+            user = frame.get("User-Id") if isinstance(frame, zmq.Frame) else ""
+        except zmq.ZMQError:
+            user = ""
+        if user == ADMIN_USER:
+            name, key = "", self.key
+        else:
+            client = self.server_keys.lookup(user) if user else None
+            if client is None:
+                self.peers.pop(identity, None)
+                return None
+            name, key = client.name, client.signing_key
+        signer = self._signers.get(key)
+        if signer is None:
+            signer = self._signers[key] = Signer(key)
+        peer = self.peers.get(identity)
+        if peer is None or peer.user != user or peer.signer is not signer:
+            peer = self.peers[identity] = Peer(user=user, name=name, signer=signer)
+            if name:
+                log.info("event=remote_client name=%s", name)
+        peer.last_seen = time.monotonic()
+        return peer
+
+    def remote_peer(self, msg: Message) -> Peer | None:
+        """The remote client (not the owner's own tools) that sent ``msg``, or None."""
+        if self.server_keys is None or not msg.identities:
+            return None
+        peer = self.peers.get(bytes(msg.identities[0]))
+        return peer if peer is not None and not peer.admin else None
+
     def on_ping(self, msg: Message) -> None:
         self.sessions[msg.session].pinging = True
         self.reply(msg.identities, msg.header, PONG, {})
@@ -373,10 +452,14 @@ class Daemon:
             "engines": available_engines() + list(self.config.extra_engines),
             "training": module_available(TRAIN_MODULE), "styles": styles_mod.style_names(),
             "limits": self.limits(), "dtypes": list(DTYPES), "deliver": list(DELIVER),
-            "precision": precision_report(self.devices)})
+            "precision": precision_report(self.devices),
+            **({"remote_client": peer.name} if (peer := self.remote_peer(msg)) is not None else {})})
 
     def on_status(self, msg: Message) -> None:
         jobs = self.queue.jobs()
+        remote = self.remote_peer(msg)
+        if remote is not None:          # a remote artist sees her own jobs only
+            jobs = [j for j in jobs if j.identities == msg.identities]
         self.reply(msg.identities, msg.header, STATUS_REPLY, {
             "pid": os.getpid(), "uptime": round(time.time() - self.started, 3), "impasto_version": __version__,
             "protocol_version": PROTOCOL_VERSION, "devices": self.devices,
@@ -472,13 +555,28 @@ class Daemon:
             if self.queue.release(job):
                 log.info("job=%s event=uploaded", job.job_id)
 
+    def _bind_owner(self, job: Job, msg: Message) -> Job:
+        """A CURVE daemon signs a job's replies with its client's key and names the client in logs and status."""
+        if self.server_keys is not None and msg.identities:
+            peer = self.peers.get(bytes(msg.identities[0]))
+            if peer is not None:
+                job.signer, job.client = peer.signer, peer.name
+                if peer.name:
+                    log.info("job=%s event=remote_job client=%s", job.job_id, peer.name)
+        return job
+
     def on_stylize(self, msg: Message) -> None:
         self._admit(msg)
-        self._enqueue(build_stylize_job(msg, self.config, styles=styles_mod.style_names()))
+        self._enqueue(self._bind_owner(build_stylize_job(msg, self.config, styles=styles_mod.style_names()), msg))
 
     def on_train(self, msg: Message) -> None:
         self._admit(msg)
-        self._enqueue(build_train_job(msg, self.config, shipped=styles_mod.shipped_style_names()))
+        params = msg.content.get("params")
+        if self.remote_peer(msg) is not None and isinstance(params, dict) and "content_dir" in params:
+            raise RequestError("forbidden", "a remote client sends its training photos with the request; the "
+                               "server's folders (content_dir) are for its owner")
+        self._enqueue(self._bind_owner(build_train_job(msg, self.config, shipped=styles_mod.shipped_style_names()),
+                                       msg))
 
     def on_cancel(self, msg: Message) -> None:
         if not msg.job_id:
@@ -494,6 +592,8 @@ class Daemon:
         self.reply(msg.identities, msg.header, CANCEL_REPLY, {"state": state})
 
     def on_shutdown(self, msg: Message) -> None:
+        if self.remote_peer(msg) is not None:
+            raise RequestError("forbidden", "only the server's owner can stop it (`impasto serve --stop` there)")
         cancel_jobs = msg.content.get("cancel_jobs", True)
         if not isinstance(cancel_jobs, bool):
             raise RequestError("bad_request", "cancel_jobs must be true or false")
@@ -519,6 +619,7 @@ class Daemon:
         return job.state
 
     def client_gone(self, identity: bytes) -> None:
+        self.peers.pop(bytes(identity), None)
         for job in self.queue.jobs():
             if job.identities and job.identities[0] == identity and not job.cancel_event.is_set():
                 log.info("job=%s event=client_gone via=send_failure", job.job_id)
@@ -554,10 +655,28 @@ class Daemon:
             if sess and sess.pinging and now - sess.last_seen > timeout and not job.cancel_event.is_set():
                 log.info("job=%s event=client_gone via=heartbeat silent=%.2f", job.job_id, now - sess.last_seen)
                 self.cancel_job(job, "client_gone")
+        if self.server_keys is not None:
+            self._reap_remote(now)
         if len(self.sessions) > 64:
             busy = {j.session for j in self.queue.jobs()}
             for sid in [s for s, v in self.sessions.items() if now - v.last_seen > 60 and s not in busy]:
                 del self.sessions[sid]
+
+    def _reap_remote(self, now: float) -> None:
+        """CURVE: cancel the jobs of a client revoked meanwhile; forget connections idle for long."""
+        assert self.server_keys is not None
+        for job in self.queue.jobs():
+            if not job.client or job.cancel_event.is_set() or not job.identities:
+                continue
+            peer = self.peers.get(bytes(job.identities[0]))
+            if peer is None or self.server_keys.lookup(peer.user) is None:
+                log.info("job=%s event=client_revoked client=%s", job.job_id, job.client)
+                self.peers.pop(bytes(job.identities[0]), None)
+                self.cancel_job(job, "revoked")
+        if len(self.peers) > 256:
+            busy = {bytes(j.identities[0]) for j in self.queue.jobs() if j.identities}
+            for ident in [i for i, p in self.peers.items() if now - p.last_seen > 60 and i not in busy]:
+                del self.peers[ident]
 
     def begin_stop(self, reason: str, cancel_jobs: bool) -> None:
         if self.stopping:
