@@ -328,7 +328,7 @@ class ServerKeys:
         self.refresh = refresh
         self._lock = threading.Lock()
         self._by_key: dict[str, AllowedClient] = {}
-        self._stamp: Optional[int] = -1
+        self._stamp: Any = -1
         self._checked = 0.0
 
     @property
@@ -410,16 +410,22 @@ class ServerKeys:
         self._stamp = -1
         return client
 
+    def _folder_stamp(self) -> Any:
+        try:
+            return self.clients_dir.stat().st_mtime_ns, tuple(sorted(os.listdir(self.clients_dir)))
+        except FileNotFoundError:
+            return None
+
     def lookup(self, public_key: str) -> Optional[AllowedClient]:
-        """The allowed client with this public key (Z85), or None; the allow-list is reread when it changed."""
+        """The allowed client with this public key (Z85), or None.  The allow-list is reread when the folder
+        changed: checked at once for a key not in it (a client allowed a moment ago connects), at most every
+        ``refresh`` seconds for one in it (a revoke is seen within that)."""
         with self._lock:
             now = time.monotonic()
-            if now - self._checked >= self.refresh or self._stamp == -1:
+            known = public_key in self._by_key
+            if self._stamp == -1 or not known or now - self._checked >= self.refresh:
                 self._checked = now
-                try:
-                    stamp: Optional[int] = self.clients_dir.stat().st_mtime_ns
-                except FileNotFoundError:
-                    stamp = None
+                stamp = self._folder_stamp()
                 if stamp != self._stamp:
                     self._by_key = {c.public_key: c for c in self.clients()}
                     self._stamp = stamp
