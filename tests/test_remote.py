@@ -273,3 +273,20 @@ def test_vanished_server_is_reported_within_seconds(tmp_path):
         client.close(cancel_jobs=False)
     finally:
         d.stop()
+
+
+def test_fuzzing_through_curve_never_crashes_and_the_server_still_serves(server):
+    """The remote path (per-client signer, peer lookup) under the protocol fuzzer, as an allowed client."""
+    from tests.support.fuzz import run_fuzz
+    profile = server.invite(f"fuzzer-{time.monotonic_ns()}")
+    report = run_fuzz(profile.connection_info(), n=800, seed=7, resigned=0.5)
+    assert report.ok, "\n".join(report.failures[:20])
+    assert report.codes.get("internal", 0) == 0
+    assert server.alive(), server.log()
+    client = Client.connect(remote=profile)
+    try:
+        img = u8(30, 20, seed=5)
+        job = client.stylize(img, StylizeOptions(engine="identity", size=30)).wait(timeout=30)
+        assert job.result is not None and bytes(job.result.data) == bytes(img.data)
+    finally:
+        client.close()
