@@ -117,3 +117,90 @@ def test_mt_engine_routes_large_or_tile_size_jobs_to_the_tiled_path(net, tmp_pat
     assert len(tiles) >= 4                          # it did go through the tiled path
     assert (tiled - untiled).abs().max() < 2e-3     # fp16 weights in the file: same net on both paths
     assert mt_engine.TILED_ABOVE == 2048
+
+
+# -- refine tiles on several devices (impasto.tiling.devices, runner._output_pass) ----------------------------------
+class CountingLender:
+    """A ``DeviceLender`` of CPU "devices" named ``names`` that counts its loans and how many were out at once."""
+
+    def __init__(self, names):
+        import threading
+        self.free = list(names)
+        self.size = len(names)
+        self.out = self.most_out = self.lent = 0
+        self.lock = threading.Lock()
+
+    def borrow(self):
+        from impasto.tiling.devices import Loan
+        with self.lock:
+            if not self.free:
+                return None
+            name = self.free.pop()
+            self.out += 1
+            self.lent += 1
+            self.most_out = max(self.most_out, self.out)
+
+        def back():
+            with self.lock:
+                self.out -= 1
+                self.free.append(name)
+        return Loan(CPU, name, back)
+
+
+def test_tiles_on_two_cpu_devices_equal_one_device_bit_for_bit(net):
+    x = image(262, 306)
+    one, two = {}, {}
+    ref = stylize_tiled(net, x, None, device=CPU, tile_size=128, precision="fp32", report=one)
+    tiles = []
+    out = stylize_tiled(net, x, None, on_tile=lambda a, b, t: tiles.append((a, b)), device=CPU, tile_size=128,
+                        precision="fp32", helpers=["cpu"], report=two)
+    assert torch.equal(out, ref)
+    assert one["tiles_by_device"] == {"home": one["tiles"]}
+    assert set(two["tiles_by_device"]) == {"home", "cpu"}            # both devices computed tiles
+    assert sum(two["tiles_by_device"].values()) == two["tiles"] == len(tiles)
+    rows = sorted({b for _, b in tiles})
+    assert tiles == sorted(tiles, key=lambda t: (rows.index(t[1]), t[0]))   # still emitted in raster order
+
+
+def test_lent_devices_are_given_back_and_one_tile_each_is_in_flight(net):
+    x = image(300, 300)
+    lender = CountingLender(["w1", "w2"])
+    seen = []
+    out = stylize_tiled(net, x, None, progress=seen.append, device=CPU, tile_size=128, precision="fp32",
+                        helpers=lender)
+    ref = stylize_tiled(net, x, None, device=CPU, tile_size=128, precision="fp32")
+    assert torch.equal(out, ref)
+    assert lender.lent >= 1 and lender.out == 0 and lender.most_out <= 2
+    fr = [p.fraction for p in seen]
+    assert fr == sorted(fr) and fr[-1] == pytest.approx(1.0)
+
+
+def test_cancel_with_helpers_returns_every_loan(net):
+    x = image(300, 300)
+    lender = CountingLender(["w1"])
+    tiles = []
+    with pytest.raises(Cancelled):
+        stylize_tiled(net, x, None, on_tile=lambda *a: tiles.append(a), cancel=lambda: len(tiles) >= 2,
+                      device=CPU, tile_size=128, precision="fp32", helpers=lender)
+    assert len(tiles) == 2 and lender.out == 0
+
+
+def test_a_helper_error_fails_the_run_and_returns_the_loan(net, monkeypatch):
+    from impasto.tiling import runner as runner_mod
+    lender = CountingLender(["w1"])
+
+    def broken(self, loan):
+        raise RuntimeError("helper broke")
+    monkeypatch.setattr(runner_mod.TiledRunner, "_site", broken)
+    with pytest.raises(RuntimeError, match="helper broke"):
+        stylize_tiled(net, image(262, 306), None, device=CPU, tile_size=128, precision="fp32", helpers=lender)
+    assert lender.lent >= 1 and lender.out == 0
+
+
+def test_a_run_leaves_the_shared_network_untouched(net):
+    """The run swaps IN layers in module objects of its own, so another thread may run the same net meanwhile."""
+    import torch.nn as nn
+    before = [type(m) for m in net.refine.modules()]
+    stylize_tiled(net, image(96, 120), None, device=CPU, tile_size=128, precision="fp32")
+    assert [type(m) for m in net.refine.modules()] == before
+    assert any(isinstance(m, nn.InstanceNorm2d) for m in net.refine.modules())

@@ -15,6 +15,10 @@
 
 For outputs up to 2048 px the result equals ``net(content)[-1]`` up to float rounding (tests/test_tiling_mt.py,
 bench/bench_tiling_2048.py).
+
+``helpers`` (other devices, or a ``devices.DeviceLender`` that lends idle ones tile by tile) compute refine tiles
+too; steps 1 and 2's coarse levels and the statistics stay on ``device`` (``runner`` has the rules).  The run works
+on its own module objects (``devices.replicate``: the weights shared), so several runs may use one network at once.
 """
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ import torch.nn.functional as F
 from ..device import default_device
 from ..precision import Precision, policy
 from ..engines.base import Progress, check_cancel, never_cancel, no_progress
+from .devices import Helpers, replicate
 from .memory import choose_tile_size
 from .runner import TiledRunConfig, TiledRunner
 
@@ -131,13 +136,16 @@ def stylize_tiled(net, content: torch.Tensor, options=None, progress=no_progress
                   on_tile: Optional[Callable[[int, int, torch.Tensor], None]] = None, *,
                   device: Optional[torch.device] = None, tile_size: Optional[int] = None,
                   stats_side: int = DEFAULT_STATS_SIDE, precision: Optional[str] = None,
-                  assemble: bool = True) -> Optional[torch.Tensor]:
+                  assemble: bool = True, helpers: Helpers = None,
+                  report: Optional[dict] = None) -> Optional[torch.Tensor]:
     """MT-stylize ``content`` (1, 3|4, H, W), float [0,1] or uint8, at its own size; returns (1, 3, H, W) float32
     on the CPU (``assemble=False``: returns None and the result exists only as the ``on_tile`` rectangles, which
     then cover the canvas exactly once -- the way to stay within a few hundred MB at 8192 px and beyond).
 
     ``net``: a ``MultimodalTransferNet``. ``precision``: None = the policy for inference on ``device``
-    (``impasto.precision``), or a mode that overrides it ("fp32", "bf16", "fp16", ...)."""
+    (``impasto.precision``), or a mode that overrides it ("fp32", "bf16", "fp16", ...).  ``helpers``: other
+    devices of ``device``'s type that refine tiles may run on (module docstring).  ``report``, when given, receives
+    ``tiles`` (their number) and ``tiles_by_device`` ({"home" or a lent device's name: tiles it computed})."""
     device = device or default_device()
     prec = policy(device, "inference", mode=precision)
     H, W = content.shape[-2:]
@@ -149,7 +157,8 @@ def stylize_tiled(net, content: torch.Tensor, options=None, progress=no_progress
     Hp, Wp = max(-(-H // stride) * stride, 2 * stride), max(-(-W // stride) * stride, 2 * stride)
     reflect = (Hp - H) < H and (Wp - W) < W          # as blocks.pad_to_multiple
     config = plan_config(options, device, tile_size)
-    refine = getattr(net.refine, "_orig_mod", net.refine)   # not a torch.compile wrapper: its IN layers get swapped
+    # not a torch.compile wrapper, and module objects of this run's own: its IN layers get swapped (weights shared)
+    refine = replicate(getattr(net.refine, "_orig_mod", net.refine))
     runner = TiledRunner(refine, Hp, Wp, config, device=device, precision=prec)
     n_tiles = len(runner.grid)
     stats_share = 0.3
@@ -178,12 +187,16 @@ def stylize_tiled(net, content: torch.Tensor, options=None, progress=no_progress
         if on_tile is not None:
             on_tile(x, y, tile)
 
-    def report(phase: str, done: int, total: int) -> None:
+    def report_progress(phase: str, done: int, total: int) -> None:
         if phase == "statistics":
             progress(Progress(stats_share * done / total, f"global statistics {done}/{total}"))
         else:
             progress(Progress(stats_share + (1 - stats_share) * done / total, f"tile {done}/{total}"))
 
     log.info("mt tiled: %dx%d, coarse %s, %d tiles", W, H, tuple(small.shape[-2:]), n_tiles)
-    runner.run(read, emit, cancel=cancel, progress=report, stats_read=stats_read, stats_size=stats_size)
+    runner.run(read, emit, cancel=cancel, progress=report_progress, stats_read=stats_read, stats_size=stats_size,
+               helpers=helpers)
+    if report is not None:
+        report["tiles"] = n_tiles
+        report["tiles_by_device"] = runner.tiles_by_device
     return result
