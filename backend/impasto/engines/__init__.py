@@ -6,6 +6,7 @@ named in ``ENGINE_MODULES``.  Each engine module exposes ``stylize(content, styl
 device, on_tile, artifacts)`` returning a (1, 3, H, W) tensor in [0, 1] of the same size as the content it was
 given.  ``artifacts``, when a dict is passed, receives named side products for callers that want them, e.g.
 ``"keypoints"`` (list of ``KeypointPair`` a DST run used) and ``"debug_images"`` ({name: (1,3,h,w) tensor}).
+An engine module with ``TILE_HELPERS = True`` (MT) also takes ``helpers``: other devices it may run tiles on.
 """
 from __future__ import annotations
 
@@ -52,11 +53,13 @@ def load_engine(name: str):
 def stylize(content: torch.Tensor, style: Optional[torch.Tensor], options: StylizeOptions, *,
             progress: ProgressFn = no_progress, cancel: CancelCheck = never_cancel,
             device: Optional[torch.device] = None, on_tile: Optional[TileFn] = None,
-            artifacts: Optional[dict] = None) -> torch.Tensor:
+            artifacts: Optional[dict] = None, helpers=None) -> torch.Tensor:
     """Stylize ``content`` ((1,3|4,H,W) float in [0,1]) and return the result at ``output_size``.
 
     A 4th (alpha) channel is carried through unchanged (resized with the image).  ``on_tile`` receives finished
-    tiles (already colour-preserved and strength-blended) for engines that produce tiles.
+    tiles (already colour-preserved and strength-blended) for engines that produce tiles.  ``helpers``: other
+    devices of ``device``'s type, or a ``tiling.devices.DeviceLender``, that engines with tiles spread over
+    devices (``TILE_HELPERS``) may use; the others ignore it.
     """
     options.validate()
     if content.dim() != 4 or content.shape[0] != 1 or content.shape[1] not in (3, 4):
@@ -87,8 +90,9 @@ def stylize(content: torch.Tensor, style: Optional[torch.Tensor], options: Styli
             on_tile(x, y, apply_strength_and_color(tile, src, options))
 
     log.info("stylize engine=%s out=%dx%d size=%d", options.engine, out_w, out_h, options.size)
+    extra = {"helpers": helpers} if helpers is not None and getattr(engine, "TILE_HELPERS", False) else {}
     result = engine.stylize(rgb, style, options, progress=progress, cancel=cancel, device=device, on_tile=tile_cb,
-                            artifacts=artifacts)
+                            artifacts=artifacts, **extra)
     result = result.to(rgb.device, torch.float32)
     if artifacts is not None and artifacts.get("keypoints") and kp_scale != (1.0, 1.0):
         artifacts["keypoints"] = scale_pairs(artifacts["keypoints"], (1 / kp_scale[0], 1 / kp_scale[1]))

@@ -36,7 +36,10 @@ _cache_lock = threading.Lock()
 
 
 def load_style_model(name: str, device: torch.device) -> tuple[MultimodalTransferNet, StyleMetadata]:
-    """The network for style ``name`` on ``device`` (cached per file, modification time and device)."""
+    """The network for style ``name`` on ``device`` (cached per file, modification time and device; one model is
+    kept resident per device, so workers on two devices do not evict each other's).  Callers may run the returned
+    net from several threads at once: nothing in a forward pass mutates it (the tiled path works on module objects
+    of its own, ``tiling.devices.replicate``)."""
     info = find_style(name)
     if info is None:
         known = ", ".join(style_names()) or "none installed"
@@ -52,7 +55,8 @@ def load_style_model(name: str, device: torch.device) -> tuple[MultimodalTransfe
             if os.environ.get("IMPASTO_MT_COMPILE", "") == "1":
                 for level in ("style", "enhance", "refine"):
                     setattr(net, level, torch.compile(getattr(net, level), dynamic=True))
-            _cache.clear()                      # keep one model resident
+            for old in [k for k in _cache if k[2] == str(device)]:
+                del _cache[old]                 # keep one model resident per device
             _cache[key] = (net, meta)
         return _cache[key]
 
@@ -76,9 +80,15 @@ def run_levels(net: MultimodalTransferNet, content: torch.Tensor, device: torch.
     return outs
 
 
+TILE_HELPERS = True     # the registry passes ``helpers`` (other devices for refine tiles) to this engine
+
+
 def stylize(content: torch.Tensor, style: Optional[torch.Tensor], options, *, progress=no_progress,
             cancel=never_cancel, device: Optional[torch.device] = None, on_tile=None,
-            artifacts: Optional[dict] = None) -> torch.Tensor:
+            artifacts: Optional[dict] = None, helpers=None) -> torch.Tensor:
+    """MT-stylize ``content`` (module docstring).  ``helpers``: other devices (or a ``tiling.devices.DeviceLender``)
+    the tiled path may also run refine tiles on; the untiled pass ignores them.  With ``artifacts``, a tiled run
+    records ``tiles_by_device`` there."""
     if style is not None:
         log.info("mt: ignoring the style image; the style is the trained model %r", options.style_name)
     if not options.style_name:
@@ -89,9 +99,13 @@ def stylize(content: torch.Tensor, style: Optional[torch.Tensor], options, *, pr
     # level runs tile by tile with whole-canvas instance-norm statistics (identical result up to 2048 px)
     if max(content.shape[-2:]) > TILED_ABOVE or options.tile_size:
         from ...tiling.mt_tiled import stylize_tiled
+        report: dict = {}
+        out = stylize_tiled(net, content, options, progress, cancel, on_tile, device=device, helpers=helpers,
+                            report=report)
         if artifacts is not None:
             artifacts["style"] = meta.name
-        return stylize_tiled(net, content, options, progress, cancel, on_tile, device=device)
+            artifacts["tiles_by_device"] = report["tiles_by_device"]
+        return out
     # --- end large canvases
     outs = run_levels(net, content, device, progress=progress, cancel=cancel)
     result = outs[-1].clamp(0, 1)
