@@ -46,7 +46,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--server-dir", type=Path, metavar="DIR",
                    help="with --listen: the server key and allow-list folder (default: <config dir>/server)")
     p.add_argument("--device", action="append", dest="devices", metavar="DEVICE",
-                   help="run a worker on DEVICE (repeatable; default: every CUDA device, else the CPU)")
+                   help="run a worker on DEVICE (repeatable; a device given twice runs two workers on it, e.g. "
+                        "--device cpu --device cpu; default: every CUDA device, else the CPU)")
 
 
 def stop(path: Path, timeout: float = 20.0) -> int:

@@ -55,9 +55,15 @@ def run(args: argparse.Namespace) -> int:
           f"protocol {st['protocol_version']}")
     print(f"devices: {', '.join(st['devices'])}; engines: {', '.join(hello['engines']) or 'none'}")
     print(f"styles: {', '.join(hello['styles']) or 'none'}")
+    workers = st.get("workers") or []
+    if len(workers) > 1:
+        print("workers: " + ", ".join(
+            f"{w['name']} {w['state']}" + (f" (job {w['job'][:8]})" if w.get("job") else "") +
+            (f" (a tile for {w['lent_to']})" if w.get("lent_to") else "") for w in workers))
     for j in st["running"]:
+        on = f" on {j['worker']}" if j.get("worker") and len(workers) > 1 else ""
         print(f"  running  {j['job_id'][:8]} {j['engine']:<8} step {j['steps']} since "
-              f"{time.time() - (j['started_at'] or time.time()):.0f} s")
+              f"{time.time() - (j['started_at'] or time.time()):.0f} s{on}")
     for j in st["queued"]:
         print(f"  queued   {j['job_id'][:8]} {j['engine']}")
     if not st["running"] and not st["queued"]:

@@ -63,6 +63,7 @@ class Job:
     signer: Any = None                         # the Signer of the connection that submitted it (remote clients
                                                # each have their own key); None = the daemon's own
     client: str = ""                           # a remote client's name (allow-list), "" for a local one
+    worker: str = ""                           # the worker that ran it (``devices.worker_names``: cpu#0, cuda:1 ...)
 
     def request_cancel(self, reason: str) -> None:
         if not self.cancel_event.is_set():
@@ -80,7 +81,7 @@ class Job:
     def summary(self) -> dict[str, Any]:
         return {"job_id": self.job_id, "kind": self.kind, "engine": self.engine_name, "session": self.session,
                 "state": self.state, "reason": self.reason, "steps": self.steps,
-                "steps_at_cancel": self.steps_at_cancel, "device": self.device,
+                "steps_at_cancel": self.steps_at_cancel, "device": self.device, "worker": self.worker,
                 "submitted_at": self.submitted_at, "started_at": self.started_at, "finished_at": self.finished_at,
                 "cancel_requested_at": self.cancel_requested_at}
 

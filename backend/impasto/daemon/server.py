@@ -47,6 +47,7 @@ from ..precision import PrecisionError, describe as describe_precision
 from . import styles as styles_mod
 from .auth import DOMAIN as ZAP_DOMAIN, ZapHandler
 from .config import DaemonConfig
+from .devices import DevicePool, share_cpu_threads, worker_names
 from .jobs import Job, JobQueue
 from .outbox import Outbox, bind_inbox
 from .validation import (RequestError, available_engines, build_stylize_job, build_train_job, check_fields,
@@ -143,6 +144,7 @@ class Daemon:
         self.router: zmq.Socket | None = None
         self.outbox: zmq.Socket | None = None
         self.workers: list[Worker] = []
+        self.pool: DevicePool | None = None        # the workers' devices (devices.py), made with them in bind()
         self.zap: ZapHandler | None = None
         self.limits_json = JsonLimits()
         self.refusal_log = RateLimitedLog(log, burst=config.refusal_log_burst)
@@ -221,8 +223,11 @@ class Daemon:
         self.router = r
         self.outbox = bind_inbox(self.ctx)
         settings = WorkerSettings(progress_interval=c.progress_interval, extra_engines=dict(c.extra_engines))
-        self.workers = [Worker(self.queue, Outbox(self.ctx, self.signer, self.session), dev, settings)
-                        for dev in self.devices]
+        names = worker_names(self.devices)          # one worker per device entry: cpu, or cpu#0 and cpu#1 ...
+        share_cpu_threads(self.devices)             # k CPU workers: torch's threads divided among them
+        self.pool = DevicePool(list(zip(names, self.devices)))
+        self.workers = [Worker(self.queue, Outbox(self.ctx, self.signer, self.session), dev, settings, name=name,
+                               pool=self.pool) for name, dev in zip(names, self.devices)]
         for w in self.workers:
             w.start()
         ip = c.ip if transport == "tcp" else ""
@@ -234,8 +239,9 @@ class Daemon:
         write_connection_file(self.info, c.connection_file)
         if transport == "ipc":           # the file may name the socket relative to its folder; we know it whole
             self.info = dataclasses.replace(self.info, path=bind_path)
-        log.info("event=listening endpoint=%s pid=%d devices=%s connection_file=%s extra_engines=%s curve=%s",
-                 endpoint, os.getpid(), ",".join(self.devices), c.connection_file, ",".join(c.extra_engines),
+        log.info("event=listening endpoint=%s pid=%d devices=%s workers=%s connection_file=%s extra_engines=%s "
+                 "curve=%s", endpoint, os.getpid(), ",".join(self.devices), ",".join(names), c.connection_file,
+                 ",".join(c.extra_engines),
                  f"server_key={server_public},allowed={len(self.server_keys.clients())}" if self.server_keys else "off")
         return self.info
 
@@ -467,8 +473,20 @@ class Daemon:
             "uploading": [j.summary() for j in jobs if j.state == "uploading"],
             "queued": [j.summary() for j in jobs if j.state == "queued"],
             "running": [j.summary() for j in jobs if j.state == "running"],
-            "recent": list(self.queue.recent)[-50:], "sessions": len(self.sessions),
+            "recent": list(self.queue.recent)[-50:], "sessions": len(self.sessions), "workers": self.worker_report(),
             "dropped": dict(self.dropped), "refused": dict(self.refused), "limits": self.limits()})
+
+    def worker_report(self) -> list[dict]:
+        """Per worker, for status: name, device, state (idle | busy | lent: computing a tile of another worker's
+        job), lent_to, tiles_lent, waited_s (``devices.DevicePool.report``), the job it runs and jobs run."""
+        by_name = {w.worker_name: w for w in self.workers}
+        out = self.pool.report() if self.pool is not None else []
+        for r in out:
+            w = by_name.get(r["name"])
+            job = w.current if w is not None else None
+            r["job"] = job.job_id if job is not None else None
+            r["jobs_run"] = w.jobs_run if w is not None else 0
+        return out
 
     def on_list_styles(self, msg: Message) -> None:
         want_thumbs = msg.content.get("thumbnails", True)

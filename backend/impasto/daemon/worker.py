@@ -1,7 +1,10 @@
-"""One worker thread per device: takes jobs from the queue, runs the engine, streams progress/tiles/result back.
+"""One worker thread per device entry: takes jobs from the queue, runs the engine, streams progress/tiles/result back.
 
 A worker depends on three small things, not on the daemon: the ``JobQueue`` it reads jobs from, the ``Outbox`` it
-writes its messages to (``outbox.py``: signed there, forwarded by the daemon's loop) and its ``WorkerSettings``.
+writes its messages to (``outbox.py``: signed there, forwarded by the daemon's loop) and its ``WorkerSettings``;
+with several workers, also the ``devices.DevicePool`` they share (a worker holds its device there while it runs a
+job, and a tiled MT job borrows the idle workers' devices through it).  Whichever worker is free takes the next job
+(the queue is shared: priority, then first come first served); a result's ``info`` names the ``worker`` that ran it.
 """
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ from ..engines.base import Cancelled, Progress, check_cancel
 from ..errors import ImpastoError
 from .config import ExtraEngine
 from .convert import PixelFormat, array_tile, buffer_to_tensor, preview_buffer, tensor_to_array, tensor_to_buffer
+from .devices import DevicePool
 from .jobs import PRIORITY_INTERACTIVE, Job, JobQueue
 from .outbox import Outbox
 
@@ -95,8 +99,9 @@ def mask_into_alpha(result: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 def run_stylize(job: Job, *, device: torch.device, progress, cancel, on_tile=None,
                 artifacts: Optional[dict] = None, timings: Optional[dict] = None,
-                extra_engines: Mapping[str, ExtraEngine] = {}) -> torch.Tensor:
-    """The result tensor of a stylize job, exactly as an in-process caller of the engine registry would get it."""
+                extra_engines: Mapping[str, ExtraEngine] = {}, helpers=None) -> torch.Tensor:
+    """The result tensor of a stylize job, exactly as an in-process caller of the engine registry would get it.
+    ``helpers``: other devices the engine may run tiles on (``engines.stylize``); extra engines get none."""
     assert job.content is not None and job.options is not None
     assert content_is_ready(job)
     t0 = time.perf_counter()
@@ -116,7 +121,7 @@ def run_stylize(job: Job, *, device: torch.device, progress, cancel, on_tile=Non
                                                  on_tile=on_tile)
     else:
         result = engines.stylize(content, style, job.options, progress=progress, cancel=cancel, device=device,
-                                 on_tile=on_tile, artifacts=artifacts)
+                                 on_tile=on_tile, artifacts=artifacts, helpers=helpers)
     mask = tensor("mask", color=False)
     if mask is not None:
         result = mask_into_alpha(result, mask) if job.mask_mode == "alpha" else apply_mask(result, content, mask)
@@ -138,11 +143,19 @@ def content_is_ready(job: Job) -> bool:
 
 
 class Worker(threading.Thread):
-    def __init__(self, queue: JobQueue, outbox: Outbox, device: str, settings: WorkerSettings = WorkerSettings()):
-        super().__init__(name=f"impasto-worker-{device}", daemon=True)
+    """``name``: how status and results name this worker (default: its device; ``devices.worker_names`` gives
+    ``cpu#0``, ``cpu#1`` to two workers on one device).  ``pool``: the devices shared with the other workers, where
+    this worker's own slot is ``name`` (None: a worker alone, that neither lends nor borrows)."""
+
+    def __init__(self, queue: JobQueue, outbox: Outbox, device: str, settings: WorkerSettings = WorkerSettings(), *,
+                 name: Optional[str] = None, pool: Optional[DevicePool] = None):
+        self.worker_name = name or str(torch.device(device))
+        super().__init__(name=f"impasto-worker-{self.worker_name}", daemon=True)
         self.queue, self.outbox, self.settings = queue, outbox, settings
         self.device = torch.device(device)
+        self.pool = pool
         self.current: Optional[Job] = None
+        self.jobs_run = 0                   # jobs this worker has run (those between training steps included)
 
     def send(self, job: Job, msg_type: str, content: dict, buffers: list | tuple = ()) -> None:
         self.outbox.send(job, msg_type, content, buffers)
@@ -158,6 +171,8 @@ class Worker(threading.Thread):
                         break
                     continue
                 self.current = job
+                if self.pool is not None:
+                    self.pool.claim(self.worker_name)       # waits for a tile lent from this device, if any
                 try:
                     self.run_job(job)
                 except Exception:  # noqa: BLE001 - the worker must outlive any job
@@ -166,13 +181,18 @@ class Worker(threading.Thread):
                         self.queue.finish(job, "error", "internal")
                 finally:
                     self.current = None
+                    if self.pool is not None:
+                        self.pool.release(self.worker_name)
         finally:
             self.outbox.close()
 
     def run_job(self, job: Job) -> None:
         job.device = str(self.device)
+        job.worker = self.worker_name
+        self.jobs_run += 1
         t0 = time.perf_counter()
-        log.info("job=%s event=start kind=%s engine=%s device=%s", job.job_id, job.kind, job.engine_name, job.device)
+        log.info("job=%s event=start kind=%s engine=%s device=%s worker=%s", job.job_id, job.kind, job.engine_name,
+                 job.device, job.worker)
         state, reason = "done", ""
         try:
             if job.cancel_event.is_set():
@@ -254,7 +274,8 @@ class Worker(threading.Thread):
         style = pre.get("style") if "style" in pre else buffer_to_tensor(job.style)
         found = propose_keypoints(content, style, job.options, progress=self._progress_fn(job),
                                           cancel=job.cancel_event.is_set, device=self.device)
-        info: dict[str, Any] = {"engine": "dst", "device": job.device, "steps": job.steps,
+        info: dict[str, Any] = {"engine": "dst", "device": job.device, "worker": job.worker,
+                                "steps": job.steps,
                                 "keypoints": [kp.to_dict() for kp in found["keypoints"]],
                                 "targets": [[float(x), float(y)] for x, y in found["targets"].tolist()],
                                 "seconds": round(time.perf_counter() - t0, 4)}
@@ -275,15 +296,19 @@ class Worker(threading.Thread):
 
         artifacts: dict = {}
         timings: dict = {}
+        helpers = self.pool.lender(self.worker_name) if self.pool is not None else None
         result = run_stylize(job, device=self.device, progress=self._progress_fn(job),
                              cancel=job.cancel_event.is_set, on_tile=on_tile, artifacts=artifacts, timings=timings,
-                             extra_engines=self.settings.extra_engines)
+                             extra_engines=self.settings.extra_engines, helpers=helpers)
         t_enc = time.perf_counter()
         h, w = result.shape[2:]
         out_c = fmt.channels
         row_bytes = w * out_c * DTYPE_SIZES[fmt.dtype]
         info: dict[str, Any] = {"width": w, "height": h, "engine": job.engine_name, "device": job.device,
-                                "steps": job.steps, "timings": timings}
+                                "worker": job.worker, "steps": job.steps, "timings": timings}
+        by_device = artifacts.get("tiles_by_device")
+        if by_device:          # a tiled run: which worker's device computed how many tiles ("home": this one)
+            info["tiles_by_device"] = {self.worker_name if k == "home" else k: v for k, v in by_device.items()}
         if artifacts.get("recipe") is not None:
             info["recipe"] = artifacts["recipe"].to_dict()
         kps = artifacts.get("keypoints")
@@ -327,8 +352,10 @@ class Worker(threading.Thread):
 
     def run_interactive_jobs(self, training: Job) -> None:
         """Called between training steps: run every queued interactive job now, so an artist never waits for a
-        training run to end.  Global RNG states are restored, so the training continues exactly as it would have."""
-        while (nxt := self.queue.get_nowait(PRIORITY_INTERACTIVE)) is not None:
+        training run to end.  Global RNG states are restored, so the training continues exactly as it would have.
+        While another worker is idle, that one takes them instead and the training goes on."""
+        while not (self.pool is not None and self.pool.idle_except(self.worker_name)) and \
+                (nxt := self.queue.get_nowait(PRIORITY_INTERACTIVE)) is not None:
             log.info("job=%s event=runs_between_training_steps training=%s", nxt.job_id, training.job_id)
             states = (torch.random.get_rng_state(), random.getstate(), np.random.get_state())
             try:
@@ -387,6 +414,7 @@ class Worker(threading.Thread):
 
         net = train(cfg, resume=resume, device=self.device, on_progress=on_progress)
         out = export_model(net, cfg, user_styles_dir() / f"{job.train_name}.safetensors", **export_kw)
-        info = {"name": job.train_name, "model": str(out), "device": job.device, "steps": job.steps,
+        info = {"name": job.train_name, "model": str(out), "device": job.device, "worker": job.worker,
+                "steps": job.steps,
                 "seconds": round(time.perf_counter() - t0, 2)}
         self.send(job, RESULT, {"image": None, "info": info})
