@@ -38,14 +38,23 @@ def save_style(folder):
     save_model(folder / f"{STYLE}.safetensors", tiny_net(), StyleMetadata(name=STYLE, title="T", artist="", year=""))
 
 
+def save_photos(folder):
+    from PIL import Image
+    from skimage import data as skdata
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("astronaut", "chelsea", "rocket"):
+        Image.fromarray(getattr(skdata, name)()).resize((96, 80)).save(folder / f"{name}.png")
+
+
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory):
     root = tmp_path_factory.mktemp("workers")
     save_style(root / "data" / "styles")                     # DaemonProcess sets IMPASTO_DATA_DIR=<root>/data
+    save_photos(root / "photos")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("IMPASTO_PRECISION", "fp32")
         mp.setenv("OMP_NUM_THREADS", "2")                      # two threads: one per CPU worker
-        d = DaemonProcess(root, "--device", "cpu", "--device", "cpu").start()
+        d = DaemonProcess(root, "--device", "cpu", "--device", "cpu", "--train-photos", str(root / "photos")).start()
     try:
         yield d
         assert d.alive(), d.log()
@@ -155,6 +164,34 @@ def test_a_job_for_the_lending_worker_runs_while_a_tiled_job_borrows(daemon):
                                                                       tile_size=128))
     assert bytes(mt.result.data) == ref.tobytes()
     assert all(w["state"] == "idle" and w["lent_to"] is None for w in c.status()["workers"])
+
+
+def test_training_holds_one_worker_and_interactive_jobs_still_run(daemon):
+    """A training job keeps one worker; an interactive job goes to the other (idle) worker, and while that one is
+    busy too, the training worker runs it between two training steps: no job waits for a training to end."""
+    from impasto_protocol.messages import ProgressEvent
+    c = daemon.client()
+    painting, _ = rgba(160, 120, seed=11)
+    train = c.train(painting, "workers_long", steps=5000, content_dir=str(daemon.runtime_dir / "photos"), net="tiny",
+                    crop=64, style_sizes=[64, 96, 128], batch=2, checkpoint_every=10000)
+    for ev in train.events(timeout=120):
+        if isinstance(ev, ProgressEvent) and " step " in ev.stage:
+            break                                                   # training steps are running
+    trainer = next(j["worker"] for j in c.status()["running"] if j["job_id"] == train.id)
+    other = ({"cpu#0", "cpu#1"} - {trainer}).pop()
+    img, arr = rgba(20, 16, seed=12)
+    quick = c.stylize(img, StylizeOptions(engine="identity", size=20)).wait(timeout=60)
+    assert bytes(quick.result.data) == arr.tobytes() and quick.info["worker"] == other     # the idle worker
+    blocker = c.stylize(img, StylizeOptions(engine="sleep", size=20, steps=2000, learning_rate=0.01))
+    for ev in blocker.events(timeout=60):
+        if isinstance(ev, ProgressEvent):
+            break                                                   # the other worker is busy now
+    between = c.stylize(img, StylizeOptions(engine="identity", size=20)).wait(timeout=60)
+    assert bytes(between.result.data) == arr.tobytes() and between.info["worker"] == trainer
+    assert not train.done and not blocker.done
+    blocker.cancel()
+    train.cancel()
+    assert blocker.wait(timeout=60).cancelled and train.wait(timeout=120).cancelled
 
 
 # -- the pool ------------------------------------------------------------------------------------------------------
