@@ -204,3 +204,18 @@ def test_a_run_leaves_the_shared_network_untouched(net):
     stylize_tiled(net, image(96, 120), None, device=CPU, tile_size=128, precision="fp32")
     assert [type(m) for m in net.refine.modules()] == before
     assert any(isinstance(m, nn.InstanceNorm2d) for m in net.refine.modules())
+
+
+def test_replicate_shares_the_weights_or_copies_them_to_another_device(net):
+    import torch.nn as nn
+    from impasto.tiling.devices import replicate
+    from impasto.tiling.global_norm import GlobalStatsNorm
+    view = replicate(net.refine)
+    assert view is not net.refine
+    assert all(a is b for a, b in zip(view.parameters(), net.refine.parameters()))
+    norm = GlobalStatsNorm(nn.InstanceNorm2d(3, affine=True))
+    with torch.inference_mode():
+        norm.mean, norm.var = torch.zeros(3), torch.ones(3)      # as the statistics phase leaves them
+    meta = replicate(nn.Sequential(net.refine, norm), torch.device("meta"))
+    assert all(p.device.type == "meta" for p in meta.parameters()) and meta[1].mean.device.type == "meta"
+    assert all(p.device.type == "cpu" for p in net.refine.parameters()) and norm.mean.device.type == "cpu"
