@@ -1,5 +1,5 @@
 """Compression of buffer frames (PROTOCOL.md, "Compression"): the wire layer alone (round trips, what is sent raw,
-streams that lie or break, bounds)."""
+streams that lie or break, bounds), then a real daemon serving a client with compression on and one without."""
 from __future__ import annotations
 
 import os
@@ -10,10 +10,13 @@ import numpy as np
 import pytest
 from skimage import data as skimage_data
 
-from impasto_protocol import wire
+from impasto_protocol import StylizeOptions, client as client_mod, wire
+from impasto_protocol.images import ImageBuffer
+from impasto_protocol.messages import ErrorEvent, TileEvent
 from impasto_protocol.wire import (COMPRESS_MIN, COMPRESSED_KEY, REPLY_COMPRESSION_KEY, Compressed, Compression,
                                    ReplayGuard, Signer, WireError, compress_ahead, compress_buffer, deserialize,
                                    make_header, serialize)
+from tests.support.daemon import DaemonProcess
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -175,3 +178,106 @@ def test_reply_compression_is_read_off_the_request():
     assert m.reply_compression == Compression("zlib", 3) and m.content == {"a": 1}
     s, f = _frames({"a": 1}, [])
     assert deserialize(s, f).reply_compression is None
+
+
+# -- a real daemon ---------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory):
+    with DaemonProcess(tmp_path_factory.mktemp("compress")) as d:
+        yield d
+        assert d.alive(), d.log()
+
+
+class Spy:
+    """Counts, in this process, compressed frames the client sends (serialize) and inflates (wire._decompress)."""
+
+    def __init__(self, monkeypatch):
+        self.sent = self.received = 0
+        real_serialize, real_decompress = client_mod.serialize, wire._decompress
+
+        def serialize_spy(*a, **kw):
+            frames = real_serialize(*a, **kw)
+            self.sent += COMPRESSED_KEY.encode() in frames[4]
+            return frames
+
+        def decompress_spy(content, buffers, max_raw):
+            self.received += 1
+            return real_decompress(content, buffers, max_raw)
+
+        monkeypatch.setattr(client_mod, "serialize", serialize_spy)
+        monkeypatch.setattr(wire, "_decompress", decompress_spy)
+
+
+def _image(arr: np.ndarray) -> ImageBuffer:
+    h, w, c = arr.shape
+    return ImageBuffer(w, h, c, "u8" if arr.dtype == np.uint8 else "u16", memoryview(arr).cast("B"))
+
+
+def test_hello_offers_zlib_and_protocol_1_1(daemon):
+    with daemon.client() as c:
+        info = c.hello()
+        assert info["compression"] == ["zlib"] and info["protocol_version"] == "1.1"
+
+
+@pytest.mark.parametrize("shape,dtype", [((1024, 1280, 4), np.uint8),   # 5 MiB: streamed both ways
+                                         ((700, 600, 4), np.uint16),    # 3.2 MiB: inline both ways
+                                         ((1100, 1000, 3), np.uint16)])  # 6.3 MiB: streamed, rows not 4 MiB-aligned
+def test_a_daemon_job_with_compression_returns_the_exact_pixels(daemon, monkeypatch, shape, dtype):
+    arr = smooth_image(*shape, dtype=dtype, seed=shape[0])
+    spy = Spy(monkeypatch)
+    with daemon.client(compression="zlib") as c:
+        job = c.stylize(_image(arr), StylizeOptions(engine="identity", size=max(shape[:2])))
+        job.wait(timeout=60)
+        assert job.error is None and job.result is not None
+        assert bytes(job.result.data) == arr.tobytes()
+    assert spy.sent >= 1 and spy.received >= 1
+
+
+def test_compressed_tiles_and_the_same_daemon_without_compression(daemon, monkeypatch):
+    arr = smooth_image(300, 520, 4, seed=5)
+    spy = Spy(monkeypatch)
+    with daemon.client(compression="zlib:6") as c:
+        job = c.stylize(_image(arr), StylizeOptions(engine="identity", size=520), deliver="tiles", tile_size=256)
+        canvas = np.zeros_like(arr)
+        for ev in job.events(timeout=60):
+            if isinstance(ev, TileEvent):
+                t = np.frombuffer(ev.image.data, np.uint8).reshape(ev.image.height, ev.image.width, 4)
+                canvas[ev.y:ev.y + t.shape[0], ev.x:ev.x + t.shape[1]] = t
+        np.testing.assert_array_equal(canvas, arr)
+    assert spy.received >= 2, "256 px RGBA tiles (256 KiB) travel compressed"
+    spy.sent = spy.received = 0
+    big = smooth_image(1024, 1280, 4, seed=6)
+    with daemon.client() as plain:             # an old-style client: no compression asked, none sent
+        job = plain.stylize(_image(big), StylizeOptions(engine="identity", size=1280)).wait(timeout=60)
+        assert bytes(job.result.data) == big.tobytes()
+    assert spy.sent == 0 and spy.received == 0
+
+
+def test_a_daemon_that_offers_no_codec_gets_raw_frames(daemon, monkeypatch):
+    """A 1.0 daemon's hello has no "compression": the client sends raw and asks for nothing."""
+    spy = Spy(monkeypatch)
+    arr = smooth_image(200, 200, 4)
+    with daemon.client(compression="zlib") as c:
+        c.hello()
+        c._daemon_codecs = ()
+        assert c.job_compression() is None
+        job = c.stylize(_image(arr), StylizeOptions(engine="identity", size=200)).wait(timeout=60)
+        assert bytes(job.result.data) == arr.tobytes()
+    assert spy.sent == 0 and spy.received == 0
+
+
+def test_a_lying_compressed_chunk_fails_its_upload_at_once(daemon, monkeypatch):
+    """A chunk whose stream is longer than it declares: the daemon answers bad_compression and drops the upload
+    (no 60 s upload_timeout holding its memory)."""
+    def liar(pieces, compression, lookahead=0):
+        for p in pieces:
+            yield Compressed(zlib.compress(p, 1), memoryview(p).nbytes - 1)
+    monkeypatch.setattr(client_mod, "compress_ahead", liar)
+    arr = smooth_image(1024, 1280, 4)
+    with daemon.client(compression="zlib") as c:
+        job = c.stylize(_image(arr), StylizeOptions(engine="identity", size=1280))
+        events = list(job.events(timeout=30))
+        assert isinstance(events[-1], ErrorEvent) and events[-1].code == "bad_compression", events
+        st = c.status()
+        assert not st["uploading"] and st["refused"].get("bad_compression", 0) >= 1
+        assert any(r["job_id"] == job.id and r["reason"] == "bad_compression" for r in st["recent"])

@@ -39,8 +39,8 @@ class Outbox:
     def send(self, job: Job, msg_type: str, content: dict, buffers: list | tuple = ()) -> None:
         """A reply to ``job``'s request, to the connection that submitted it."""
         frames = serialize(job.signer or self.signer, make_header(msg_type, self.session, job.job_id), content, buffers,
-                           parent=job.request_header, identities=job.identities)
-        big = any(memoryview(b).nbytes >= COPY_THRESHOLD for b in buffers)
+                           parent=job.request_header, identities=job.identities, compress=job.compression)
+        big = any(memoryview(b).nbytes >= COPY_THRESHOLD for b in frames[len(job.identities) + 5:])
         assert self._push is not None
         self._push.send_multipart(frames, copy=not big)
 
