@@ -281,3 +281,39 @@ def test_a_lying_compressed_chunk_fails_its_upload_at_once(daemon, monkeypatch):
         st = c.status()
         assert not st["uploading"] and st["refused"].get("bad_compression", 0) >= 1
         assert any(r["job_id"] == job.id and r["reason"] == "bad_compression" for r in st["recent"])
+
+
+def test_the_outbox_compresses_ahead_and_keeps_the_send_order():
+    """A worker's messages leave in the order sent, compressed or not, and a terminal message flushes them all."""
+    import zmq
+    from impasto.daemon.jobs import Job
+    from impasto.daemon.outbox import Outbox, bind_inbox
+
+    ctx = zmq.Context()
+    endpoint = "inproc://test-outbox-order"
+    inbox = bind_inbox(ctx, endpoint)
+    signer = Signer(KEY)
+    job = Job("j1", "stylize", "sess", [b"\x00abcd"], make_header("stylize", "sess", "j1"), compression=ZLIB)
+    box = Outbox(ctx, signer, "daemon", endpoint)
+    box.open()
+    try:
+        bands = [smooth_image(64, 1024, 4, seed=i).tobytes() for i in range(9)]
+        for i, band in enumerate(bands):
+            box.send(job, "result_chunk", {"i": i}, [band])
+            if i == 4:
+                box.send(job, "progress", {"i": "p"})           # no buffer: waits for the compressions before it
+        box.send(job, "result", {"i": "end"})
+        got, compressed = [], 0
+        while inbox.poll(2000):
+            frames = inbox.recv_multipart()
+            compressed += COMPRESSED_KEY.encode() in frames[5]         # identity, delimiter, signature, h, p, c
+            m = deserialize(signer, frames, max_identities=1)
+            got.append((m.content["i"], [bytes(b) for b in m.buffers]))
+            if m.content["i"] == "end":
+                break
+    finally:
+        box.close()
+        inbox.close()
+        ctx.term()
+    assert [g[0] for g in got] == [0, 1, 2, 3, 4, "p", 5, 6, 7, 8, "end"]
+    assert [g[1][0] for g in got if isinstance(g[0], int)] == bands and compressed == len(bands)

@@ -71,6 +71,7 @@ INFLATE_STEP = 256 << 10            # bytes fed to / drained from inflate per st
                                     # the declared size to a few steps)
 DEFAULT_MAX_RAW = 64 << 20          # the largest raw size a receiver inflates a frame to, unless it says otherwise
 
+POOL_THREADS = max(2, min(8, os.cpu_count() or 2))   # threads hashing and compressing large buffers
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
@@ -166,12 +167,12 @@ def make_header(msg_type: str, session: str, job_id: str | None = None) -> dict:
             "job_id": job_id, "date": time.time()}
 
 
-def _thread_pool() -> ThreadPoolExecutor:
+def thread_pool() -> ThreadPoolExecutor:
+    """The module's thread pool (2..8 threads): large buffers are hashed and compressed on it."""
     global _pool
     with _pool_lock:
         if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=max(2, min(8, os.cpu_count() or 2)),
-                                       thread_name_prefix="impasto-hash")
+            _pool = ThreadPoolExecutor(max_workers=POOL_THREADS, thread_name_prefix="impasto-hash")
         return _pool
 
 
@@ -187,7 +188,7 @@ def buffer_digest(buf: Any) -> bytes:
     n = mv.nbytes
     chunks = [mv[i:i + CHUNK] for i in range(0, n, CHUNK)] or [mv]
     if n >= PARALLEL_MIN:
-        leaves = list(_thread_pool().map(_sha256, chunks))
+        leaves = list(thread_pool().map(_sha256, chunks))
     else:
         leaves = [_sha256(c) for c in chunks]
     return hashlib.sha256(b"".join(leaves)).digest()
@@ -343,8 +344,8 @@ def compress_ahead(buffers: Iterable[Any], compression: "Compression | None", lo
     if compression is None:
         yield from buffers
         return
-    pool = _thread_pool()
-    ahead = lookahead or pool._max_workers
+    pool = thread_pool()
+    ahead = lookahead or POOL_THREADS
     pending: deque = deque()
     for b in buffers:
         pending.append(pool.submit(compress_buffer, b, compression))
@@ -442,7 +443,7 @@ def serialize(signer: Signer, header: dict, content: dict, buffers: Sequence[Any
     if compress is not None:
         big = [i for i, b in enumerate(bufs) if not isinstance(b, Compressed) and _nbytes(b) >= COMPRESS_MIN]
         if len(big) > 1:
-            for i, out in zip(big, _thread_pool().map(compress_buffer, [bufs[i] for i in big],
+            for i, out in zip(big, thread_pool().map(compress_buffer, [bufs[i] for i in big],
                                                      [compress] * len(big))):
                 bufs[i] = out
         else:
