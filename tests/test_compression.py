@@ -317,3 +317,23 @@ def test_the_outbox_compresses_ahead_and_keeps_the_send_order():
         ctx.term()
     assert [g[0] for g in got] == [0, 1, 2, 3, 4, "p", 5, 6, 7, 8, "end"]
     assert [g[1][0] for g in got if isinstance(g[0], int)] == bands and compressed == len(bands)
+
+
+def test_compression_is_on_by_default_for_a_remote_server_only(daemon, monkeypatch):
+    """``Client(compression="auto")``, the default: off for the local daemon, zlib for a remote profile (here the
+    local daemon's connection named as if it were one)."""
+    import dataclasses
+    from impasto_protocol.client import Client
+
+    with daemon.client() as local:
+        assert local.compression is None and local.job_compression() is None
+    spy = Spy(monkeypatch)
+    arr = smooth_image(512, 512, 4)
+    remote = Client(dataclasses.replace(daemon.info, remote="studio"), heartbeat=False)
+    try:
+        assert remote.compression == Compression("zlib", 1)
+        job = remote.stylize(_image(arr), StylizeOptions(engine="identity", size=512)).wait(timeout=60)
+        assert bytes(job.result.data) == arr.tobytes()
+    finally:
+        remote.close()
+    assert spy.sent >= 1 and spy.received >= 1

@@ -208,11 +208,11 @@ class Job:
 class Client:
     """``compression``: ``"zlib"`` (or ``"zlib:LEVEL"``, a ``Compression``) compresses this client's image uploads
     and asks the daemon to compress its jobs' replies, losslessly, when the daemon offers the codec (hello);
-    worth it over a slow remote link, not on the local ipc socket (docs/remote.md has the figures).  Off by
-    default."""
+    worth it over a remote link, not on the local socket (docs/remote.md has the figures).  The default, ``"auto"``,
+    is zlib for a remote server (a profile: ``info.remote``) and off for the local daemon; None is off."""
 
     def __init__(self, info: ConnectionInfo, *, timeout: float = 5.0, heartbeat: bool = True,
-                 context: zmq.Context | None = None, compression: Compression | str | None = None):
+                 context: zmq.Context | None = None, compression: Compression | str | None = "auto"):
         self.info = info
         self.compression = compression              # parsed by the property's setter
         self._daemon_codecs: tuple[str, ...] | None = None     # what the daemon inflates, from hello
@@ -358,6 +358,8 @@ class Client:
 
     @compression.setter
     def compression(self, spec: Compression | str | None) -> None:
+        if spec == "auto":
+            spec = "zlib" if self.info.remote else None
         self._compression = Compression.parse(spec)
 
     def job_compression(self) -> Compression | None:
