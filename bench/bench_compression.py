@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/bench_compression.py [--photo ../shared/data/content/kodim23.png] [--size 4096]
                                                 [--levels 1,3,6,9] [--repeat 3] [--transports ipc,tcp]
-                                                [--images photo8,photo16,noise8] [--skip-codec] [--skip-daemon]
+                                                [--images photo8,photo16,noise8] [--links 100mbit,1gbit]
+                                                [--remote-repeat 2] [--skip-codec] [--skip-daemon] [--skip-remote]
 
 Images, all size x size RGBA: ``photo8`` (a photo upscaled with Pillow's bicubic filter, opaque alpha), ``photo16``
 (the same photo upscaled in float and quantized to 16 bits, so the low bytes carry interpolation, not zeros) and
@@ -15,7 +16,10 @@ Images, all size x size RGBA: ``photo8`` (a photo upscaled with Pillow's bicubic
 2. Round trips through a real local daemon (tests/support: the ``identity`` engine): upload + job + result, with
    ``Client(compression=None)`` and ``"zlib"`` (level 1) interleaved, medians of ``--repeat``; the bytes that
    crossed the socket both ways; and a *model* of a remote link: the local round trip plus those bytes at 50 Mbit/s
-   and 1 Gbit/s (no overlap assumed, so an upper bound; the link itself is not simulated).
+   and 1 Gbit/s (no overlap assumed, so an upper bound).
+3. The same against a remote CURVE server (``serve --listen``) in a network namespace behind a veth pair shaped
+   with ``tc tbf`` to each ``--links`` rate, both ways: the remote case measured (needs root and iproute2, else
+   skipped with the reason; tests/support/remote.py).
 """
 from __future__ import annotations
 
@@ -71,8 +75,7 @@ def codec_table(images: dict[str, np.ndarray], levels: list[int]) -> None:
         n = mv.nbytes
         for level in levels:
             comp = Compression("zlib", level)
-            plain = sum(len(wire.zlib.compress(p, level)) for p in pieces[:4])     # deflate alone, 4 pieces
-            deflate_ratio = sum(p.nbytes for p in pieces[:4]) / plain
+            deflate_ratio = n / sum(len(wire.zlib.compress(p, level)) for p in pieces)    # deflate alone
             t0 = time.perf_counter()
             out = [compress_buffer(p, comp) for p in pieces]
             t_one = time.perf_counter() - t0
@@ -116,40 +119,91 @@ class WireCount:
         return up, down
 
 
-def round_trips(images: dict[str, np.ndarray], transports: list[str], repeat: int) -> None:
-    count = WireCount()
-    print(f"\n2. round trip through a local daemon (identity engine; median of {repeat}; MiB both ways = upload + "
-          f"result on the socket)")
-    print(f"{'transport':9} {'image':8} {'compression':11} {'round trip':>10} {'job':>7} {'MiB up+down':>12}   "
-          + "   ".join(f"model at {k}" for k in LINKS))
+SPECS = ("off", "zlib:1")
+
+
+def measure(label: str, connect, images: dict[str, np.ndarray], repeat: int, count: WireCount,
+            model: bool = False) -> None:
+    """Median round trips of an identity job per image and compression setting, interleaved; ``connect(spec)``
+    opens a client (a small job warms each one up first)."""
+    for name, arr in images.items():
+        h, w, c = arr.shape
+        img = ImageBuffer(w, h, c, "u8" if arr.dtype == np.uint8 else "u16", memoryview(arr).cast("B"))
+        options = StylizeOptions(engine="identity", size=max(h, w))                 # type: ignore[arg-type]
+        runs: dict[str, list] = {spec: [] for spec in SPECS}
+        clients = {spec: connect(None if spec == "off" else spec) for spec in SPECS}
+        try:
+            for cl in clients.values():
+                small = np.ascontiguousarray(arr[:256, :256])
+                cl.stylize(ImageBuffer(256, 256, c, img.dtype, memoryview(small).cast("B")),
+                           StylizeOptions(engine="identity", size=256)).wait(timeout=120)   # type: ignore[arg-type]
+            for _ in range(repeat):
+                for spec, cl in clients.items():
+                    count.take()
+                    t0 = time.perf_counter()
+                    job = cl.stylize(img, options).wait(timeout=900)
+                    rt = time.perf_counter() - t0
+                    up, down = count.take()
+                    assert job.result is not None, job.error
+                    assert bytes(job.result.data) == arr.tobytes(), "the result differs"
+                    runs[spec].append((rt, job.info["seconds"], up + down))
+        finally:
+            for cl in clients.values():
+                cl.close()
+        for spec, rs in runs.items():
+            rt = statistics.median(r[0] for r in rs)
+            job_s = statistics.median(r[1] for r in rs)
+            moved = statistics.median(r[2] for r in rs)
+            extra = ("   " + "   ".join(f"{rt + moved / rate:13.2f} s" for rate in LINKS.values())) if model else ""
+            print(f"{label:14} {name:8} {spec:7} {rt:9.2f}s {job_s:6.2f}s {moved / 2**20:12.1f}  "
+                  f"{moved / 2**20 / rt:8.1f}{extra}", flush=True)
+
+
+HEAD = f"{'transport':14} {'image':8} {'compr.':7} {'round trip':>10} {'job':>7} {'MiB up+down':>12}  {'MiB/s':>8}"
+
+
+def local_round_trips(images: dict[str, np.ndarray], transports: list[str], repeat: int, count: WireCount) -> None:
+    print(f"\n2. round trip through a local daemon (identity engine; median of {repeat}; MiB up+down = every frame "
+          f"of the upload and the result; job = inside the worker: decode, engine, encode + send)")
+    print(HEAD + "   " + "   ".join(f"model at {k}" for k in LINKS))
     for transport in transports:
         with tempfile.TemporaryDirectory() as tmp:
             with DaemonProcess(tmp, *(["--tcp"] if transport == "tcp" else [])) as d:
-                for name, arr in images.items():
-                    h, w, c = arr.shape
-                    img = ImageBuffer(w, h, c, "u8" if arr.dtype == np.uint8 else "u16", memoryview(arr).cast("B"))
-                    options = StylizeOptions(engine="identity", size=max(h, w))     # type: ignore[arg-type]
-                    runs: dict[str, list] = {"off": [], "zlib:1": []}
-                    for i in range(repeat + 1):                                # the first pair warms up
-                        for spec in runs:
-                            with d.client(compression=None if spec == "off" else spec) as cl:
-                                cl.hello()
-                                count.take()
-                                t0 = time.perf_counter()
-                                job = cl.stylize(img, options).wait(timeout=600)
-                                rt = time.perf_counter() - t0
-                                up, down = count.take()
-                                assert job.result is not None, job.error
-                                assert bytes(job.result.data) == arr.tobytes(), "the result differs"
-                                if i:
-                                    runs[spec].append((rt, job.info["seconds"], up + down))
-                    for spec, rs in runs.items():
-                        rt = statistics.median(r[0] for r in rs)
-                        job_s = statistics.median(r[1] for r in rs)
-                        moved = statistics.median(r[2] for r in rs)
-                        model = "   ".join(f"{rt + moved / rate:13.2f} s" for rate in LINKS.values())
-                        print(f"{transport:9} {name:8} {spec:11} {rt:9.2f}s {job_s:6.2f}s {moved / 2**20:12.1f}   "
-                              f"{model}")
+                measure(transport, lambda spec: d.client(compression=spec), images, repeat, count, model=True)
+
+
+def shape(ns, rate: str) -> None:
+    """A token-bucket limit of ``rate`` on both directions of the namespace's veth pair."""
+    import subprocess
+    tbf = ["tbf", "rate", rate, "burst", "256kb", "latency", "200ms"]
+    subprocess.run(["tc", "qdisc", "add", "dev", ns.host_if, "root", *tbf], check=True, capture_output=True)
+    subprocess.run([*ns.prefix(), "tc", "qdisc", "add", "dev", ns.ns_if, "root", *tbf], check=True,
+                   capture_output=True)
+
+
+def remote_round_trips(images: dict[str, np.ndarray], rates: list[str], repeat: int, count: WireCount) -> None:
+    """A CURVE server (``serve --listen``) in a network namespace behind a veth pair shaped to each rate: the
+    remote case measured, not modelled (the server still shares this machine's CPUs)."""
+    from tests.support.remote import NetNamespace, RemoteDaemon, unavailable
+    print(f"\n3. round trip to a remote CURVE server (serve --listen in a network namespace, veth shaped with tc "
+          f"tbf both ways; median of {repeat})")
+    why = unavailable()
+    if why:
+        print(f"   skipped: {why}")
+        return
+    print(HEAD)
+    for rate in rates:
+        with NetNamespace() as ns, tempfile.TemporaryDirectory() as tmp:
+            if rate != "veth":
+                shape(ns, rate)
+            with RemoteDaemon(Path(tmp), ns.server_ip, 5555, netns=ns) as d:
+                profile = d.invite("bench")
+
+                def connect(spec):
+                    cl = Client.connect(remote=profile, timeout=30)
+                    cl.compression = spec
+                    return cl
+                measure(f"remote {rate}", connect, images, repeat, count)
 
 
 def main() -> None:
@@ -159,9 +213,12 @@ def main() -> None:
     ap.add_argument("--levels", default="1,3,6,9")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--transports", default="ipc,tcp")
+    ap.add_argument("--links", default="100mbit,1gbit", help="tc rates of the remote link (section 3); veth: unshaped")
+    ap.add_argument("--remote-repeat", type=int, default=2)
     ap.add_argument("--images", default="photo8,photo16,noise8")
     ap.add_argument("--skip-codec", action="store_true")
     ap.add_argument("--skip-daemon", action="store_true")
+    ap.add_argument("--skip-remote", action="store_true")
     args = ap.parse_args()
     images = {k: v for k, v in load_images(args.photo, args.size).items() if k in args.images.split(",")}
     print(f"{args.size}x{args.size} RGBA from {args.photo.name}: "
@@ -170,8 +227,11 @@ def main() -> None:
           f"{os.environ.get('OMP_NUM_THREADS', 'unset')}")
     if not args.skip_codec:
         codec_table(images, [int(x) for x in args.levels.split(",")])
+    count = WireCount()
     if not args.skip_daemon:
-        round_trips(images, args.transports.split(","), args.repeat)
+        local_round_trips(images, args.transports.split(","), args.repeat, count)
+    if not args.skip_remote:
+        remote_round_trips(images, args.links.split(","), args.remote_repeat, count)
     print(f"\nload average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
