@@ -53,7 +53,7 @@ def opts(**kw) -> StylizeOptions:
 
 def test_hello_reports_engines_limits_and_versions(client, daemon):
     info = client.hello()
-    assert info["protocol_version"] == "1.0" and info["pid"] == daemon.proc.pid
+    assert info["protocol_version"] == "1.1" and info["pid"] == daemon.proc.pid
     assert {"identity", "sleep"} <= set(info["engines"])
     assert info["limits"]["max_pixels"] == 5_000_000
     assert info["devices"] == ["cpu"]

@@ -36,13 +36,13 @@ import zmq
 
 from .connection import (ConnectionFileError, ConnectionInfo, UnsafePath, default_connection_file,
                          ensure_private_dir, read_connection_file, remove_connection_file, runtime_dir)
-from .images import ImageBuffer, ImageBufferError, as_bytes_view
+from .images import DEFAULT_MAX_PIXELS, DTYPES, ImageBuffer, ImageBufferError, as_bytes_view
 from .messages import (ACCEPTED, CANCELLED, CHUNKS, DELIVER, ERROR, FRAME_SLACK, PROGRESS, RESULT, RESULT_CHUNK,
                        STREAM_CHUNK, STREAM_MIN, TILE, Accepted, CancelledEvent, ErrorEvent, ProgressEvent, ResultEvent, TileEvent)
 from .options import ENGINES, StylizeOptions
 from .remote import RemoteProfile
-from .wire import (MAX_CONTENT_BYTES, ZAP_USER, Message, ReplayGuard, Signer, WireError, deserialize, make_header, new_id, serialize,
-                   zap_password)
+from .wire import (MAX_CONTENT_BYTES, REPLY_COMPRESSION_KEY, ZAP_USER, Compression, Message, ReplayGuard, Signer,
+                   WireError, compress_ahead, deserialize, make_header, new_id, serialize, zap_password)
 
 log = logging.getLogger(__name__)
 
@@ -206,9 +206,17 @@ class Job:
 
 
 class Client:
+    """``compression``: ``"zlib"`` (or ``"zlib:LEVEL"``, a ``Compression``) compresses this client's image uploads
+    and asks the daemon to compress its jobs' replies, losslessly, when the daemon offers the codec (hello);
+    worth it over a remote link, not on the local socket (docs/remote.md has the figures).  The default, ``"auto"``,
+    is zlib for a remote server (a profile: ``info.remote``) and off for the local daemon; None is off."""
+
     def __init__(self, info: ConnectionInfo, *, timeout: float = 5.0, heartbeat: bool = True,
-                 context: zmq.Context | None = None):
+                 context: zmq.Context | None = None, compression: Compression | str | None = "auto"):
         self.info = info
+        self.compression = compression              # parsed by the property's setter
+        self._daemon_codecs: tuple[str, ...] | None = None     # what the daemon inflates, from hello
+        self._max_raw = DEFAULT_MAX_PIXELS * 4 * max(DTYPES.values())   # no image it may send is larger
         self.timeout = timeout
         self.dead_after = REMOTE_DEAD_AFTER if info.remote else DEAD_AFTER
         self._max_frame: int | None = None     # the daemon's ZMQ_MAXMSGSIZE, from hello (TCP daemons take less)
@@ -331,10 +339,39 @@ class Client:
     def hello(self, timeout: float | None = None) -> dict:
         """Versions, device, engines, installed styles and limits of the daemon."""
         content = self._request("hello", {}, timeout=timeout).content
-        limit = (content.get("limits") or {}).get("max_message_bytes")
+        limits = content.get("limits") or {}
+        limit = limits.get("max_message_bytes")
         if isinstance(limit, int) and not isinstance(limit, bool) and limit > FRAME_SLACK:
             self._max_frame = limit
+        pixels = limits.get("max_pixels")
+        if isinstance(pixels, int) and not isinstance(pixels, bool) and pixels > 0:
+            self._max_raw = pixels * 4 * max(DTYPES.values())
+        codecs = content.get("compression")
+        self._daemon_codecs = tuple(c for c in codecs if isinstance(c, str)) if isinstance(codecs, list) else ()
         return content
+
+    @property
+    def compression(self) -> Compression | None:
+        """The compression asked for (``Client(compression=...)``, or set later: ``client.compression = "zlib"``);
+        ``job_compression`` says whether it is used."""
+        return self._compression
+
+    @compression.setter
+    def compression(self, spec: Compression | str | None) -> None:
+        if spec == "auto":
+            spec = "zlib" if self.info.remote else None
+        self._compression = Compression.parse(spec)
+
+    def job_compression(self) -> Compression | None:
+        """How this client's uploads and job replies travel: ``compression`` when the daemon offers its codec
+        (asked with one ``hello`` the first time), else None (raw, as with a daemon older than protocol 1.1)."""
+        if self.compression is None:
+            return None
+        if self._daemon_codecs is None:
+            self.hello()
+        if self.compression.codec in (self._daemon_codecs or ()):
+            return self.compression
+        return None
 
     def chunk_bytes(self) -> int:
         """Bytes per streamed piece and the inline limit: STREAM_CHUNK, or less where the daemon takes smaller
@@ -460,17 +497,18 @@ class Client:
         self.close()
 
     # -- internals -------------------------------------------------------------------------------------------------
-    def _send(self, msg_type: str, content: dict, buffers: Sequence[Any] = (), job_id: str | None = None) -> dict:
+    def _send(self, msg_type: str, content: dict, buffers: Sequence[Any] = (), job_id: str | None = None,
+              compress: Compression | None = None) -> dict:
         if self._closed:
             raise DaemonNotRunning("the client is closed")
         header = make_header(msg_type, self.session, job_id)
-        frames = serialize(self._signer, header, content, buffers)
+        frames = serialize(self._signer, header, content, buffers, compress=compress)
         limit = min(MAX_CONTENT_BYTES, self._max_frame or MAX_CONTENT_BYTES)
         if len(frames[4]) > limit:     # the daemon could not take it: say so instead of waiting forever
             raise ValueError(f"the {msg_type} request's JSON is {len(frames[4])} bytes; at most {limit} "
                              f"(images travel as buffers, not in the JSON)")
         big = any((len(f) if isinstance(f, (bytes, bytearray)) else memoryview(f).nbytes) >= COPY_THRESHOLD
-                  for f in buffers)
+                  for f in frames[5:])
         self._sock.send_multipart(frames, copy=not big)
         return header
 
@@ -478,7 +516,12 @@ class Client:
                 also_stream: Sequence[tuple[str, ImageBuffer]] = ()) -> Job:
         """Send a job request; images of STREAM_MIN bytes or more follow it as chunk messages (pipelined:
         each chunk is signed while the previous one is on its way and being verified), then ``also_stream``
-        (images the body already describes as streamed, whatever their size)."""
+        (images the body already describes as streamed, whatever their size).  With compression on
+        (``job_compression``) every buffer is compressed where it pays, chunks on the thread pool a few ahead of
+        the one being sent, and the request asks for compressed replies."""
+        comp = self.job_compression()
+        if comp is not None:
+            body[REPLY_COMPRESSION_KEY] = comp.to_json()
         buffers: list = []
         streamed: list[tuple[str, ImageBuffer]] = []
         chunk = self.chunk_bytes()
@@ -498,14 +541,16 @@ class Client:
             buffers.append(img.data)
         job = Job(self, job_id or new_id(), msg_type)
         self._jobs[job.id] = job
-        self._send(msg_type, body, buffers, job_id=job.id)
+        self._send(msg_type, body, buffers, job_id=job.id, compress=comp)
         for name, img in [*streamed, *also_stream]:
             mv = as_bytes_view(img.data)
             # whole rows when a row fits in a chunk (the daemon decodes per chunk); else chunk-sized pieces of rows
             # (the daemon carries a partial row over), so no frame is ever larger than one chunk
             step = max(1, chunk // img.stride) * img.stride if img.stride <= chunk else chunk
-            for off in range(0, mv.nbytes, step):
-                self._send("chunk", {"image": name, "offset": off}, [mv[off:off + step]], job_id=job.id)
+            offsets = range(0, mv.nbytes, step)
+            pieces = compress_ahead((mv[off:off + step] for off in offsets), comp)
+            for off, piece in zip(offsets, pieces):
+                self._send("chunk", {"image": name, "offset": off}, [piece], job_id=job.id)
         return job
 
     def _request(self, msg_type: str, content: dict, timeout: float | None = None,
@@ -541,7 +586,7 @@ class Client:
 
     def _dispatch(self, frames: list) -> None:
         try:
-            msg = deserialize(self._signer, frames, self._guard)
+            msg = deserialize(self._signer, frames, self._guard, max_raw=self._max_raw)
         except WireError as e:
             log.warning("dropped a message from the daemon: %s: %s", e.code, e)
             return

@@ -68,7 +68,9 @@ ERROR_CODES: dict[str, str] = {
     "bad_request": "a field is missing or has the wrong type",
     "bad_options": "StylizeOptions rejected a value (message names it)",
     "bad_image": "an image description does not match its buffer",
-    "too_large": "an image or the output exceeds the daemon's pixel limit, or the content frame exceeds 4 MiB",
+    "too_large": "an image or the output exceeds the daemon's pixel limit, the content frame exceeds 4 MiB, or a "
+                 "compressed buffer declares more bytes than the daemon takes in one frame",
+    "bad_compression": "a compressed buffer's declaration or stream is wrong, or a codec is not offered",
     "extra_buffers": "buffer frames were sent that no image refers to",
     "duplicate_job": "header.job_id is already in use",
     "unknown_job": "cancel/chunk names a job the daemon does not know, that another connection submitted, or (for "

@@ -13,6 +13,7 @@ import torch
 
 from impasto_protocol.images import ImageBuffer
 from impasto_protocol.options import StylizeOptions
+from impasto_protocol.wire import Compression
 
 from .convert import decode_into, decoded_channels
 
@@ -28,6 +29,7 @@ class Job:
     identities: list                           # ROUTER routing frames of the requesting socket
     request_header: dict
     priority: int = PRIORITY_INTERACTIVE
+    compression: Optional[Compression] = None  # how its replies' buffers travel (the request's _reply_compression)
     # stylize
     options: Optional[StylizeOptions] = None
     extra_engine: Optional[str] = None         # name of an engine in DaemonConfig.extra_engines, else None

@@ -38,8 +38,8 @@ from impasto_protocol.options import MAX_KEYPOINTS
 from impasto_protocol.remote import ADMIN_USER, RemoteError, ServerKeys, new_keypair
 from impasto_protocol.messages import (ACCEPTED, CANCEL_REPLY, CANCELLED, DELIVER, ERROR, HELLO_REPLY,
                                        LIST_STYLES_REPLY, PONG, PROGRESS, SHUTDOWN_REPLY, STATUS_REPLY)
-from impasto_protocol.wire import (MAX_HEADER_BYTES, PROTOCOL_VERSION, JsonLimits, Message, ReplayGuard, Signer,
-                                   WireError, deserialize, make_header, new_id, quote, serialize)
+from impasto_protocol.wire import (CODECS, MAX_HEADER_BYTES, PROTOCOL_VERSION, JsonLimits, Message, ReplayGuard,
+                                   Signer, WireError, deserialize, make_header, new_id, quote, serialize)
 
 from .. import __version__
 from ..errors import ImpastoError
@@ -384,7 +384,7 @@ class Daemon:
         try:
             msg = deserialize(signer, frames, self.guard, max_identities=1, max_buffers=c.max_buffers,
                               max_total=(c.max_buffers + 1) * c.max_message_bytes + 2 * MAX_HEADER_BYTES,
-                              limits=self.limits_json)
+                              limits=self.limits_json, max_raw=c.max_message_bytes)
         except WireError as e:
             if not e.signed:
                 self.dropped[e.code] += 1
@@ -392,6 +392,7 @@ class Daemon:
                                      e.code, self.dropped[e.code], quote(str(e), 200))
                 return
             self.reply_error(e.identities, e.header or {}, e.code, str(e))
+            self.fail_upload(e)
             return
         sess = self.sessions.get(msg.session)
         if sess is None:
@@ -458,7 +459,7 @@ class Daemon:
             "engines": available_engines() + list(self.config.extra_engines),
             "training": module_available(TRAIN_MODULE), "styles": styles_mod.style_names(),
             "limits": self.limits(), "dtypes": list(DTYPES), "deliver": list(DELIVER),
-            "precision": precision_report(self.devices),
+            "precision": precision_report(self.devices), "compression": list(CODECS),
             **({"remote_client": peer.name} if (peer := self.remote_peer(msg)) is not None else {})})
 
     def on_status(self, msg: Message) -> None:
@@ -543,6 +544,18 @@ class Daemon:
             return None
         return job
 
+    def fail_upload(self, e: WireError) -> None:
+        """A chunk refused by the wire layer (a compressed frame that does not inflate to its declared size, or
+        declares too much) ends its upload, as a chunk that does not continue it would (``bad_chunk``): the
+        client was told the error, so the job must not hold its memory until ``upload_timeout``."""
+        h = e.header or {}
+        if h.get("msg_type") != "chunk" or e.code not in ("bad_compression", "too_large"):
+            return
+        job = self.queue.get_job(h.get("job_id") or "")
+        if job is not None and job.identities == e.identities and job.state == "uploading":
+            self.queue.remove_queued(job)
+            self.queue.finish(job, "error", e.code)
+
     def on_chunk(self, msg: Message) -> None:
         job = self.own_job(msg)
         if job is None or job.state != "uploading":
@@ -585,7 +598,9 @@ class Daemon:
 
     def on_stylize(self, msg: Message) -> None:
         self._admit(msg)
-        self._enqueue(self._bind_owner(build_stylize_job(msg, self.config, styles=styles_mod.style_names()), msg))
+        job = self._bind_owner(build_stylize_job(msg, self.config, styles=styles_mod.style_names()), msg)
+        job.compression = msg.reply_compression
+        self._enqueue(job)
 
     def on_train(self, msg: Message) -> None:
         self._admit(msg)
@@ -593,8 +608,9 @@ class Daemon:
         if self.remote_peer(msg) is not None and isinstance(params, dict) and "content_dir" in params:
             raise RequestError("forbidden", "a remote client sends its training photos with the request; the "
                                "server's folders (content_dir) are for its owner")
-        self._enqueue(self._bind_owner(build_train_job(msg, self.config, shipped=styles_mod.shipped_style_names()),
-                                       msg))
+        job = self._bind_owner(build_train_job(msg, self.config, shipped=styles_mod.shipped_style_names()), msg)
+        job.compression = msg.reply_compression
+        self._enqueue(job)
 
     def on_cancel(self, msg: Message) -> None:
         if not msg.job_id:
