@@ -287,7 +287,8 @@ class Client:
             profile = load_remote(remote) if isinstance(remote, str) else remote.validate()
         except RemoteError as e:
             raise DaemonNotRunning(str(e)) from None
-        client = cls(profile.connection_info(), timeout=timeout)
+        client = cls(profile.connection_info(), timeout=timeout,
+                     compression="auto" if profile.compression else None)     # `remote add --no-compression`
         try:
             client.hello(timeout=timeout)
         except DaemonNotRunning:
