@@ -262,3 +262,57 @@ def test_dst_result_brings_its_warp_overlay_as_a_hidden_group_over_the_result(sc
     client2 = FakeClient(invert)
     actions.stylize(api, image, [source], Params(engine="mt", style_name="s"), connect_fn=lambda: client2)
     assert client2.overlay is False
+
+
+# -- the Server argument: the local daemon or a paired remote server (impasto_plugin.servers) ------------------------
+def test_the_server_argument_chooses_the_connection_of_every_procedure(scene, monkeypatch):
+    api, image, source = scene
+    asked = []
+
+    def connect(server="local"):
+        asked.append(server)
+        return FakeClient(invert)
+    monkeypatch.setattr(actions, "connect", connect)
+    import json
+    from impasto_protocol.options import StylizeOptions
+    from impasto_protocol.recipe import Recipe
+    first = actions.stylize(api, image, [source], Params(engine="mt", style_name="s", server="studio"))
+    assert first.layer is not None and asked == ["studio"]
+    recipe = Recipe(options=StylizeOptions(engine="mt", style_name="s").to_dict(), style=None, impasto="0.1.0",
+                    torch="2.14.1", device="cpu", precision="fp32")
+    api.store_recipe(first.layer, json.dumps(recipe.to_dict()))
+    actions.rerun(api, image, [first.layer], Params(server="attic"))
+    assert asked[-1] == "attic"                                         # Re-run runs where its dialog says
+    actions.stylize(api, image, [source], Params(engine="mt", style_name="s"))
+    assert asked[-1] == "local"
+    style = image.add(FakeLayer("Monet", Rect(70, 50, 20, 16), solid(Rect(70, 50, 20, 16), (1, 2, 3, 255))))
+    monkeypatch.setattr(actions, "connect", lambda server="local": asked.append(server) or FakeClient(_proposal(
+        [{"content": [3.0, 4.0], "style": [2.0, 1.0]}])))
+    actions.propose_keypoints(api, image, [source], Params(style_source="layer", style_layer=style, server="studio"))
+    assert asked[-1] == "studio"
+
+
+def test_an_unknown_server_is_refused_by_name_and_nothing_starts(scene, tmp_path, monkeypatch):
+    api, image, source = scene
+    monkeypatch.setenv("IMPASTO_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("IMPASTO_RUNTIME_DIR", str(tmp_path))
+    monkeypatch.setenv("IMPASTO_SERVE_COMMAND", str(tmp_path / "no-such-impasto"))
+    import impasto_protocol.client as client_mod
+    monkeypatch.setattr(client_mod, "spawn_daemon", lambda *a, **k: pytest.fail("nothing may be started"))
+    with pytest.raises(actions.PluginError, match="no server named 'attic' is paired.*impasto remote add attic"):
+        actions.stylize(api, image, [source], Params(engine="mt", style_name="s", server="attic"))
+    assert image.layers == [source] and image.undo_log == [] and api.progress == []
+    assert "no server named 'attic' is paired" in actions.daemon_summary("attic")
+
+
+def test_a_silent_server_is_named_in_the_error_and_in_the_dialog(tmp_path, monkeypatch):
+    from impasto_protocol.remote import new_keypair, new_profile, save_remote
+    from tests.support.remote import free_port
+    monkeypatch.setenv("IMPASTO_CONFIG_DIR", str(tmp_path / "config"))
+    save_remote(new_profile("studio", f"tcp://127.0.0.2:{free_port('127.0.0.2')}", new_keypair()[0]))
+    monkeypatch.setattr(actions, "CONNECT_TIMEOUT", 0.5)
+    with pytest.raises(actions.PluginError, match="The server 'studio' at tcp://127.0.0.2:.* did not answer"):
+        actions.connect("studio")
+    summary = actions.daemon_summary("studio", timeout=0.5)
+    assert "did not answer" in summary and "allow-list" in summary
+    assert summary.endswith("Server: local (this computer) or a paired server: studio")

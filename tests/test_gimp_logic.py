@@ -28,9 +28,10 @@ def test_params_from_config_and_to_options():
     values = {"engine": "mt", "style-name": " starry ", "style-source": "file", "style-file": None,
               "style-layer": None, "strength": 0.5, "preserve-colors": True, "keypoints": "auto",
               "size-mode": "canvas", "output-size": 300, "working-size": 256, "steps-mode": "default", "steps": 9,
-              "seed": 0}
+              "seed": 0, "server": " studio "}
     p = Params.from_config(values.__getitem__).check()
-    assert p.style_name == "starry" and p.style_file == ""
+    assert p.style_name == "starry" and p.style_file == "" and p.server == "studio"
+    assert Params.from_config({**values, "server": None}.__getitem__).server == "local"      # an empty field
     o = p.to_options(1000)
     assert (o.engine, o.style_name, o.size, o.max_side, o.strength, o.preserve_color, o.steps) == \
         ("mt", "starry", 256, 1000, 0.5, True, None)

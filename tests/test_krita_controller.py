@@ -401,3 +401,101 @@ def test_dst_result_brings_its_warp_overlay_as_a_hidden_group_over_the_result(ap
     assert (b.x(), b.y(), b.width(), b.height()) == (0, 0, 30, 12)                    # aligned with the result
     assert c.stylize(preview=True) is not None
     assert c.client.calls[-1]["overlay"] is False                                     # previews bring none
+
+
+# -- the Server setting (impasto_plugin.servers): the local daemon or a paired remote server --------------------------
+class HelloClient(FakeClient):
+    """A connected client as ``servers.connect`` returns it."""
+
+    def __init__(self, server):
+        super().__init__()
+        self.server, self.closed = server, False
+        self.daemon_alive = True
+
+    def hello(self):
+        return {"devices": ["cuda:0"], "engines": ["gatys"], "styles": []}
+
+    def list_styles(self, thumbnails=False):
+        return []
+
+    def close(self, cancel_jobs=True):
+        self.closed = True
+
+
+@pytest.fixture
+def connects(monkeypatch):
+    """``servers.connect`` recorded: the servers asked for (and whether autostart was); ``fail`` makes it raise."""
+    from impasto_plugin import servers
+    import impasto_protocol.client as client_mod
+    monkeypatch.setattr(client_mod, "spawn_daemon", lambda *a, **k: pytest.fail("nothing may be started"))
+    log = {"calls": [], "fail": None}
+
+    def connect(server, timeout=5.0, autostart=False, **kw):
+        log["calls"].append((server, autostart))
+        if log["fail"] is not None:
+            raise log["fail"]
+        return HelloClient(server)
+    monkeypatch.setattr(servers, "connect", connect)
+    return log
+
+
+def test_server_setting_is_saved_and_a_remote_is_connected_by_name(app, connects):
+    from impasto_krita.settings import Settings
+    c = Controller(api=krita_api)
+    assert c.server == "" and c.set_server("studio")
+    assert connects["calls"] == [("studio", False)]
+    assert c.conn.state == "connected" and c.conn.message == "Connected to studio · cuda:0"
+    assert Settings.from_json(krita_api.read_setting("settings")).server == "studio"       # persisted
+    assert Controller(api=krita_api).server == "studio"                                   # and read back
+    first = c.client
+    assert c.set_server("local") and first.closed and c.server == "" and c.conn.message == "Connected · cuda:0"
+
+
+def test_a_remote_server_is_never_started_and_its_problem_is_shown(app, connects):
+    from impasto_plugin import servers
+    c = Controller(api=krita_api)
+    c.settings.server = "studio"
+    connects["fail"] = servers.ServerError("The server 'studio' at tcp://10.0.0.5:5555 did not answer within 3 s: "
+                                           "is `impasto serve --listen` running there?", "studio")
+    assert not c.connect(autostart=True) and not c.start_daemon()          # Start daemon / Connect: connects only
+    assert connects["calls"] == [("studio", False), ("studio", False)]
+    assert c.conn.state == "error" and "did not answer" in c.conn.message and "Press Connect" in c.conn.message
+    connects["fail"] = servers.UnknownServer("no server named 'studio' is paired with this computer", "studio")
+    assert not c.connect() and c.conn.message == "no server named 'studio' is paired with this computer"
+
+
+def test_an_unknown_server_name_is_explained_in_the_docker(app, tmp_path, monkeypatch):
+    monkeypatch.setenv("IMPASTO_CONFIG_DIR", str(tmp_path / "config"))
+    c = Controller(api=krita_api)
+    c.settings.server = "attic"
+    assert not c.connect(autostart=True)
+    assert c.conn.state == "error" and "no server named 'attic' is paired" in c.conn.message
+    assert "impasto remote add attic" in c.conn.message
+
+
+def test_switching_servers_waits_for_the_running_job(app, style_png, connects):
+    make_doc(app)
+    c = controller(style_png)
+    c.conn.state = "connected"
+    assert c.stylize() is not None
+    assert not c.set_server("studio") and "job is running" in c.error and c.server == ""
+    assert connects["calls"] == []
+
+
+def test_a_remote_server_vanishing_mid_job_is_named_and_nothing_is_inserted(app, style_png, connects):
+    doc, _ = make_doc(app)
+    c = Controller(api=krita_api)
+    c.settings.engine, c.settings.style_source, c.settings.style_file = "gatys", "file", str(style_png)
+    assert c.set_server("studio")
+    c.client.dead_after = 5.0
+    tracker = c.stylize()
+    call = c.client.calls[0]
+    call["job"].pending += [ProgressEvent(0.2, "step 1"), TileEvent(0, 0, ImageBuffer(4, 4, 3, "u8", bytes(48)))]
+    c.pump()
+    assert len(doc.rootNode().childNodes()) == 2 and tracker.fraction == pytest.approx(0.2)
+    c.client.daemon_alive = False                          # no pong for REMOTE_DEAD_AFTER seconds
+    c.pump()
+    assert tracker.state is State.FAILED
+    assert "the server 'studio' stopped answering (nothing for 5 s); nothing was inserted" in c.error
+    assert [n.name() for n in doc.rootNode().childNodes()] == ["Background"]          # the painted tile is gone
+    assert c.conn.state == "disconnected" and "Press Connect" in c.conn.message and c.client is None

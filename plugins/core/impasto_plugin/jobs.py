@@ -227,8 +227,8 @@ def wait_for_result(job: Any, on_progress: Callable[[float, str], None],
         raise PluginError(str(e)) from None
     except PluginError:
         raise
-    except Exception as e:    # DaemonNotRunning and friends: the daemon went away mid-job
+    except Exception as e:    # DaemonNotRunning and friends: the daemon (or the remote server) went away mid-job
         if type(e).__name__ in ("DaemonNotRunning", "ProtocolError"):
-            raise PluginError(f"lost the daemon: {e}") from None
+            raise PluginError(f"lost the connection to Impasto: {e}") from None
         raise
     raise PluginError("the daemon ended the job without a result")

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Impasto for GIMP 3: neural style transfer through the local ``impasto serve`` daemon.
+"""Impasto for GIMP 3: neural style transfer through the local ``impasto serve`` daemon (or a paired remote server:
+the "server" argument).
 
 Registers two procedures under Filters > Artistic > Impasto:
   python-fu-impasto-stylize        "Stylize…": the active layer (the selection's bounds) in, a new layer out
@@ -117,8 +118,9 @@ def _run(procedure, action):
 
 
 def run_stylize(procedure, run_mode, image, drawables, config, data):
-    if run_mode == Gimp.RunMode.INTERACTIVE and not show_dialog(procedure, config, "Impasto: Stylize", (),
-                                                                DIALOG_GROUPS, actions.daemon_summary()):
+    if run_mode == Gimp.RunMode.INTERACTIVE and not show_dialog(
+            procedure, config, "Impasto: Stylize", (), DIALOG_GROUPS,
+            actions.daemon_summary(config.get_property("server"))):
         return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
     outcome = _run(procedure, lambda: actions.stylize(gimp_api, image, list(drawables),
                                                       Params.from_config(_config_getter(config))))
@@ -145,11 +147,12 @@ def run_keypoints(procedure, run_mode, image, drawables, config, data):
 
 
 def run_propose(procedure, run_mode, image, drawables, config, data):
-    if run_mode == Gimp.RunMode.INTERACTIVE and not show_dialog(procedure, config, "Impasto: Propose keypoints",
-                                                                PROPOSE_ARGS, status=actions.daemon_summary()):
+    if run_mode == Gimp.RunMode.INTERACTIVE and not show_dialog(
+            procedure, config, "Impasto: Propose keypoints", PROPOSE_ARGS,
+            status=actions.daemon_summary(config.get_property("server"))):
         return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
     p = Params(engine="dst", style_source="layer", style_layer=config.get_property("style-layer"),
-               working_size=config.get_property("working-size"))
+               working_size=config.get_property("working-size"), server=config.get_property("server") or "local")
     outcome = _run(procedure, lambda: actions.propose_keypoints(gimp_api, image, list(drawables), p))
     if not isinstance(outcome, actions.Outcome):
         return outcome
@@ -163,11 +166,12 @@ def run_rerun(procedure, run_mode, image, drawables, config, data):
     if run_mode == Gimp.RunMode.INTERACTIVE and not show_dialog(
             procedure, config, "Impasto: Re-run from the recipe", RERUN_ARGS,
             status="The selected result layer's recipe gives every setting and the seed; a painting style needs "
-                   "the same painting again below (a trained MT style needs nothing).\n" + actions.daemon_summary()):
+                   "the same painting again below (a trained MT style needs nothing).\n"
+                   + actions.daemon_summary(config.get_property("server"))):
         return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
     get = _config_getter(config)
     style = Params(style_source=get("style-source"), style_file=get("style-file") or "",
-                   style_layer=get("style-layer"))
+                   style_layer=get("style-layer"), server=get("server") or "local")
     outcome = _run(procedure, lambda: actions.rerun(gimp_api, image, list(drawables), style))
     if not isinstance(outcome, actions.Outcome):
         return outcome

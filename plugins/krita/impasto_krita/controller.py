@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from impasto_plugin import deps
+from impasto_plugin import deps, servers
 from impasto_plugin.daemon import serve_command as recorded_serve_command
 from impasto_plugin.errors import PluginError
 from impasto_plugin.jobs import JobTracker, State
@@ -109,21 +109,49 @@ class Controller:
             self.notify()
         return bool(problem)
 
+    @property
+    def server(self) -> str:
+        """The chosen server: "" for the local daemon, else a paired remote server's name (``servers``)."""
+        return servers.normalize(self.settings.server)
+
     def connect(self, autostart: bool = False) -> bool:
-        """Connect to a running daemon (quick); with ``autostart`` start one when none answers (non-blocking)."""
+        """Connect to the chosen server.  Local: a running daemon (quick); with ``autostart`` start one when none
+        answers (non-blocking).  Remote: the paired server (never started from here; up to 3 s when it is silent)."""
         if self._zmq_missing():
             return False
-        from impasto_protocol.client import Client, DaemonNotRunning, ProtocolError
+        server = self.server
         try:
-            client = Client.connect(timeout=3.0)
-            self._connected(client)
-            return True
-        except (DaemonNotRunning, ProtocolError, OSError) as e:
-            if autostart:
-                return self.start_daemon()
-            self.conn = Connection("disconnected", f"Daemon not running ({e}). Press Start daemon.")
+            client = servers.connect(server, timeout=3.0)
+        except servers.UnknownServer as e:
+            self.conn = Connection("error", str(e))
             self.notify()
             return False
+        except servers.ServerError as e:
+            if server:
+                self.conn = Connection("error", f"{e} Press Connect to try again.")
+            elif autostart:
+                return self.start_daemon()
+            else:
+                self.conn = Connection("disconnected", f"Daemon not running ({e.detail}). Press Start daemon.")
+            self.notify()
+            return False
+        self._connected(client)
+        return True
+
+    def set_server(self, name: str) -> bool:
+        """Switch to another server (the docker's Server box): saved with the settings, then connected.  Refused
+        while a job or a training run is in flight (it belongs to the current connection)."""
+        name = servers.normalize(name)
+        if name == self.server and self.client is not None:
+            return True
+        if self.busy:
+            self._fail("a job is running on the current server: wait for it or cancel it before switching")
+            return False
+        self.settings.server = name
+        self.save_settings()
+        self.disconnect()
+        self.error = ""
+        return self.connect()
 
     def _connected(self, client: Any) -> None:
         if self.client is not None and self.client is not client:
@@ -138,15 +166,16 @@ class Controller:
             styles = client.list_styles(thumbnails=True)
         except Exception as e:   # an old daemon without MT: the list stays empty
             log.info("no styles: %s", e)
-        devices = info.get("devices") or []
-        where = ", ".join(str(d).upper() if str(d) == "cpu" else str(d) for d in devices) or "daemon"
-        self.conn = Connection("connected", f"Connected · {where}", info, styles)
+        self.conn = Connection("connected", servers.connected_text(self.server, info), info, styles)
         self.error = "" if self.error.startswith("Daemon") else self.error
         self.notify()
 
     def start_daemon(self) -> bool:
+        """Start the local daemon in the background (a remote server is only connected to: see ``connect``)."""
         if self._zmq_missing():
             return False
+        if self.server:
+            return self.connect()
         from impasto_protocol.client import DaemonNotRunning, spawn_daemon
         from impasto_protocol.connection import default_connection_file
         try:
@@ -217,10 +246,10 @@ class Controller:
         if self.client is not None and self.conn.state == "connected" and not self._daemon_alive():
             for tracker in (self.job, self.train_job):
                 if tracker is not None and tracker.active:
-                    tracker.fail("the daemon stopped (see daemon.log); press Start daemon and try again")
+                    tracker.fail(servers.lost_text(self.server, getattr(self.client, "dead_after", None)))
                     self._finished(tracker)
             self.disconnect()
-            self.conn = Connection("disconnected", "The daemon stopped. Press Start daemon.")
+            self.conn = Connection("disconnected", servers.disconnected_text(self.server))
             changed = True
         for attr in ("job", "train_job"):
             tracker: Optional[JobTracker] = getattr(self, attr)

@@ -14,6 +14,7 @@ from PyQt5.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QFileDialog, QF
 
 from . import krita_api, pixels
 from .instance import controller
+from impasto_plugin import servers
 from impasto_plugin.jobs import State
 from .settings import ENGINE_TITLES, KEYPOINT_MODES
 
@@ -54,6 +55,26 @@ class LayerCombo(QComboBox):
         elif keep:
             self.insertItem(0, keep)
             self.setCurrentIndex(0)
+        self.blockSignals(False)
+
+
+class ServerCombo(QComboBox):
+    """Local, then the paired remote servers (read from the remotes folder each time it opens, so a server paired
+    while Krita runs shows up); the item data is the name the setting stores ("" = local)."""
+
+    def showPopup(self) -> None:
+        self.refresh(self.currentData())
+        super().showPopup()
+
+    def refresh(self, keep: str | None = None) -> None:
+        keep = servers.normalize(keep if keep is not None else self.currentData())
+        self.blockSignals(True)
+        self.clear()
+        for choice in servers.choices(keep):
+            self.addItem(choice.title, choice.name)
+            self.setItemData(self.count() - 1, choice.endpoint or "The Impasto daemon on this computer (started "
+                             "on demand)", Qt.ToolTipRole)
+        self.setCurrentIndex(max(0, self.findData(keep)))
         self.blockSignals(False)
 
 
@@ -117,14 +138,22 @@ class ImpastoDocker(DockWidget):
         self.setWidget(scroll)
 
     def _build_status(self, lay: QVBoxLayout) -> None:
-        """The daemon's state and the Start daemon button."""
+        """The server choice, its state and the Start daemon (local) / Connect (remote) button."""
+        srow = QHBoxLayout()
+        self.server = ServerCombo()
+        self.server.setToolTip("Where the jobs run: the daemon on this computer, or a remote server paired with "
+                               "`impasto remote add` (docs/remote.md)")
+        self.server.activated.connect(self._server_chosen)
+        srow.addWidget(QLabel("Server"))
+        srow.addWidget(self.server, 1)
+        lay.addLayout(srow)
         row = QHBoxLayout()
         self.dot = QLabel("●")
         self.status = QLabel("Not connected")
         self.status.setWordWrap(True)
         self.start_btn = QPushButton("Start daemon")
         self.start_btn.setToolTip("Connect to the Impasto daemon, starting it if it is not running")
-        self.start_btn.clicked.connect(lambda: self.c.connect(autostart=True))
+        self.start_btn.clicked.connect(lambda: self.c.connect(autostart=True))      # remote: connects only
         row.addWidget(self.dot)
         row.addWidget(self.status, 1)
         row.addWidget(self.start_btn)
@@ -334,8 +363,13 @@ class ImpastoDocker(DockWidget):
         self.train_box.setVisible(on)
 
     # ----------------------------------------------------------------------------------------------- settings
+    def _server_chosen(self, index: int) -> None:
+        self.c.set_server(self.server.itemData(index) or "")
+        self.server.refresh(self.c.server)         # refused while a job runs: show the server still in use
+
     def _load_settings(self) -> None:
         s = self.c.settings
+        self.server.refresh(s.server)
         self.engine.setCurrentIndex(max(0, ENGINE_ORDER.index(s.engine) if s.engine in ENGINE_ORDER else 1))
         (self.src_layer if s.style_source == "layer" else self.src_file).setChecked(True)
         self.style_file.setText(s.style_file)
@@ -458,6 +492,13 @@ class ImpastoDocker(DockWidget):
         self.status.setToolTip(c.conn.message)
         self.start_btn.setVisible(c.conn.state != "connected")
         self.start_btn.setEnabled(c.conn.state != "starting")
+        remote = bool(c.server)
+        self.start_btn.setText("Connect" if remote else "Start daemon")
+        self.start_btn.setToolTip(f"Connect to the server {c.server!r} (it is not started from here)" if remote
+                                  else "Connect to the Impasto daemon, starting it if it is not running")
+        if servers.normalize(self.server.currentData()) != c.server:
+            self.server.refresh(c.server)
+        self.server.setEnabled(not c.busy)
         self._fill_styles()
         self._mark_engines()
         self._update_visibility()

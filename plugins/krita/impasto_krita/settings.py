@@ -32,6 +32,7 @@ class Settings:
     learning_rate: float = 0.0        # 0 = engine default (the daemon's ``sleep`` test engine: seconds per step)
     keypoint_mode: str = "auto"       # DST only
     seed: int = 0                     # random seed (noise, sampling): a recipe's, for Re-run
+    server: str = ""                  # "" = the local daemon, else a paired remote server (impasto_plugin.servers)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

@@ -1,10 +1,12 @@
 """What the procedures do, in plain Python over ``gimp_api`` (passed in as ``api``, a fake in the tests).
 
 Stylize: read the active drawable (the selection's bounds, or the whole layer), the style and the keypoint paths,
-send one job to the daemon, follow it on GIMP's progress bar, and only when the result has arrived insert it -- a new
-layer above the source, inside one undo group, named after style and engine, the selection as its transparency.  Any
-failure before that inserts nothing; a failure while inserting removes the half-made layer.  When GIMP kills the
-plug-in (Cancel on the progress bar) the client's heartbeat stops and the daemon cancels the job.
+send one job to the daemon (``Params.server``: the local one or a paired remote server, ``impasto_plugin.servers``),
+follow it on GIMP's progress bar, and only when the result has arrived insert it -- a new layer above the source,
+inside one undo group, named after style and engine, the selection as its transparency.  Any failure before that
+inserts nothing; a failure while inserting removes the half-made layer.  When GIMP kills the
+plug-in (Cancel on the progress bar) the client's heartbeat stops and the daemon cancels the job; a server that
+stops answering mid-job is noticed by the heartbeats within seconds, and nothing is inserted.
 
 Propose keypoints: the same read, a ``keypoints_only`` job, then the two keypoint paths replaced by the proposal.
 """
@@ -20,7 +22,7 @@ from typing import Any, Callable, Optional, Sequence
 from impasto_protocol.images import ImageBuffer
 from impasto_protocol.options import KeypointPair
 
-from impasto_plugin import deps
+from impasto_plugin import deps, servers
 from impasto_plugin.daemon import serve_command
 from impasto_plugin.errors import PluginError
 from impasto_plugin.jobs import wait_for_result
@@ -45,33 +47,42 @@ class Outcome:
 
 
 # --------------------------------------------------------------------------------------------- daemon
-def connect() -> Any:
-    """A client of the running daemon, starting one when none answers."""
+def connect(server: str = servers.LOCAL) -> Any:
+    """A client of the chosen server: the local daemon (started when none answers) or a paired remote server by
+    name (never started from here)."""
     problem = deps.zmq_problem("gimp")
     if problem:
         raise PluginError(problem)
-    from impasto_protocol.client import Client, DaemonNotRunning, ProtocolError
     try:
-        return Client.connect(autostart=True, timeout=CONNECT_TIMEOUT,
-                              serve_command=serve_command(locations.INSTALL_INFO), autostart_timeout=AUTOSTART_TIMEOUT)
-    except (DaemonNotRunning, ProtocolError, OSError) as e:
-        raise PluginError(f"cannot reach the Impasto daemon: {e}. Start it with `impasto serve`.") from None
+        return servers.connect(server, autostart=True, timeout=CONNECT_TIMEOUT,
+                               serve_command=serve_command(locations.INSTALL_INFO),
+                               autostart_timeout=AUTOSTART_TIMEOUT)
+    except servers.ServerError as e:
+        if e.server:            # a remote server: the message already says what to check
+            raise
+        raise PluginError(f"cannot reach the Impasto daemon: {e.detail}. Start it with `impasto serve`.") from None
 
 
-def daemon_summary(timeout: float = 2.0) -> str:
-    """One line for the dialog: what the running daemon offers, or that it starts on OK."""
+def daemon_summary(server: str = servers.LOCAL, timeout: float = 2.0) -> str:
+    """The dialog's first lines: what the chosen server offers (or why it does not answer; the local daemon starts
+    on OK), and the paired servers the Server field takes."""
     if deps.zmq_problem("gimp"):
         return deps.zmq_problem("gimp") or ""
-    from impasto_protocol.client import Client
+    name = servers.normalize(server)
+    paired = [c.name for c in servers.choices() if c.name]
+    servers_line = (f"\nServer: local (this computer) or a paired server: {', '.join(paired)}" if paired else "")
     try:
-        with Client.connect(timeout=timeout) as c:
+        with servers.connect(name, timeout=timeout) as c:
             info = c.hello()
-    except Exception:  # noqa: BLE001 - not running, stale file, old daemon: all mean "starts on OK"
-        return "The Impasto daemon is not running: it starts when you press OK."
-    devices = ", ".join(str(d).upper() if str(d) == "cpu" else str(d) for d in info.get("devices") or []) or "?"
+    except Exception as e:  # noqa: BLE001 - a line of text either way
+        if not name:        # not running, stale file, old daemon: all mean "starts on OK"
+            return "The Impasto daemon is not running: it starts when you press OK." + servers_line
+        return f"{e}{servers_line}"
+    devices = servers.devices_text(info) or "?"
     engines = ", ".join(e for e in info.get("engines", []) if e in ("mt", "gatys", "strotss", "dst")) or "none"
     styles = ", ".join(info.get("styles", [])) or "none installed"
-    return f"Daemon on {devices} · engines: {engines}\nMT styles: {styles}"
+    where = f"Server {name}" if name else "Daemon"
+    return f"{where} on {devices} · engines: {engines}\nMT styles: {styles}{servers_line}"
 
 
 def installed_styles(timeout: float = 1.5, cache: Optional[str] = None) -> dict[str, str]:
@@ -210,8 +221,13 @@ def read_inputs(api: Any, image: Any, drawables: Sequence[Any], p: Params) -> Jo
     return JobInputs(drawable, fmt, crop, mask, content, style, style_rect, style_label)
 
 
+def _connector(p: Params, connect_fn: Optional[Callable[[], Any]]) -> Callable[[], Any]:
+    """``connect_fn`` (the tests' fake daemon), else a connection to the server ``p`` names."""
+    return connect_fn if connect_fn is not None else (lambda: connect(p.server))
+
+
 def stylize(api: Any, image: Any, drawables: Sequence[Any], p: Params,
-            connect_fn: Callable[[], Any] = connect) -> Outcome:
+            connect_fn: Optional[Callable[[], Any]] = None) -> Outcome:
     i = read_inputs(api, image, drawables, p)
     drawable, fmt, crop, mask, content, style, style_rect, style_label = (
         i.drawable, i.fmt, i.crop, i.mask, i.content, i.style, i.style_rect, i.style_label)
@@ -223,7 +239,7 @@ def stylize(api: Any, image: Any, drawables: Sequence[Any], p: Params,
     name = p.layer_name(style_label)
 
     overlays: dict = {}
-    result, info = _run_job(api, connect_fn, f"Impasto: {name}", lambda c: c.stylize(
+    result, info = _run_job(api, _connector(p, connect_fn), f"Impasto: {name}", lambda c: c.stylize(
         content, options, style=style, **({"overlay": True} if p.engine == "dst" else {})), overlays=overlays)
     api.progress_update(1.0, "inserting the result")
 
@@ -279,9 +295,10 @@ def _overlay_layers(api: Any, image: Any, result: Any, name: str, crop: Rect, ov
 
 
 def rerun(api: Any, image: Any, drawables: Sequence[Any], style: Params,
-          connect_fn: Callable[[], Any] = connect) -> Outcome:
+          connect_fn: Optional[Callable[[], Any]] = None) -> Outcome:
     """Make a result layer again from its recipe (the ``impasto-recipe`` parasite): the same options and seed, on
-    the layer it sits above, with the painting ``style`` points to (MT needs none).  A new layer, as Stylize."""
+    the layer it sits above, with the painting ``style`` points to (MT needs none), on the server ``style``
+    names.  A new layer, as Stylize."""
     from impasto_protocol.options import OptionsError
     from impasto_protocol.recipe import Recipe
     if len(drawables) != 1:
@@ -329,7 +346,7 @@ def add_keypoint_paths(api: Any, image: Any, drawables: Sequence[Any], style_lay
 
 
 def propose_keypoints(api: Any, image: Any, drawables: Sequence[Any], p: Params,
-                      connect_fn: Callable[[], Any] = connect) -> Outcome:
+                      connect_fn: Optional[Callable[[], Any]] = None) -> Outcome:
     """Ask the daemon for the keypoints DST's Automatic mode would use (NBB + cleaning) and write them as the two
     keypoint paths (anchor i of the content path pairs with anchor i of the style path), replacing the old ones.
     Nothing in the images changes before the keypoints are there; then the artist moves, deletes or adds anchors
@@ -342,7 +359,7 @@ def propose_keypoints(api: Any, image: Any, drawables: Sequence[Any], p: Params,
         options = p.to_options(crop.long_side, None)
     except ParamError as e:
         raise PluginError(str(e)) from None
-    _none, info = _run_job(api, connect_fn, "Impasto: proposing keypoints",
+    _none, info = _run_job(api, _connector(p, connect_fn), "Impasto: proposing keypoints",
                            lambda c: c.stylize(content, options, style=style, keypoints_only=True), image=False)
     found = [KeypointPair.from_dict(kp) for kp in info.get("keypoints") or []]
     if not found:

@@ -46,6 +46,13 @@ class Arg:
     choices: Optional[dict] = None
 
 
+# Where the job runs.  A string, not a choice: GIMP fixes a choice list when it registers the plug-in (a server paired
+# later would be missing) and turns a script's value that is not a choice into one that is (a job meant for a remote
+# server would silently run here); a string reaches the plug-in as given, and an unknown name is refused by name.
+SERVER_ARG = Arg("server", "string", "Ser_ver", "Where the job runs: 'local' for the Impasto daemon on this computer "
+                 "(started on demand), or the name of a remote server paired with `impasto remote add` "
+                 "(`impasto remote list` shows them)", "local")
+
 STYLIZE_ARGS: tuple[Arg, ...] = (
     Arg("engine", "choice", "_Engine", "Which method paints the style", "gatys", choices=ENGINES),
     Arg("style-name", "choice", "_MT style", "A trained style (Fast engine; `impasto styles` lists them)", NO_STYLES,
@@ -68,6 +75,7 @@ STYLIZE_ARGS: tuple[Arg, ...] = (
         "default", choices=STEPS_MODES),
     Arg("steps", "int", "Num_ber of steps", "Optimization steps (with Steps: Custom)", 200, 1, 100000),
     Arg("seed", "int", "See_d", "Random seed: the same seed and settings give the same result", 0, 0, 2**31 - 1),
+    SERVER_ARG,                       # last, so the positions of the arguments before it stay what they were
 )
 
 
@@ -86,6 +94,7 @@ def stylize_args(styles: dict[str, str] | None = None) -> tuple[Arg, ...]:
 
 # The Stylize dialog: (container id, frame title or None for a plain box, argument names), top to bottom.
 DIALOG_GROUPS: tuple[tuple[str, Optional[str], tuple[str, ...]], ...] = (
+    ("server-box", None, ("server",)),
     ("style-box", None, ("engine", "style-name", "style-source", "style-file", "style-layer")),
     ("result-box", "Result", ("strength", "preserve-colors", "size-mode", "output-size")),
     ("engine-box", "Engine settings", ("keypoints", "working-size", "steps-mode", "steps", "seed")),
@@ -106,10 +115,12 @@ PROPOSE_ARGS: tuple[Arg, ...] = (
     Arg("style-layer", "layer", "Style la_yer", "The layer of an open image that holds the style"),
     Arg("working-size", "int", "_Working size", "Long side DST will work at (use the same when you stylize)",
         512, 16, 8192),
+    SERVER_ARG,
 )
 
 # Re-run: the recipe gives everything but a painting, which the artist points to again (MT needs none)
-RERUN_ARGS: tuple[Arg, ...] = tuple(a for a in STYLIZE_ARGS if a.name in ("style-source", "style-file", "style-layer"))
+RERUN_ARGS: tuple[Arg, ...] = tuple(a for a in STYLIZE_ARGS
+                                    if a.name in ("server", "style-source", "style-file", "style-layer"))
 
 KEYPOINT_ARGS: tuple[Arg, ...] = (
     Arg("style-layer", "layer", "Style la_yer", "The layer the style keypoints go on (default: the picture)"),
@@ -137,6 +148,7 @@ class Params:
     steps_mode: str = "default"
     steps: int = 0                    # used when steps_mode == "custom"
     seed: int = 0
+    server: str = "local"             # "local" (or "") = this computer's daemon; else a paired remote server's name
 
     @classmethod
     def from_config(cls, get: Any) -> "Params":
@@ -145,6 +157,7 @@ class Params:
         for f in fields(cls):
             kw[f.name] = get(f.name.replace("_", "-"))
         kw["style_file"] = kw["style_file"] or ""
+        kw["server"] = (kw["server"] or "").strip() or "local"
         kw["style_name"] = (kw["style_name"] or "").strip()
         if kw["style_name"] == NO_STYLES:
             kw["style_name"] = ""
@@ -229,7 +242,8 @@ class Params:
 
 def params_from_recipe(recipe: Any, style: Params) -> tuple[Params, list[str]]:
     """The Stylize arguments that make a result again from its recipe (``impasto_protocol.recipe.Recipe``); the
-    painting comes from ``style`` (its style source, file and layer).  Returns (params, notes for the artist)."""
+    painting comes from ``style`` (its style source, file and layer), and so does the server it runs on.  Returns
+    (params, notes for the artist)."""
     o = recipe.options
     engine = str(o.get("engine", "gatys"))
     kp = {v: k for k, v in KEYPOINT_WIRE.items()}.get(str(o.get("keypoint_mode", "auto")), "auto")
@@ -239,7 +253,7 @@ def params_from_recipe(recipe: Any, style: Params) -> tuple[Params, list[str]]:
                keypoints=kp, size_mode="custom" if o.get("max_side") else "canvas",
                output_size=int(o.get("max_side") or 0), working_size=int(o.get("size", 512)),
                steps_mode="custom" if o.get("steps") else "default", steps=int(o.get("steps") or 0),
-               seed=int(o.get("seed", 0)))
+               seed=int(o.get("seed", 0)), server=style.server)
     notes = []
     if engine != "mt" and recipe.style is not None:
         notes.append(f"the painting must be the same ({recipe.style.name or 'pixels ' + recipe.style.sha256[:12]})")
