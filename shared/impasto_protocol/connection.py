@@ -213,23 +213,29 @@ def write_connection_file(info: ConnectionInfo, path: str | os.PathLike | None =
     a folder that must be private (``UnsafePath`` otherwise)."""
     p = Path(path) if path else default_connection_file()
     ensure_private_dir(p.parent)
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
+    return write_private_json(p, asdict(info))
+
+
+def write_private_json(path: Path, data: dict) -> Path:
+    """Write ``data`` as JSON to ``path`` atomically, created 0600 (never readable by others, not even briefly);
+    the folder must exist.  Shared by the connection file and the remote keys (``remote.py``)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(asdict(info), f, indent=1)
+            json.dump(data, f, indent=1)
             f.flush()
             os.fsync(f.fileno())
         if sys.platform != "win32":
             os.chmod(tmp, 0o600)
-        os.replace(tmp, p)
+        os.replace(tmp, path)
     except BaseException:
         try:
             os.unlink(tmp)
         except OSError:
             pass
         raise
-    return p
+    return path
 
 
 def read_connection_file(path: str | os.PathLike | None = None) -> ConnectionInfo:

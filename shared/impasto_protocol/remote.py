@@ -47,6 +47,7 @@ import zmq
 from zmq.utils import z85
 
 from .connection import ConnectionInfo, ensure_private_dir
+from .connection import write_private_json as _write_json
 
 INVITE_PREFIX = "impasto-invite-1:"
 CLIENT_PREFIX = "impasto-client-1:"
@@ -139,21 +140,7 @@ def write_private_json(path: Path, data: dict, *, exclusive: bool = False) -> Pa
     make_private_dirs(path.parent)
     if exclusive and path.exists():
         raise FileExistsError(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return path
+    return _write_json(path, data)
 
 
 def read_private_json(path: Path) -> dict:
