@@ -496,6 +496,6 @@ def test_a_remote_server_vanishing_mid_job_is_named_and_nothing_is_inserted(app,
     c.client.daemon_alive = False                          # no pong for REMOTE_DEAD_AFTER seconds
     c.pump()
     assert tracker.state is State.FAILED
-    assert "the server 'studio' stopped answering (nothing for 5 s); nothing was inserted" in c.error
+    assert "the server 'studio' stopped answering (nothing for 5 s); nothing was changed" in c.error
     assert [n.name() for n in doc.rootNode().childNodes()] == ["Background"]          # the painted tile is gone
     assert c.conn.state == "disconnected" and "Press Connect" in c.conn.message and c.client is None

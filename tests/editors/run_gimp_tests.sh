@@ -3,8 +3,9 @@
 # GIMP 3.0.4, installs the plug-in with `impasto install-plugin gimp` into a throw-away GIMP profile, starts a real
 # daemon (`impasto serve`) outside the chroot on its default private ipc socket in the work folder (the connection
 # file names it relative to its folder, so GIMP reaches it through the /job bind mount), makes sure it has the tiny
-# MT test style (trained once,
-# cached), and runs pytest INSIDE GIMP (gimp-console-3.0, python-fu-eval) on tests/editors/gimp/gimp_tests.py.
+# MT test style (trained once, cached), starts two remote CURVE servers on a second host (remote_servers.py: a
+# network namespace over veth, else 127.0.0.2), and runs pytest INSIDE GIMP (gimp-console-3.0, python-fu-eval) on
+# tests/editors/gimp/gimp_tests.py.
 # Exits non-zero if anything failed.
 # usage: tests/editors/run_gimp_tests.sh [extra pytest args]
 # env:   IMPASTO_PYTHON (default .venv/bin/python), IMPASTO_CI_CACHE (default ~/.cache/impasto-ci: chroot tarball,
@@ -22,8 +23,10 @@ ROOT=$(bash "$here/setup_gimp3_chroot.sh" | tail -1) && [ -f "$ROOT/.ready" ] ||
 
 work=$(mktemp -d /tmp/impasto-gimp-tests.XXXXXX)
 dpid=""
+rpid=""
 cleanup() {
   [ -n "$dpid" ] && kill "$dpid" 2>/dev/null && wait "$dpid" 2>/dev/null
+  [ -n "$rpid" ] && kill "$rpid" 2>/dev/null && wait "$rpid" 2>/dev/null
   [ "${KEEP_WORK:-0}" = 1 ] && say "kept $work" || rm -rf "$work"
 }
 trap cleanup EXIT
@@ -59,33 +62,54 @@ for _ in $(seq 1 1800); do
 done
 [ -s "$work/run/daemon.json" ] || { cat "$work/daemon.log" >&2; say "the daemon did not start" >&2; exit 1; }
 "$PY" "$here/gimp/prepare.py" "$work" "$work/run/daemon.json" || { say "preparing the test data failed" >&2; exit 1; }
+# Two remote servers on a second host (a network namespace over veth, else 127.0.0.2; the chroot shares this network
+# stack, so it reaches either), paired with this machine: the profiles go to $work/artist, which GIMP sees as
+# /job/artist (IMPASTO_CONFIG_DIR below).  They share the daemon's data dir, so they have the gimptest style too.
+OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} "$PY" "$here/remote_servers.py" "$work" "$work/artist" > "$work/remote.log" 2>&1 &
+rpid=$!
+for _ in $(seq 1 1800); do
+  [ -s "$work/remotes.json" ] && break
+  kill -0 "$rpid" 2>/dev/null || break
+  sleep 0.1
+done
+[ -s "$work/remotes.json" ] || { cat "$work/remote.log" >&2; say "the remote servers did not start" >&2; exit 1; }
+say "$(grep READY "$work/remote.log")"
+genv=(IMPASTO_RUNTIME_DIR=/job/run IMPASTO_CONFIG_DIR=/job/artist IMPASTO_TEST_REMOTES=/job/remotes.json
+      IMPASTO_TEST_WORK=/job IMPASTO_TEST_REPORT=/job/remote-report.txt)
 
 extra=""
 [ $# -gt 0 ] && extra=$(printf ' %q' "$@")            # re-quoted: gpytest.py splits GPYTEST_ARGS with shlex
-"$here/gimp/gimp_run.sh" "$ROOT" "$work" tests/gpytest.py IMPASTO_RUNTIME_DIR=/job/run \
+"$here/gimp/gimp_run.sh" "$ROOT" "$work" tests/gpytest.py "${genv[@]}" \
   "GPYTEST_ARGS=-c /job/tests/pytest.ini --rootdir /job/tests /job/tests/gimp_tests.py$extra" > "$work/gimp.log" 2>&1
 rc=$?
 grep -v -E "^$|Gtk-WARNING|gimp_wire_read|Welcome to GIMP|tag cache|gimp_flush|stray image|batch command" "$work/gimp.log"
+[ -s "$work/remote-report.txt" ] && sed 's/^/run_gimp_tests: /' "$work/remote-report.txt"
 if ! grep -q "^GPYTEST-EXIT 0$" "$work/gimp.log"; then
   [ "$rc" = 0 ] && rc=1
   say "pytest inside GIMP did not report success (exit $rc)" >&2
   echo "--- daemon log:" >&2; tail -n 20 "$work/daemon.log" >&2
 fi
 # Cancel: GIMP kills a plug-in when the artist cancels its progress bar; we kill it the same way (SIGKILL) while its
-# Gatys job runs, and the daemon must cancel the job (client gone) while GIMP's call fails and inserts nothing.
+# Gatys job runs, and the daemon must cancel the job (client gone) while GIMP's call fails and inserts nothing --
+# on the local daemon, then on the remote server "studio" (through CURVE: its heartbeats stop the same way).
 if [ "${SKIP_CANCEL:-0}" != 1 ] && "$PY" -c "import impasto.engines.optim.gatys" 2>/dev/null; then
   cp "$here/gimp/cancel_batch.py" "$work/tests/"
-  "$here/gimp/gimp_run.sh" "$ROOT" "$work" tests/cancel_batch.py IMPASTO_RUNTIME_DIR=/job/run \
-    "IMPASTO_TEST_RUN=$work" > "$work/cancel.log" 2>&1 &
-  gp=$!
-  kout=$("$PY" "$here/gimp/kill_plugin.py" "$work" "$work/run/daemon.json" 2>&1); krc=$?
-  wait "$gp"; grc=$?
-  if [ "$krc" = 0 ] && [ "$grc" = 0 ] && grep -q "^CANCEL status" "$work/cancel.log"; then
-    say "cancel test passed: $kout; GIMP: $(grep '^CANCEL' "$work/cancel.log")"
-  else
-    say "cancel test FAILED: $kout (GIMP exit $grc)" >&2; grep -E "CANCEL|Error|error" "$work/cancel.log" >&2
-    [ "$rc" = 0 ] && rc=1
-  fi
+  for target in local studio; do
+    conn=$work/run/daemon.json
+    [ "$target" = studio ] && conn=$work/remote/studio/daemon.json       # the server's own (admin) connection
+    "$here/gimp/gimp_run.sh" "$ROOT" "$work" tests/cancel_batch.py "${genv[@]}" "IMPASTO_TEST_SERVER=$target" \
+      "IMPASTO_TEST_RUN=$work" > "$work/cancel-$target.log" 2>&1 &
+    gp=$!
+    kout=$("$PY" "$here/gimp/kill_plugin.py" "$work" "$conn" 2>&1); krc=$?
+    wait "$gp"; grc=$?
+    if [ "$krc" = 0 ] && [ "$grc" = 0 ] && grep -q "^CANCEL status" "$work/cancel-$target.log"; then
+      say "cancel test ($target) passed: $kout; GIMP: $(grep '^CANCEL' "$work/cancel-$target.log")"
+    else
+      say "cancel test ($target) FAILED: $kout (GIMP exit $grc)" >&2
+      grep -E "CANCEL|Error|error" "$work/cancel-$target.log" >&2
+      [ "$rc" = 0 ] && rc=1
+    fi
+  done
 fi
 # Undo needs the GUI (no PDB procedure undoes): GIMP on Xvfb, Ctrl+Z sent with xdotool.
 if [ "${SKIP_GUI:-0}" != 1 ]; then

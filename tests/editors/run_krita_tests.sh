@@ -1,7 +1,8 @@
 #!/bin/bash
 # Real-Krita test suite for the Impasto plugin: installs Krita 5.1.5 + Xvfb if missing (apt), installs the plugin
 # with `impasto install-plugin krita` into a throw-away Krita profile, starts a daemon with the weight-free test
-# engines (`tests/support/serve.py`) with an isolated runtime dir, runs pytest INSIDE Krita (kritarunner under a private Xvfb) on tests/editors/krita/krita_tests.py,
+# engines (`tests/support/serve.py`) with an isolated runtime dir and two remote CURVE servers on a second host
+# (tests/editors/remote_servers.py), runs pytest INSIDE Krita (kritarunner under a private Xvfb) on tests/editors/krita/krita_tests.py,
 # and exits non-zero if anything failed.  kritarunner itself always exits 0, so the result is taken from pytest's own
 # exit code (kpytest.py ends the process with it) AND from the "KPYTEST-EXIT 0" line it prints.
 # usage: tests/editors/run_krita_tests.sh [extra pytest args]      env: IMPASTO_PYTHON (default .venv/bin/python),
@@ -20,8 +21,10 @@ export IMPASTO_RUNTIME_DIR=$work/run XDG_DATA_HOME=$work/data XDG_CONFIG_HOME=$w
 mkdir -p "$IMPASTO_RUNTIME_DIR" "$XDG_DATA_HOME" "$XDG_CONFIG_HOME" "$XDG_RUNTIME_DIR"
 chmod 700 "$IMPASTO_RUNTIME_DIR" "$XDG_RUNTIME_DIR"
 dpid=""
+rpid=""
 cleanup() {
   [ -n "$dpid" ] && kill "$dpid" 2>/dev/null && wait "$dpid" 2>/dev/null
+  [ -n "$rpid" ] && kill "$rpid" 2>/dev/null && wait "$rpid" 2>/dev/null
   [ "${KEEP_WORK:-0}" = 1 ] && echo "run_krita_tests: kept $work" || rm -rf "$work"
 }
 trap cleanup EXIT
@@ -56,6 +59,23 @@ if [ ! -s "$IMPASTO_RUNTIME_DIR/daemon.json" ]; then
   cat "$work/daemon.log" >&2; echo "run_krita_tests: the daemon did not start" >&2; exit 1
 fi
 
+# Two remote servers on a second host (a network namespace over veth, else 127.0.0.2), paired with this machine: the
+# artist's profiles go to $IMPASTO_CONFIG_DIR, where the plugin's Server box finds them (remote_servers.py).
+export IMPASTO_CONFIG_DIR=$work/artist
+OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} "$PY" "$here/remote_servers.py" "$work" "$IMPASTO_CONFIG_DIR" \
+  > "$work/remote.log" 2>&1 &
+rpid=$!
+for _ in $(seq 1 1800); do
+  [ -s "$work/remotes.json" ] && break
+  kill -0 "$rpid" 2>/dev/null || break
+  sleep 0.1
+done
+if [ ! -s "$work/remotes.json" ]; then
+  cat "$work/remote.log" >&2; echo "run_krita_tests: the remote servers did not start" >&2; exit 1
+fi
+echo "run_krita_tests: $(grep READY "$work/remote.log")"
+export IMPASTO_TEST_REMOTES=$work/remotes.json IMPASTO_TEST_WORK=$work IMPASTO_TEST_REPORT=$work/remote-report.txt
+
 # The plugin is imported from the pykrita folder install-plugin wrote (with its vendored pyzmq + client).
 export PYTHONPATH="$pykrita:$here/krita"
 export IMPASTO_KRITA_NO_REGISTER=1
@@ -64,6 +84,7 @@ unset QT_QPA_PLATFORM
   -c "$here/krita/pytest.ini" --rootdir "$here/krita" --confcutdir "$here/krita" --basetemp "$work/pytest" \
   "$here/krita/krita_tests.py" "$@" 2>&1 | tee "$work/krita.log" | grep -v -E "^(krita\.|QStandardPaths|kf\.|Could not find|$)"
 rc=${PIPESTATUS[0]}
+[ -s "$work/remote-report.txt" ] && sed 's/^/run_krita_tests: /' "$work/remote-report.txt"
 if ! grep -q "^KPYTEST-EXIT 0$" "$work/krita.log"; then
   [ "$rc" = 0 ] && rc=1
   echo "run_krita_tests: pytest inside Krita did not report success (exit $rc); last lines of the Krita log:" >&2

@@ -18,6 +18,7 @@ from impasto_protocol.messages import (Accepted, CancelledEvent, ErrorEvent, Pro
                                        TileEvent)
 
 from .errors import PluginError
+from .servers import lost_text
 
 log = logging.getLogger(__name__)
 
@@ -229,6 +230,9 @@ def wait_for_result(job: Any, on_progress: Callable[[float, str], None],
         raise
     except Exception as e:    # DaemonNotRunning and friends: the daemon (or the remote server) went away mid-job
         if type(e).__name__ in ("DaemonNotRunning", "ProtocolError"):
+            remote = getattr(getattr(getattr(job, "client", None), "info", None), "remote", "")
+            if remote and type(e).__name__ == "DaemonNotRunning":     # the words Krita's docker uses too
+                raise PluginError(lost_text(remote, getattr(job.client, "dead_after", None))) from None
             raise PluginError(f"lost the connection to Impasto: {e}") from None
         raise
     raise PluginError("the daemon ended the job without a result")

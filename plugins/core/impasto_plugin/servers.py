@@ -157,7 +157,7 @@ def lost_text(server: Optional[str], dead_after: Optional[float] = None) -> str:
         return "the daemon stopped (see daemon.log); press Start daemon and try again"
     if dead_after is None:
         from impasto_protocol.client import REMOTE_DEAD_AFTER as dead_after
-    return (f"the server {name!r} stopped answering (nothing for {dead_after:.0f} s); nothing was inserted. Check "
+    return (f"the server {name!r} stopped answering (nothing for {dead_after:.0f} s); nothing was changed. Check "
             f"that it is still running and reachable from this computer, then try again")
 
 

@@ -1,5 +1,7 @@
 # python-fu-eval (headless): start a long Gatys stylization; kill_plugin.py kills the plug-in process meanwhile, as
 # GIMP does when the artist presses Cancel on the progress bar.  The call must fail and insert nothing.
+import os
+
 import gi
 
 gi.require_version("Gimp", "3.0")
@@ -16,6 +18,7 @@ cfg.set_property("style-file", Gio.File.new_for_path("/job/style.png"))
 cfg.set_property("working-size", 64)
 cfg.set_property("steps-mode", "custom")
 cfg.set_property("steps", 100000)
+cfg.set_property("server", os.environ.get("IMPASTO_TEST_SERVER", "local"))     # "studio": the remote server
 res = proc.run(cfg)
 layers = [layer.get_name() for layer in image.get_layers()]
 print("CANCEL status %s layers %s" % (res.index(0), layers), flush=True)

@@ -6,8 +6,10 @@ with the plug-in installed by `impasto install-plugin gimp`), run/daemon.json (t
 The daemon has the tiny MT style "gimptest" (a real, trained model: it changes every pixel).
 """
 import hashlib
+import json
 import os
 import sys
+import time
 
 import gi
 import pytest
@@ -144,6 +146,7 @@ FAILED = Gimp.PDBStatusType.EXECUTION_ERROR
      "cannot open the style image"),                                                  # not an image
     ({"engine": "gatys", "style_file": Gio.File.new_for_path("/job/missing.png")},     # GIMP refuses the argument
      Gimp.PDBStatusType.CALLING_ERROR, ""),
+    ({"engine": "mt", "style_name": STYLE, "server": "attic"}, FAILED, "no server named 'attic' is paired"),
 ])
 def test_a_failure_inserts_nothing(image, props, expect, words):
     source = image.get_layers()[0]
@@ -284,3 +287,71 @@ def test_rerun_from_a_result_layers_recipe_reproduces_it(image):
     again = res.index(1)
     assert again.get_name().startswith(first.get_name()) and again.get_id() != first.get_id()   # GIMP adds " #1"
     assert drawable_box(again) == drawable_box(first) and digest(again) == digest(first)
+
+
+# -- a remote server (issue 18): run_gimp_tests.sh starts "studio" and "flaky" on a second host ------------------------
+def remote_servers():
+    """/job/remotes.json (tests/editors/remote_servers.py): where the servers are; paths relative to /job."""
+    path = os.environ.get("IMPASTO_TEST_REMOTES")
+    if not path:
+        pytest.skip("no remote servers: run_gimp_tests.sh starts them (tests/editors/remote_servers.py)")
+    with open(path) as f:
+        return json.load(f)
+
+
+def report(line):
+    path = os.environ.get("IMPASTO_TEST_REPORT")
+    if path:
+        with open(path, "a") as f:
+            f.write(line + "\n")
+
+
+def test_stylize_through_a_remote_server_over_curve(image):
+    """From inside the chroot, the paired server "studio" on the second host's non-loopback address: the plug-in's
+    job (Server: studio) goes there over CURVE and its result lands as a new masked layer, as locally."""
+    from impasto_plugin import servers
+    info = remote_servers()
+    studio = info["servers"]["studio"]
+    assert [c.name for c in servers.choices()] == ["", "flaky", "studio"]
+    with servers.connect("studio", timeout=10) as c:            # the vendored client, in GIMP's Python
+        assert c.info.curve and c.info.ip == studio["address"] and not c.info.ip.startswith("127.0.0.1")
+        hello = c.hello()
+        assert hello["remote_client"] == studio["client"] and STYLE in hello["styles"]
+    log = os.path.join("/job", studio["log"])
+    mark = f"event=remote_job client={studio['client']}"
+    before = open(log).read().count(mark)
+    source = image.get_layers()[0]
+    src_before = digest(source)
+    image.select_ellipse(Gimp.ChannelOps.REPLACE, 20, 10, 60, 40)
+    t0 = time.time()
+    status, layer = run(image, source, engine="mt", style_name=STYLE, server="studio")
+    took = time.time() - t0
+    assert status == Gimp.PDBStatusType.SUCCESS, layer
+    assert image.get_layers() == [layer, source] and layer.get_name() == f"{STYLE} · MT"
+    assert drawable_box(layer) == (20, 10, 60, 40) and digest(source) == src_before
+    assert rgba(layer, 45, 25, 10, 10) != rgba(source, 45, 25, 10, 10)
+    assert rgba(layer, 20, 10, 1, 1)[3] == 0 and rgba(layer, 50, 30, 1, 1)[3] == 255
+    assert open(log).read().count(mark) == before + 1               # the job ran there, for this client
+    report(f"remote job: GIMP (chroot) -> {studio['endpoint']} ({info['where']}) over CURVE as "
+           f"{studio['client']!r}: MT {STYLE!r} on a 60x40 elliptic selection in {took:.1f} s, layer "
+           f"{layer.get_name()!r} inserted at {drawable_box(layer)}")
+
+
+def test_a_remote_server_vanishing_mid_job_is_reported_and_nothing_is_inserted(image):
+    """"flaky" is killed (SIGKILL) a second into the plug-in's Gatys job: the call fails within the heartbeat
+    deadline, naming the server, and the image is as it was."""
+    info = remote_servers()
+    source = image.get_layers()[0]
+    before = digest(source)
+    status, message = run(image, source, engine="gatys", style_file=Gio.File.new_for_path("/job/style.png"),
+                          working_size=64, steps_mode="custom", steps=100000, server="flaky")
+    done = time.time()
+    assert status == FAILED
+    assert "the server 'flaky' stopped answering" in str(message) and "nothing was changed" in str(message), message
+    assert len(image.get_layers()) == 1 and digest(source) == before
+    with open("/job/remote/flaky-killed.json") as f:
+        killed = json.load(f)["killed_at"]
+    assert done - killed < 10, done - killed
+    report(f"vanished server: flaky ({info['servers']['flaky']['endpoint']}) killed a second into a Gatys job; "
+           f"GIMP's call failed {done - killed:.1f} s later with {str(message)!r}; layers: "
+           f"{[lay.get_name() for lay in image.get_layers()]}")

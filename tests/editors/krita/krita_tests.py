@@ -5,6 +5,7 @@ match test_*.py); run with tests/editors/run_krita_tests.sh.
 """
 from __future__ import annotations
 
+import json
 import os
 import struct
 import time
@@ -85,14 +86,20 @@ def ctrl():
     c.disconnect()
 
 
-@pytest.fixture
-def style_png(tmp_path, ctrl):
+def write_pattern(tmp_path) -> str:
+    """A 40x40 colour pattern, "Test pattern.png": a style image."""
     img = QImage(40, 40, QImage.Format_RGBA8888)
     for y in range(40):
         for x in range(40):
             img.setPixelColor(x, y, QColor((x * 37) % 256, (y * 53) % 256, ((x + y) * 11) % 256, 255))
     path = str(tmp_path / "Test pattern.png")
     img.save(path)
+    return path
+
+
+@pytest.fixture
+def style_png(tmp_path, ctrl):
+    path = write_pattern(tmp_path)
     ctrl.settings.style_file = path
     return path
 
@@ -522,5 +529,132 @@ def test_rerun_from_a_result_layers_recipe_reproduces_it(window, png, ctrl):
     assert len(layers) == 3
     a, b = layers[1:] if layers[2] is not first else (layers[2], layers[1])
     assert bytes(a.pixelData(0, 0, W, H)) == bytes(b.pixelData(0, 0, W, H))
+    doc.setModified(False)
+    doc.close()
+
+
+# -- a remote server (issue 18): run_krita_tests.sh starts "studio" and "flaky" on a second host ----------------------
+def remote_servers() -> dict:
+    """remotes.json of tests/editors/remote_servers.py: where the servers are and their logs (relative paths)."""
+    path = os.environ.get("IMPASTO_TEST_REMOTES")
+    if not path:
+        pytest.skip("no remote servers: run_krita_tests.sh starts them (tests/editors/remote_servers.py)")
+    with open(path) as f:
+        return json.load(f)
+
+
+def work_file(rel: str) -> str:
+    return os.path.join(os.environ["IMPASTO_TEST_WORK"], rel)
+
+
+def report(line: str) -> None:
+    """A line for run_krita_tests.sh to print after the run."""
+    path = os.environ.get("IMPASTO_TEST_REPORT")
+    if path:
+        with open(path, "a") as f:
+            f.write(line + "\n")
+
+
+@pytest.fixture
+def remote_ctrl():
+    """A controller whose server setting is put back to Local afterwards (the settings persist in the profile)."""
+    c = Controller()
+    yield c
+    c.disconnect()
+    c.settings.server = ""
+    c.save_settings()
+
+
+def test_stylize_through_a_remote_server_over_curve(window, png, remote_ctrl, tmp_path):
+    """The docker's Server box lists the paired servers; choosing "studio" connects over CURVE to the second host's
+    non-loopback address, and a Gatys job through a feathered selection lands as a new layer, as locally."""
+    from impasto_krita.docker import ImpastoDocker
+    import impasto_krita.instance as ext_mod
+    info = remote_servers()
+    studio = info["servers"]["studio"]
+    c = remote_ctrl
+    old = ext_mod._controller
+    ext_mod._controller = c
+    try:
+        docker = ImpastoDocker()
+        items = [(docker.server.itemData(i), docker.server.itemText(i)) for i in range(docker.server.count())]
+        assert [name for name, _ in items] == ["", "flaky", "studio"], items
+        assert items[2][1] == f"studio ({studio['address']}:{studio['port']})"
+        i = docker.server.findData("studio")
+        docker.server.setCurrentIndex(i)
+        docker.server.activated.emit(i)                     # the artist picks it
+        assert c.conn.state == "connected", c.conn.message
+        docker.refresh()
+        assert docker.status.text().startswith("Connected to studio"), docker.status.text()
+        assert docker.server.currentData() == "studio" and docker.start_btn.isHidden()
+        docker.close()
+    finally:
+        ext_mod._controller = old
+    assert Controller().server == "studio"                  # saved with the docker's other settings
+    client = c.client
+    assert client.info.curve and client.info.ip == studio["address"] and not client.info.ip.startswith("127.0.0.1")
+    assert client.hello()["remote_client"] == studio["client"]
+    log = work_file(studio["log"])
+    before = open(log).read().count(f"event=remote_job client={studio['client']}")
+
+    doc = open_doc(window, png)
+    src = doc.rootNode().childNodes()[0]
+    doc.setActiveNode(src)
+    src_before = bytes(src.pixelData(0, 0, W, H))
+    sel = Selection()
+    sel.select(20, 10, 50, 40, 255)
+    sel.select(20, 10, 4, 40, 128)
+    doc.setSelection(sel)
+    c.settings.engine, c.settings.style_source, c.settings.style_file = "gatys", "file", write_pattern(tmp_path)
+    c.settings.size, c.settings.steps, c.settings.output_mode = 32, 20, "canvas"
+    t0 = time.time()
+    tracker = c.stylize()
+    assert tracker is not None, c.error
+    fractions = []
+    wait(c, lambda: fractions.append(tracker.fraction) or not tracker.active)
+    assert tracker.state is State.DONE, tracker.status_text()
+    doc.waitForDone()
+    assert layer_names(doc) == ["Background", "Test pattern · Gatys"]
+    new = doc.rootNode().childNodes()[1]
+    b = new.bounds()
+    assert (b.x(), b.y(), b.width(), b.height()) == (20, 10, 50, 40)
+    assert bytes(src.pixelData(0, 0, W, H)) == src_before
+    alphas = bytes(new.pixelData(0, 0, W, H))[3::4]
+    assert alphas[0] == 0 and alphas[30 * W + 40] == 255 and alphas[30 * W + 21] == 128
+    assert open(log).read().count(f"event=remote_job client={studio['client']}") == before + 1
+    steps = sorted({round(f, 2) for f in fractions if 0 < f < 1})
+    assert steps, fractions                                 # progress came through as it went
+    report(f"remote job: Krita -> {studio['endpoint']} ({info['where']}) over CURVE as {studio['client']!r}: "
+           f"gatys 20 steps on a 50x40 feathered selection in {time.time() - t0:.1f} s, progress seen at {steps}, "
+           f"layer {new.name()!r} inserted at (20, 10, 50, 40)")
+    doc.setModified(False)
+    doc.close()
+
+
+def test_a_remote_server_vanishing_mid_job_is_reported_and_nothing_is_inserted(window, png, remote_ctrl):
+    """"flaky" is killed (SIGKILL) a second into its job: the docker names the server within the heartbeat
+    deadline and the document is left as it was."""
+    from impasto_protocol.client import REMOTE_DEAD_AFTER
+    info = remote_servers()
+    c = remote_ctrl
+    assert c.set_server("flaky"), c.conn.message
+    doc = open_doc(window, png)
+    doc.setActiveNode(doc.rootNode().childNodes()[0])
+    c.settings.engine, c.settings.steps, c.settings.learning_rate = "sleep", 400, 0.05        # 20 s if it lived
+    tracker = c.stylize()
+    assert tracker is not None, c.error
+    wait(c, lambda: not tracker.active, timeout=90)
+    assert tracker.state is State.FAILED, tracker.status_text()
+    assert tracker.fraction > 0                                       # it was running, with progress, when killed
+    assert "the server 'flaky' stopped answering" in c.error and "nothing was changed" in c.error, c.error
+    assert layer_names(doc) == ["Background"]
+    assert c.conn.state == "disconnected" and "Press Connect" in c.conn.message
+    with open(work_file("remote/flaky-killed.json")) as f:
+        killed = json.load(f)["killed_at"]
+    noticed = time.time() - killed
+    assert noticed < REMOTE_DEAD_AFTER + 5, noticed
+    report(f"vanished server: flaky ({info['servers']['flaky']['endpoint']}) killed at "
+           f"{int(tracker.fraction * 100)}% of a sleep job; the docker said so {noticed:.1f} s later "
+           f"({c.error!r}); layers: {layer_names(doc)}")
     doc.setModified(False)
     doc.close()
