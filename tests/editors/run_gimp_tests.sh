@@ -12,6 +12,7 @@
 #        pyzmq wheel, test style), KEEP_WORK=1 (keep the work folder), SKIP_GUI=1 (skip the GUI undo test)
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/wait.sh"
 root=$(cd "$here/../.." && pwd)
 PY=${IMPASTO_PYTHON:-$root/.venv/bin/python}
 [ -x "$PY" ] || PY=$(command -v python3)
@@ -55,11 +56,7 @@ OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} "$PY" -m impasto.cli serve --connection-fi
   --train-photos "$work/photos" \
   > "$work/daemon.log" 2>&1 &
 dpid=$!
-for _ in $(seq 1 1800); do
-  [ -s "$work/run/daemon.json" ] && break
-  kill -0 "$dpid" 2>/dev/null || break
-  sleep 0.1
-done
+wait_for_file "$work/run/daemon.json" "$dpid" || true
 [ -s "$work/run/daemon.json" ] || { cat "$work/daemon.log" >&2; say "the daemon did not start" >&2; exit 1; }
 "$PY" "$here/gimp/prepare.py" "$work" "$work/run/daemon.json" || { say "preparing the test data failed" >&2; exit 1; }
 # Two remote servers on a second host (a network namespace over veth, else 127.0.0.2; the chroot shares this network
@@ -67,11 +64,7 @@ done
 # /job/artist (IMPASTO_CONFIG_DIR below).  They share the daemon's data dir, so they have the gimptest style too.
 OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} "$PY" "$here/remote_servers.py" "$work" "$work/artist" > "$work/remote.log" 2>&1 &
 rpid=$!
-for _ in $(seq 1 1800); do
-  [ -s "$work/remotes.json" ] && break
-  kill -0 "$rpid" 2>/dev/null || break
-  sleep 0.1
-done
+wait_for_file "$work/remotes.json" "$rpid" || true
 [ -s "$work/remotes.json" ] || { cat "$work/remote.log" >&2; say "the remote servers did not start" >&2; exit 1; }
 say "$(grep READY "$work/remote.log")"
 genv=(IMPASTO_RUNTIME_DIR=/job/run IMPASTO_CONFIG_DIR=/job/artist IMPASTO_TEST_REMOTES=/job/remotes.json

@@ -9,6 +9,7 @@
 #        IMPASTO_WHEEL_DIR (offline pyzmq wheel folder), KEEP_WORK=1 (keep the temp profile for debugging)
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/wait.sh"
 root=$(cd "$here/../.." && pwd)
 PY=${IMPASTO_PYTHON:-$root/.venv/bin/python}
 [ -x "$PY" ] || PY=$(command -v python3)
@@ -50,11 +51,7 @@ PY
 OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} "$PY" "$root/tests/support/serve.py" \
   --connection-file "$IMPASTO_RUNTIME_DIR/daemon.json" > "$work/daemon.log" 2>&1 &
 dpid=$!
-for _ in $(seq 1 1800); do
-  [ -s "$IMPASTO_RUNTIME_DIR/daemon.json" ] && break
-  kill -0 "$dpid" 2>/dev/null || break
-  sleep 0.1
-done
+wait_for_file "$IMPASTO_RUNTIME_DIR/daemon.json" "$dpid" || true
 if [ ! -s "$IMPASTO_RUNTIME_DIR/daemon.json" ]; then
   cat "$work/daemon.log" >&2; echo "run_krita_tests: the daemon did not start" >&2; exit 1
 fi
@@ -65,11 +62,7 @@ export IMPASTO_CONFIG_DIR=$work/artist
 OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} "$PY" "$here/remote_servers.py" "$work" "$IMPASTO_CONFIG_DIR" \
   > "$work/remote.log" 2>&1 &
 rpid=$!
-for _ in $(seq 1 1800); do
-  [ -s "$work/remotes.json" ] && break
-  kill -0 "$rpid" 2>/dev/null || break
-  sleep 0.1
-done
+wait_for_file "$work/remotes.json" "$rpid" || true
 if [ ! -s "$work/remotes.json" ]; then
   cat "$work/remote.log" >&2; echo "run_krita_tests: the remote servers did not start" >&2; exit 1
 fi
