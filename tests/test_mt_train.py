@@ -104,7 +104,7 @@ def checkpoint_path_for(work: Path, name: str) -> Path:
 
 
 def test_style_weight_per_level_and_content_layer_reach_the_model_file(data, tmp_path, monkeypatch, capsys):
-    """--style-weight B means (B, 0.4B, 0.2B), B1,B2,B3 is taken as given; --content-layer is trained with and
+    """--style-weight B means (B, 0.4B, B), B1,B2,B3 is taken as given; --content-layer is trained with and
     recorded in the model's training metadata; a bad value is a clear error."""
     from impasto.cli import main as cli_main
     from impasto.engines.mt.model_file import read_metadata
@@ -114,7 +114,7 @@ def test_style_weight_per_level_and_content_layer_reach_the_model_file(data, tmp
     assert cli_main(_args(data, "lv", 2, 10, out, ("--style-weight", "2", "--content-layer", "relu2_2",
                                                   "--no-progress"))) == 0
     training = read_metadata(out / "lv.safetensors").training
-    assert training["style_weights"] == pytest.approx([2.0, 0.8, 0.4])
+    assert training["style_weights"] == pytest.approx([2.0, 0.8, 2.0])
     assert training["content_layer"] == "relu2_2"
     assert cli_main(_args(data, "lv3", 2, 10, out, ("--style-weight", "3,1,0.5", "--no-progress"))) == 0
     training = read_metadata(out / "lv3.safetensors").training

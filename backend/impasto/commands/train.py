@@ -34,8 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hier-batch", type=int, default=1)
     p.add_argument("--crop", type=int, default=512, help="phase-2 crop size (phase 1 uses half)")
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--style-weight", default="5,2,1", metavar="B or B1,B2,B3",
-                   help="beta per level (style, enhance, refine); one number B means B, 0.4B, 0.2B")
+    p.add_argument("--style-weight", default="5", metavar="B or B1,B2,B3",
+                   help="beta per level (style, enhance, refine); one number B means B, 0.4B, B")
     p.add_argument("--content-layer", default="relu4_2", choices=("relu2_1", "relu2_2", "relu3_1", "relu4_2"),
                    help="VGG layer of the content loss (deeper: looser content, bolder style)")
     p.add_argument("--content-weight", type=float, default=1.0)

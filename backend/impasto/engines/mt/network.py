@@ -3,7 +3,9 @@
 Levels scale with the output size: for an output of H x W the style subnet runs at H/4 x W/4, the enhance subnet at
 H/2 x W/2 and the refine subnet at H x W (so a 1024 output runs the levels at 256/512/1024, the sizes they were
 trained for).  In training (``upsample_refine=False``) the refine subnet sees the enhance output without the last
-upsampling, as in the paper: the content is 512, the levels run at 256/512/512.
+upsampling, as in the paper: the content is 512, the levels run at 256/512/512 -- unless ``refine_window`` is
+given: then the enhance output is upsampled x2 (as at test time) and the refine subnet runs on a window of it the
+size of the enhance output, so it learns at the scale it will see (docs/mt.md, "The refine recipe").
 
 ``forward`` returns the three outputs (unclamped RGB, roughly [0, 1]); ``stylize`` returns only the last, clamped.
 """
@@ -60,6 +62,16 @@ def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=shrink)
 
 
+def window_of(x: torch.Tensor, origin: tuple[int, int]) -> torch.Tensor:
+    """The window at ``origin`` (top, left) of ``x`` upsampled x2, the size of ``x``: what the refine level sees
+    of an image at test time, at the size it is trained on.  ``origin`` lies in [0, H] x [0, W]."""
+    h, w = x.shape[-2:]
+    top, left = origin
+    if not (0 <= top <= h and 0 <= left <= w):
+        raise ValueError(f"refine window origin {origin} outside [0, {h}] x [0, {w}]")
+    return resize(x, (2 * h, 2 * w))[..., top:top + h, left:left + w]
+
+
 class MultimodalTransferNet(nn.Module):
     def __init__(self, config: MTConfig | None = None):
         super().__init__()
@@ -83,18 +95,24 @@ class MultimodalTransferNet(nn.Module):
         return [s, e, (h, w) if upsample_refine else e]
 
     def forward(self, content: torch.Tensor, levels: int = 3, upsample_refine: bool = True,
-                out_size: tuple[int, int] | None = None) -> list[torch.Tensor]:
+                out_size: tuple[int, int] | None = None,
+                refine_window: tuple[int, int] | None = None) -> list[torch.Tensor]:
         """content: (N,3,H,W) RGB [0,1]; ``out_size`` (default: the content's size) is the final output size.
 
         Returns the outputs of the first ``levels`` levels, e.g. a 256 content with ``out_size=(1024, 1024)`` gives
-        256, 512 and 1024 outputs."""
+        256, 512 and 1024 outputs.  ``refine_window=(top, left)`` (training, with ``upsample_refine=False``): the
+        refine level runs on the window at (top, left) of the x2-upsampled enhance output, of the enhance output's
+        size (``window_of`` cuts the matching content target)."""
         h, w = out_size or content.shape[-2:]
         sizes = self.level_sizes(h, w, upsample_refine)
         outs = [self.style(resize(content, sizes[0]))]
         if levels >= 2:
             outs.append(self.enhance(resize(outs[-1], sizes[1])))
         if levels >= 3:
-            outs.append(self.refine(resize(outs[-1], sizes[2])))
+            if refine_window is not None:
+                outs.append(self.refine(window_of(outs[-1], refine_window)))
+            else:
+                outs.append(self.refine(resize(outs[-1], sizes[2])))
         return outs
 
     @torch.inference_mode()

@@ -12,8 +12,9 @@ Read top to bottom:
 5. ``train``         -- the loop, in two phases:
    * phase "style": the style subnet alone at 256 px with small batches (cheap: it learns the painting's colours
      and strokes, which is most of the look);
-   * phase "hierarchical": the whole stack on 512 px crops (style at 256, enhance at 512, refine at 512 -- the
-     refine level's upsampling is only inserted at test time, but its style target is the 1024 Gram).
+   * phase "hierarchical": the whole stack on 512 px crops (style at 256, enhance at 512; the refine level on a
+     random 512 window of the x2-upsampled enhance output, the scale it sees at test time, against the 1024 Gram;
+     ``refine_window=False`` is the paper's and the first models' way: refine on the enhance output itself).
    Checkpoints every N steps (atomic write) and on exit; ``resume=True`` continues from the last one.
    With ``init_from`` (``warm_start``) every subnet starts from a trained model's weights, not random ones.
    Precision: ``impasto.precision``'s policy for training (bf16 + channels_last where the CPU or GPU has native
@@ -45,7 +46,7 @@ from ...device import default_device
 from ...errors import ImpastoError
 from ...precision import loss_scaler, policy
 from ...vgg import get_vgg, gram_matrix
-from .network import LEVELS, MTConfig, MultimodalTransferNet, resize
+from .network import LEVELS, MTConfig, MultimodalTransferNet, resize, window_of
 from .warm_start import init_from_model
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ class TrainConfig:
     lr: float = 1e-3
     style_lr_in_hier: float = 2e-4              # the already-trained style subnet moves slowly in phase 2
     content_weight: float = 1.0
-    style_weights: tuple[float, float, float] = (5.0, 2.0, 1.0)   # beta per level (Gram normalised by C*H*W)
+    style_weights: tuple[float, float, float] = (5.0, 2.0, 5.0)   # beta per level, level_style_weights; (Gram normalised by C*H*W)
     tv_weight: float = 1e-6
     checkpoint_every: int = 100
     seed: int = 0
@@ -87,6 +88,7 @@ class TrainConfig:
     style_sizes: tuple[int, int, int] = STYLE_TARGET_SIZES   # painting short side per level (tests use smaller)
     content_layer: str = CONTENT_LAYER          # VGG layer of the content loss (see CONTENT_LAYER)
     init_from: str = ""                         # model file to start from instead of random weights (warm_start)
+    refine_window: bool = True                  # refine level trained at its test-time scale (module docstring)
 
     @property
     def total_steps(self) -> int:
@@ -112,9 +114,11 @@ def split_steps(total: int) -> tuple[int, int]:
 
 
 def level_style_weights(beta: float) -> tuple[float, float, float]:
-    """One style weight -> per level (beta, 0.4 beta, 0.2 beta): the upper levels start from the identity and only
-    add texture at their scale; with equal weights they overwrite content (docs/mt.md, hierarchy bench)."""
-    return beta, 0.4 * beta, 0.2 * beta
+    """One style weight -> per level (beta, 0.4 beta, beta).  The enhance level starts from the identity and only
+    adds texture at its scale (at equal weight it overwrote content, docs/mt.md, hierarchy bench); the refine
+    level, trained at its test-time scale, gets the style level's weight: at 0.2 beta it learned to restore the
+    photo's statistics and took most of the style back (docs/mt.md, "The refine recipe on every shipped style")."""
+    return beta, 0.4 * beta, beta
 
 
 # ------------------------------------------------------------------------------------------------ 2. photos
@@ -225,12 +229,18 @@ def level_loss(vgg, output: torch.Tensor, content: torch.Tensor, grams: dict[str
 
 
 def hierarchical_loss(vgg, outputs: list[torch.Tensor], content: torch.Tensor, targets: StyleTargets,
-                      cfg: TrainConfig) -> tuple[torch.Tensor, dict[str, float]]:
-    """L_H = sum_k lambda_k * L_k over the given outputs; content targets are ``content`` at each output's size."""
+                      cfg: TrainConfig, refine_window: Optional[tuple[int, int]] = None
+                      ) -> tuple[torch.Tensor, dict[str, float]]:
+    """L_H = sum_k lambda_k * L_k over the given outputs; content targets are ``content`` at each output's size,
+    or for a refine level run on a window (``refine_window``) the same window of the x2-upsampled content."""
     total = outputs[0].new_zeros((), dtype=torch.float32)
     logs: dict[str, float] = {}
     for k, out in enumerate(outputs):
-        loss, c, s = level_loss(vgg, out, resize(content, tuple(out.shape[-2:])), targets.grams[k], cfg, k)
+        if k == 2 and refine_window is not None:
+            target = window_of(content, refine_window)
+        else:
+            target = resize(content, tuple(out.shape[-2:]))
+        loss, c, s = level_loss(vgg, out, target, targets.grams[k], cfg, k)
         total = total + LAMBDAS[k] * loss
         logs[f"{LEVELS[k]}_c"], logs[f"{LEVELS[k]}_s"] = c, s
     logs["total"] = total.item()
@@ -351,12 +361,16 @@ def train(cfg: TrainConfig, *, resume: bool = False, device: Optional[torch.devi
             else:
                 x = photos.batch(cfg.seed, step, rank, cfg.hier_batch, cfg.crop).to(device)
             x = x.contiguous(memory_format=prec.memory_format)
+            window = None
+            if phase == "hierarchical" and cfg.refine_window:
+                draw = random.Random(f"{cfg.seed}/{step}/{rank}/window")   # a function of the step, as the photos
+                window = (draw.randrange(x.shape[-2] + 1), draw.randrange(x.shape[-1] + 1))
             with prec.autocast():
                 if phase == "style":
                     outputs = [module(x)]
                 else:
-                    outputs = module(x, levels=3, upsample_refine=False)
-                loss, logs = hierarchical_loss(vgg, outputs, x, targets, cfg)
+                    outputs = module(x, levels=3, upsample_refine=False, refine_window=window)
+                loss, logs = hierarchical_loss(vgg, outputs, x, targets, cfg, window)
             opt.zero_grad(set_to_none=True)
             scaler.backward(loss)
             scaler.step(opt)
@@ -408,6 +422,7 @@ def net_from_checkpoint(path: str | Path) -> tuple[MultimodalTransferNet, TrainC
     ckpt = load_checkpoint(Path(path))
     c = dict(ckpt["config"])
     c.setdefault("content_layer", CONTENT_LAYER)  # checkpoints from before the setting existed (its default then)
+    c.setdefault("refine_window", False)          # likewise
     for k in ("style_paths", "style_weights", "style_sizes"):
         if k in c:
             c[k] = tuple(c[k])
