@@ -6,7 +6,8 @@ per output size and per *level plan* -- the long side each level runs at.
 
 A plan is written ``256/512/1024``: style subnet, enhance subnet, then one refine pass per further number (the result
 is resized to the output size if the last level is smaller: ``256/512`` at 1024 = the enhance output upsampled).
-``prop`` is the network's own sizing (output/4, output/2, output), what the engine runs today.  Choose plans on
+``prop`` is the network's own sizing (output/4, output/2, output), what the engine ran until 2026-12-02;
+``engine`` is the engine's ``level_plan`` (fp32 here, whatever the device's inference precision).  Choose plans on
 ``--photos validation``; report on ``--photos test``.
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ import logging
 
 import torch
 
+from impasto.engines.mt.level_plan import level_plan
 from impasto.engines.mt.model_file import load_model
 from impasto.engines.mt.network import resize
 from impasto.engines.mt.styles import find_style, list_styles
@@ -33,6 +35,12 @@ def run_plan(net, x: torch.Tensor, plan: str) -> torch.Tensor:
     h, w = x.shape[-2:]
     if plan == "prop":
         return net(x)[-1].clamp(0, 1)
+    if plan == "engine":
+        lp = level_plan(h, w)
+        y = net.enhance(resize(net.style(resize(x, lp.style)), lp.enhance))
+        if lp.refine is not None:
+            y = net.refine(resize(y, lp.refine))
+        return resize(y, lp.output).clamp(0, 1)
     sides = [int(s) for s in plan.split("/")]
     y = net.style(resize(x, scaled(h, w, sides[0])))
     if len(sides) > 1:
@@ -49,11 +57,13 @@ def main() -> None:
     ap.add_argument("--photos", choices=("validation", "test"), default="validation")
     ap.add_argument("--sizes", default="512,1024,2048")
     ap.add_argument("--plans", default="prop", help="semicolon list of plans, e.g. 'prop;256/512/512;256/512'")
+    ap.add_argument("--first", type=int, default=0, help="only the first N photos of the set (0 = all)")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     styles = args.styles.split(",") if args.styles else [s.name for s in list_styles() if s.ok]
     photos = load_photos(VALIDATION if args.photos == "validation" else TEST)
+    photos = photos[:args.first] if args.first else photos
     vgg = get_vgg("cpu")
     print(f"MT strength on the {args.photos} photos ({len(photos)}): output loss / photo's loss, mean over photos")
     print(f"{'style':<26} {'size':>5} {'plan':<18} {'style':>6} {'gram':>6} {'content':>10}")

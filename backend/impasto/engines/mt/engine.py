@@ -1,7 +1,8 @@
 """MT inference: the ``mt`` engine behind ``impasto.engines.stylize``.
 
 The content arrives already at the output size; the style model is named by ``options.style_name`` (a shipped or
-user-trained style, see ``styles``).  One pass runs the three levels at output/4, output/2 and output size.
+user-trained style, see ``styles``).  One pass runs the levels at the sizes ``level_plan`` chooses for the output
+(the style subnet near the 256 px it was trained at, the refine level only where there is room).
 ``--strength`` and ``--preserve-color`` are applied by the registry, as for every engine.  Very large outputs are
 the tiling module's job (it reuses ``load_style_model`` and the subnets).
 
@@ -24,6 +25,7 @@ from ...device import default_device
 from ...precision import policy
 from ..base import EngineError, Progress, check_cancel, never_cancel, no_progress
 from .model_file import ModelFileError, StyleMetadata, load_model
+from .level_plan import level_plan
 from .network import MultimodalTransferNet, resize
 from .styles import find_style, style_names
 
@@ -64,19 +66,24 @@ def load_style_model(name: str, device: torch.device) -> tuple[MultimodalTransfe
 @torch.inference_mode()
 def run_levels(net: MultimodalTransferNet, content: torch.Tensor, device: torch.device, *,
                progress=no_progress, cancel=never_cancel) -> list[torch.Tensor]:
-    """The three level outputs for ``content`` (1,3,H,W) [0,1] at output size, fp32 on ``device``."""
+    """The level outputs for ``content`` (1,3,H,W) [0,1] at output size, fp32 on ``device``, at the sizes
+    ``level_plan`` gives (two outputs when the plan stops after the enhance level); the last is resized to the
+    output size."""
     prec = policy(device, "inference")
     x = content.to(device, torch.float32).contiguous(memory_format=prec.memory_format)
-    sizes = net.level_sizes(x.shape[-2], x.shape[-1])
-    subnets = (net.style, net.enhance, net.refine)
+    plan = level_plan(x.shape[-2], x.shape[-1])
+    steps = [(net.style, plan.style), (net.enhance, plan.enhance)]
+    if plan.refine is not None:
+        steps.append((net.refine, plan.refine))
     outs: list[torch.Tensor] = []
     with prec.autocast():
-        y = resize(x, sizes[0])
-        for k, (sub, size) in enumerate(zip(subnets, sizes)):
+        y = x
+        for k, (sub, size) in enumerate(steps):
             check_cancel(cancel)
             y = sub(resize(y, size))
             outs.append(y.float())
-            progress(Progress((k + 1) / 3, f"level {k + 1}/3"))
+            progress(Progress((k + 1) / len(steps), f"level {k + 1}/{len(steps)}"))
+    outs[-1] = resize(outs[-1], plan.output)
     return outs
 
 
