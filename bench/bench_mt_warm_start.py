@@ -49,8 +49,14 @@ def run(kind: str, cfg: TrainConfig, minutes: float, every: float, out: Path) ->
     start = time.perf_counter() - clock["seconds"]
     paused = 0.0
 
-    def snapshot(net: torch.nn.Module, seconds: float) -> None:
-        torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, folder / f"t{seconds / 60:06.1f}.pt")
+    steps_file = folder / "steps.json"          # snapshot -> training step (the per-step cost depends on the CPU)
+    steps = json.loads(steps_file.read_text()) if steps_file.exists() else {}
+
+    def snapshot(net: torch.nn.Module, seconds: float, step: int) -> None:
+        name = f"t{seconds / 60:06.1f}.pt"
+        torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, folder / name)
+        steps[name] = step
+        steps_file.write_text(json.dumps(steps))
 
     def on_progress(p) -> None:
         nonlocal paused
@@ -58,7 +64,7 @@ def run(kind: str, cfg: TrainConfig, minutes: float, every: float, out: Path) ->
         due = (int(clock["seconds"] // (every * 60)) + 1) * every * 60
         if elapsed >= due or elapsed >= minutes * 60:
             t0 = time.perf_counter()
-            snapshot(p.net, min(elapsed, minutes * 60))
+            snapshot(p.net, min(elapsed, minutes * 60), p.step)
             clock["seconds"] = elapsed
             clock_file.write_text(json.dumps(clock))
             paused += time.perf_counter() - t0
@@ -69,7 +75,7 @@ def run(kind: str, cfg: TrainConfig, minutes: float, every: float, out: Path) ->
         first = MultimodalTransferNet(MTConfig.from_dict(cfg.net))
         if cfg.init_from:
             init_from_model(first, cfg.init_from)
-        snapshot(first, 0.0)
+        snapshot(first, 0.0, 0)
     try:
         train(cfg, resume=True, device=torch.device("cpu"), on_progress=on_progress)
     except _TimeUp:
@@ -79,20 +85,22 @@ def run(kind: str, cfg: TrainConfig, minutes: float, every: float, out: Path) ->
 
 
 @torch.inference_mode()
-def measure(out: Path, kind: str, net_config: dict, painting: Path, photos) -> list[tuple[float, float, float]]:
-    """(minutes, style strength, content loss) per snapshot, mean over the photos, at 1024."""
+def measure(out: Path, kind: str, net_config: dict, painting: Path, photos) -> list[tuple[float, float, float, int]]:
+    """(minutes, style strength, content loss, training step) per snapshot, mean over the photos, at 1024."""
     m = StyleMeasure(get_vgg("cpu"), painting)
     xs = [resize_long(img, 1024) for _, img in photos]
     base = [m.losses(x)["style"] for x in xs]
     feats = [m.content_features(x) for x in xs]
     rows = []
+    steps_file = out / kind / "steps.json"
+    steps = json.loads(steps_file.read_text()) if steps_file.exists() else {}
     for f in sorted((out / kind).glob("t*.pt")):
         net = MultimodalTransferNet(MTConfig.from_dict(net_config))
         net.load_state_dict(torch.load(f, weights_only=True))
         net.eval()
         losses = [m.losses(net(x)[-1].clamp(0, 1), c) for x, c in zip(xs, feats)]
         rows.append((float(f.stem[1:]), sum(o["style"] / b for o, b in zip(losses, base)) / len(xs),
-                     sum(o["content"] for o in losses) / len(xs)))
+                     sum(o["content"] for o in losses) / len(xs), steps.get(f.name, -1)))
     return rows
 
 
@@ -138,21 +146,21 @@ def main() -> None:
     curves = {kind: measure(out, kind, configs[kind].net, painting, photos) for kind in configs}
     print(f"\n{args.painting}: style strength (output / photo) and content loss at 1024, {len(photos)} "
           f"validation photos; warm = from {init_name}")
-    print(f"{'run':<8} {'minutes':>7} {'style':>7} {'content':>10}")
+    print(f"{'run':<8} {'minutes':>7} {'step':>6} {'style':>7} {'content':>10}")
     for kind, rows in curves.items():
-        for minutes, s, c in rows:
-            print(f"{kind:<8} {minutes:7.1f} {s:7.3f} {c:10.4g}")
-    s_end, c_end = curves["scratch"][-1][1:]
-    reached = [m for m, s, c in curves["warm"] if s <= s_end and c <= 1.1 * c_end]
+        for minutes, s, c, step in rows:
+            print(f"{kind:<8} {minutes:7.1f} {step:6d} {s:7.3f} {c:10.4g}")
+    s_end, c_end = curves["scratch"][-1][1:3]
+    reached = [m for m, s, c, _ in curves["warm"] if s <= s_end and c <= 1.1 * c_end]
     print(f"scratch after {curves['scratch'][-1][0]:.1f} min: style {s_end:.3f}, content {c_end:.4g}; warm reaches "
           + (f"it at {reached[0]:.1f} min" if reached else "it in none of its snapshots"))
     chart = line_chart([
         {"title": f"{args.painting}: style loss / photo's (1024)", "xlabel": "training minutes",
-         "series": {"from scratch": [(m, s) for m, s, _ in curves["scratch"]],
-                    f"from {init_name}": [(m, s) for m, s, _ in curves["warm"]]}},
+         "series": {"from scratch": [(m, s) for m, s, _, _ in curves["scratch"]],
+                    f"from {init_name}": [(m, s) for m, s, _, _ in curves["warm"]]}},
         {"title": "content loss (relu4_2)", "xlabel": "training minutes",
-         "series": {"from scratch": [(m, c) for m, _, c in curves["scratch"]],
-                    f"from {init_name}": [(m, c) for m, _, c in curves["warm"]]}}])
+         "series": {"from scratch": [(m, c) for m, _, c, _ in curves["scratch"]],
+                    f"from {init_name}": [(m, c) for m, _, c, _ in curves["warm"]]}}])
     Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
     chart.save(args.plot)
     print(f"wrote {args.plot}")
