@@ -4,7 +4,9 @@ seam metric (mean gradient magnitude across tile borders / elsewhere).
     nice -n 19 .venv/bin/python bench/bench_tiling_2048.py [--side 2048] [--tile 512] [--precision fp32|auto]
 
 Acceptance: mean |delta| <= 0.5/255, max |delta| <= 2/255 per channel, seam ratio within 5 % of 1.  Untiled = the
-MT network's own forward (style 512, enhance 1024, refine 2048 in one piece, IN statistics of the whole image).
+MT network's own forward (style 512, enhance 1024, refine 2048 in one piece, IN statistics of the whole image) --
+the sizing ``stylize_tiled`` uses above 2048, where it is the engine's path (the engine's level plan runs a 2048
+output at 384/768/1536 and upsamples; tests/test_tiling_mt.py checks the tiled path on that plan too).
 Network: default MTConfig, random weights (refine/enhance last convs randomised: they start at zero) unless
 --model.  Input: scikit-image's astronaut upscaled.  Timings are noisy (2 shared cores).
 """
@@ -33,7 +35,7 @@ def main() -> None:
         os.environ["IMPASTO_PRECISION"] = "fp32"
 
     from bench_tiling_8192 import make_net
-    from impasto.engines.mt.engine import run_levels
+    from impasto.precision import policy
     from impasto.imageio import sample_image
     from impasto.tiling.mt_tiled import REFINE_CONTEXT, REFINE_OVERLAP, stylize_tiled
     from impasto.tiling.tiles import TileGrid, seam_ratio
@@ -43,8 +45,13 @@ def main() -> None:
                       align_corners=False).clamp(0, 1)
     dev = torch.device("cpu")
 
+    def untiled(mode):
+        prec = policy(dev, "inference", mode=mode)
+        with torch.inference_mode(), prec.autocast():
+            return net(x.contiguous(memory_format=prec.memory_format))[-1].float().clamp(0, 1)
+
     t = time.perf_counter()
-    ref = run_levels(net, x, dev)[-1].clamp(0, 1)
+    ref = untiled("fp32" if a.precision == "fp32" else None)
     t_untiled = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -67,9 +74,7 @@ def main() -> None:
           f"[limit |ratio - 1| <= 0.05] {'OK' if abs(seam_t - 1) <= 0.05 else 'FAIL'}")
     if a.precision == "auto":
         # the noise floor of bf16 itself: the untiled pass in bf16 vs the same pass in fp32
-        os.environ["IMPASTO_PRECISION"] = "fp32"
-        ref32 = run_levels(net, x, dev)[-1].clamp(0, 1)
-        del os.environ["IMPASTO_PRECISION"]
+        ref32 = untiled("fp32")
         d32 = (q(ref) - q(ref32)).abs()
         print("bf16 noise floor, untiled bf16 vs untiled fp32: mean " +
               ", ".join(f"{v:.4f}" for v in d32.mean(dim=(0, 2, 3)).tolist()) + " /255; max " +

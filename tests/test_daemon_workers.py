@@ -136,8 +136,8 @@ def reference_mt(root, arr: np.ndarray, options: StylizeOptions) -> np.ndarray:
 
 def test_a_tiled_mt_job_computes_tiles_on_the_idle_workers_device(daemon):
     c = daemon.client()
-    img, arr = rgba(300, 260, seed=7)
-    opts = StylizeOptions(engine="mt", style_name=STYLE, size=300, tile_size=128)
+    img, arr = rgba(800, 240, seed=7)        # above 724 px: the level plan has a refine level to tile
+    opts = StylizeOptions(engine="mt", style_name=STYLE, size=800, tile_size=128)
     job = c.stylize(img, opts).wait(timeout=120)
     assert job.result is not None, job.error
     by = job.info["tiles_by_device"]
@@ -150,9 +150,9 @@ def test_a_job_for_the_lending_worker_runs_while_a_tiled_job_borrows(daemon):
     """Whichever way the timing falls (the other worker lent or not when the second job comes), both results are
     right and every lent device is back afterwards."""
     c = daemon.client()
-    big, big_arr = rgba(384, 320, seed=8)
+    big, big_arr = rgba(768, 320, seed=8)
     small, small_arr = rgba(20, 16, seed=9)
-    mt = c.stylize(big, StylizeOptions(engine="mt", style_name=STYLE, size=384, tile_size=128))
+    mt = c.stylize(big, StylizeOptions(engine="mt", style_name=STYLE, size=768, tile_size=128))
     inv = c.stylize(small, StylizeOptions(engine="invert", size=20))
     assert inv.wait(timeout=60).result is not None
     want = small_arr.copy()
@@ -160,7 +160,7 @@ def test_a_job_for_the_lending_worker_runs_while_a_tiled_job_borrows(daemon):
     assert bytes(inv.result.data) == want.tobytes()
     assert mt.wait(timeout=120).result is not None, mt.error
     assert set(mt.info["tiles_by_device"]) <= {"cpu#0", "cpu#1"}
-    ref = reference_mt(daemon.runtime_dir, big_arr, StylizeOptions(engine="mt", style_name=STYLE, size=384,
+    ref = reference_mt(daemon.runtime_dir, big_arr, StylizeOptions(engine="mt", style_name=STYLE, size=768,
                                                                       tile_size=128))
     assert bytes(mt.result.data) == ref.tobytes()
     assert all(w["state"] == "idle" and w["lent_to"] is None for w in c.status()["workers"])

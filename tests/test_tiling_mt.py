@@ -101,7 +101,12 @@ def test_progress_and_cancel(net):
     assert len(tiles) == 2
 
 
-def test_mt_engine_routes_large_or_tile_size_jobs_to_the_tiled_path(net, tmp_path, monkeypatch):
+@pytest.mark.parametrize("shape, tiled_path", [
+    ((200, 800), True),        # refine at the output size: the tiles stream straight out
+    ((330, 1100), True),       # refine at the plan's work size (825 px), the result resized to the output
+    ((200, 260), False),       # the plan stops after the enhance level: nothing to tile, one piece
+])
+def test_a_tile_size_changes_the_memory_used_not_the_picture(net, tmp_path, monkeypatch, shape, tiled_path):
     from impasto.engines import stylize
     from impasto.engines.mt import engine as mt_engine
     from impasto.engines.mt.model_file import StyleMetadata, save_model
@@ -109,14 +114,40 @@ def test_mt_engine_routes_large_or_tile_size_jobs_to_the_tiled_path(net, tmp_pat
     monkeypatch.setenv("IMPASTO_STYLES_DIR", str(tmp_path))
     monkeypatch.setenv("IMPASTO_PRECISION", "fp32")
     save_model(tmp_path / "tiletest.safetensors", net, StyleMetadata(name="tiletest", title="T", artist="", year=""))
-    x = image(200, 260)
-    untiled = stylize(x, None, StylizeOptions(engine="mt", style_name="tiletest", size=260), device=CPU)
+    h, w = shape
+    x = image(h, w)
+    routed = []
+    real = mt_engine.run_levels
+    monkeypatch.setattr(mt_engine, "run_levels", lambda *a, **k: routed.append("untiled") or real(*a, **k))
+    untiled = stylize(x, None, StylizeOptions(engine="mt", style_name="tiletest", size=w), device=CPU)
+    assert routed == ["untiled"]
     tiles = []
-    tiled = stylize(x, None, StylizeOptions(engine="mt", style_name="tiletest", size=260, tile_size=128),
-                    device=CPU, on_tile=lambda a, b, t: tiles.append((a, b)))
-    assert len(tiles) >= 4                          # it did go through the tiled path
+    cover = torch.zeros(h, w, dtype=torch.int32)
+
+    def on_tile(a, b, t):
+        tiles.append((a, b))
+        cover[b:b + t.shape[2], a:a + t.shape[3]] += 1
+    tiled = stylize(x, None, StylizeOptions(engine="mt", style_name="tiletest", size=w, tile_size=128),
+                    device=CPU, on_tile=on_tile)
+    assert tiled.shape == untiled.shape == (1, 3, h, w)
+    assert routed == (["untiled"] if tiled_path else ["untiled", "untiled"])
+    assert (len(tiles) >= 4) == (tiled_path and mt_engine.level_plan(h, w).refine == (h, w))
+    assert bool((cover == 1).all())                 # the rectangles handed out cover the canvas once
     assert (tiled - untiled).abs().max() < 2e-3     # fp16 weights in the file: same net on both paths
     assert mt_engine.TILED_ABOVE == 2048
+
+
+def test_tiled_levels_follow_a_level_plan(net):
+    from impasto.engines.mt.engine import run_levels
+    from impasto.engines.mt.level_plan import level_plan
+    x = image(300, 900)
+    plan = level_plan(300, 900)
+    assert plan.refine == (300, 900) and max(plan.style) == 256
+    ref = run_levels(net, x, CPU)[-1].clamp(0, 1)
+    out = stylize_tiled(net, x, None, device=CPU, tile_size=128, precision="fp32", levels=plan)
+    assert (out - ref).abs().max() < 1e-4
+    with pytest.raises(ValueError, match="no refine level"):
+        stylize_tiled(net, image(200, 260), None, device=CPU, tile_size=128, levels=level_plan(200, 260))
 
 
 # -- refine tiles on several devices (impasto.tiling.devices, runner._output_pass) ----------------------------------

@@ -14,7 +14,9 @@
    to ``on_tile(x, y, tile)``.
 
 For outputs up to 2048 px the result equals ``net(content)[-1]`` up to float rounding (tests/test_tiling_mt.py,
-bench/bench_tiling_2048.py).
+bench/bench_tiling_2048.py).  With ``levels`` (a ``LevelPlan``) the levels run at the plan's sizes instead: the MT
+engine passes one when a tile size is asked for on an output of at most 2048 px, so that asking for tiles does not
+change the picture (``engines.mt.engine``).
 
 ``helpers`` (other devices, or a ``devices.DeviceLender`` that lends idle ones tile by tile) compute refine tiles
 too; steps 1 and 2's coarse levels and the statistics stay on ``device`` (``runner`` has the rules).  The run works
@@ -23,7 +25,7 @@ on its own module objects (``devices.replicate``: the weights shared), so severa
 from __future__ import annotations
 
 import logging
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +33,7 @@ import torch.nn.functional as F
 from ..device import default_device
 from ..precision import Precision, policy
 from ..engines.base import Progress, check_cancel, never_cancel, no_progress
+from ..engines.mt.level_plan import LevelPlan
 from .devices import Helpers, replicate
 from .memory import choose_tile_size
 from .runner import TiledRunConfig, TiledRunner
@@ -100,7 +103,7 @@ def upsample_region(small: torch.Tensor, out_size: tuple[int, int], box: tuple[i
 
 
 def coarse_sizes(net, height: int, width: int) -> list[tuple[int, int]]:
-    """Sizes of the style and enhance levels for an output of (height, width)."""
+    """Sizes of the style and enhance levels for an output of (height, width), by the network's own sizing."""
     long_side = max(height, width)
     if long_side > COARSE_OUTPUT_SIDE:
         s = COARSE_OUTPUT_SIDE / long_side
@@ -110,10 +113,11 @@ def coarse_sizes(net, height: int, width: int) -> list[tuple[int, int]]:
 
 @torch.inference_mode()
 def coarse_levels(net, content: torch.Tensor, out_size: tuple[int, int], device: torch.device,
-                  precision: Precision) -> torch.Tensor:
-    """Enhance-level output (1, 3, h, w) float32 for a full-size ``content``."""
+                  precision: Precision, sizes: Optional[Sequence[tuple[int, int]]] = None) -> torch.Tensor:
+    """Enhance-level output (1, 3, h, w) float32 for a full-size ``content``; ``sizes`` (style, enhance) default to
+    ``coarse_sizes``."""
     from ..engines.mt.network import resize
-    sizes = coarse_sizes(net, *out_size)
+    sizes = sizes or coarse_sizes(net, *out_size)
     x = downscale(content, sizes[0]).to(device)
     with precision.autocast():
         y = net.style(x)
@@ -136,8 +140,8 @@ def stylize_tiled(net, content: torch.Tensor, options=None, progress=no_progress
                   on_tile: Optional[Callable[[int, int, torch.Tensor], None]] = None, *,
                   device: Optional[torch.device] = None, tile_size: Optional[int] = None,
                   stats_side: int = DEFAULT_STATS_SIDE, precision: Optional[str] = None,
-                  assemble: bool = True, helpers: Helpers = None,
-                  report: Optional[dict] = None) -> Optional[torch.Tensor]:
+                  assemble: bool = True, helpers: Helpers = None, report: Optional[dict] = None,
+                  levels: Optional[LevelPlan] = None) -> Optional[torch.Tensor]:
     """MT-stylize ``content`` (1, 3|4, H, W), float [0,1] or uint8, at its own size; returns (1, 3, H, W) float32
     on the CPU (``assemble=False``: returns None and the result exists only as the ``on_tile`` rectangles, which
     then cover the canvas exactly once -- the way to stay within a few hundred MB at 8192 px and beyond).
@@ -145,12 +149,23 @@ def stylize_tiled(net, content: torch.Tensor, options=None, progress=no_progress
     ``net``: a ``MultimodalTransferNet``. ``precision``: None = the policy for inference on ``device``
     (``impasto.precision``), or a mode that overrides it ("fp32", "bf16", "fp16", ...).  ``helpers``: other
     devices of ``device``'s type that refine tiles may run on (module docstring).  ``report``, when given, receives
-    ``tiles`` (their number) and ``tiles_by_device`` ({"home" or a lent device's name: tiles it computed})."""
+    ``tiles`` (their number) and ``tiles_by_device`` ({"home" or a lent device's name: tiles it computed}).
+
+    ``levels``: run the levels at a ``LevelPlan``'s sizes instead of the network's own sizing -- the style and
+    enhance levels at ``levels.style`` / ``levels.enhance`` (downscaled from the full ``content``), the refine level
+    tiled at ``levels.refine``, which is then the size of the result (the plan's resize to ``levels.output`` is the
+    caller's); the result equals ``engines.mt.engine.run_levels`` before that resize."""
     device = device or default_device()
     prec = policy(device, "inference", mode=precision)
     H, W = content.shape[-2:]
+    coarse = None
+    if levels is not None:
+        if levels.refine is None:
+            raise ValueError(f"level plan {levels.describe()} has no refine level to tile")
+        coarse = (levels.style, levels.enhance)
+        H, W = levels.refine
     progress(Progress(0.0, "coarse levels"))
-    small = coarse_levels(net, content, (H, W), device, prec)
+    small = coarse_levels(net, content, (H, W), device, prec, sizes=coarse)
     check_cancel(cancel)
 
     stride = getattr(net.refine, "_orig_mod", net.refine).STRIDE

@@ -67,8 +67,8 @@ def load_style_model(name: str, device: torch.device) -> tuple[MultimodalTransfe
 def run_levels(net: MultimodalTransferNet, content: torch.Tensor, device: torch.device, *,
                progress=no_progress, cancel=never_cancel) -> list[torch.Tensor]:
     """The level outputs for ``content`` (1,3,H,W) [0,1] at output size, fp32 on ``device``, at the sizes
-    ``level_plan`` gives (two outputs when the plan stops after the enhance level); the last is resized to the
-    output size."""
+    ``level_plan`` gives (two outputs when the plan stops after the enhance level); the last is clamped to [0, 1]
+    and resized to the output size (clamped first, as the tiled path's tiles are: the two then agree)."""
     prec = policy(device, "inference")
     x = content.to(device, torch.float32).contiguous(memory_format=prec.memory_format)
     plan = level_plan(x.shape[-2], x.shape[-1])
@@ -83,7 +83,7 @@ def run_levels(net: MultimodalTransferNet, content: torch.Tensor, device: torch.
             y = sub(resize(y, size))
             outs.append(y.float())
             progress(Progress((k + 1) / len(steps), f"level {k + 1}/{len(steps)}"))
-    outs[-1] = resize(outs[-1], plan.output)
+    outs[-1] = resize(outs[-1].clamp(0, 1), plan.output)
     return outs
 
 
@@ -103,12 +103,22 @@ def stylize(content: torch.Tensor, style: Optional[torch.Tensor], options, *, pr
     device = device or default_device()
     net, meta = load_style_model(options.style_name, device)
     # --- large canvases (impasto.tiling, issue 5): above TILED_ABOVE px, or when a tile size is given, the refine
-    # level runs tile by tile with whole-canvas instance-norm statistics (identical result up to 2048 px)
-    if max(content.shape[-2:]) > TILED_ABOVE or options.tile_size:
+    # level runs tile by tile with whole-canvas instance-norm statistics.  Up to TILED_ABOVE the tiles follow the
+    # level plan, so a tile size changes the memory used, not the picture; a plan without a refine level (outputs
+    # up to 724 px) has nothing to tile and runs in one piece.
+    long_side = max(content.shape[-2:])
+    plan = level_plan(*content.shape[-2:])
+    if long_side > TILED_ABOVE or (options.tile_size and plan.refine is not None):
         from ...tiling.mt_tiled import stylize_tiled
         report: dict = {}
-        out = stylize_tiled(net, content, options, progress, cancel, on_tile, device=device, helpers=helpers,
-                            report=report)
+        planned = long_side <= TILED_ABOVE
+        resized = planned and plan.refine != plan.output
+        out = stylize_tiled(net, content, options, progress, cancel, None if resized else on_tile, device=device,
+                            helpers=helpers, report=report, levels=plan if planned else None)
+        if resized:
+            out = resize(out, plan.output).clamp(0, 1)
+            if on_tile is not None:
+                on_tile(0, 0, out)
         if artifacts is not None:
             artifacts["style"] = meta.name
             artifacts["tiles_by_device"] = report["tiles_by_device"]

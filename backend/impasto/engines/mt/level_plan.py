@@ -18,9 +18,10 @@ photo (strength 1.1-1.7, docs/mt.md).  So the plan keeps the lower levels at the
   512/1024/2048.  Larger canvases go through the tiled path (``impasto.tiling.mt_tiled``).
 
 ``bench/bench_mt_strength.py --plans`` measures alternatives; the figures that chose these are in docs/mt.md
-("Every output size").  The tiled path (``impasto.tiling.mt_tiled``, outputs above 2048) does not use this plan
-yet: its coarse levels run as for a 2048 output of the network's own sizing (style 512, enhance 1024) and the refine
-level at full resolution.
+("Every output size").  A job that asks for a tile size on an output of at most 2048 px runs this plan too, with
+the refine level tiled (``impasto.tiling.mt_tiled.stylize_tiled(levels=...)``): the same picture in less memory.
+Above 2048 the tiled path does not use this plan yet: its coarse levels run as for a 2048 output of the network's
+own sizing (style 512, enhance 1024) and the refine level at full resolution.
 """
 from __future__ import annotations
 
