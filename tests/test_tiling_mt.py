@@ -137,8 +137,9 @@ def test_a_tile_size_changes_the_memory_used_not_the_picture(net, tmp_path, monk
     assert mt_engine.TILED_ABOVE == 2048
 
 
-def test_tiled_levels_follow_a_level_plan(net):
+def test_tiled_levels_follow_a_level_plan(net, monkeypatch):
     from impasto.engines.mt.engine import run_levels
+    monkeypatch.setenv("IMPASTO_PRECISION", "fp32")        # run_levels takes the policy; compared with fp32 below
     from impasto.engines.mt.level_plan import level_plan
     x = image(300, 900)
     plan = level_plan(300, 900)
