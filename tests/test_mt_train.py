@@ -189,6 +189,20 @@ def test_init_from_starts_every_subnet_from_the_model_and_a_resume_keeps_it(data
     assert all((p == 0).all() for p in scratch.refine.out.parameters())   # the random start's zero last conv
 
 
+def test_init_from_spends_every_step_on_the_whole_stack(data, tmp_path, monkeypatch):
+    """With --init-from the default schedule has no style phase (train.warm_schedule); --steps N is N hierarchical
+    steps there, while a from-scratch --steps N keeps the 3:1 split."""
+    from impasto.cli import main as cli_main
+    from impasto.engines.mt.train import net_from_checkpoint, split_steps, warm_schedule
+    src_file = _trained_tiny(data, tmp_path, monkeypatch)
+    assert warm_schedule()["style_steps"] == 0 < warm_schedule()["hier_steps"]
+    work = tmp_path / "warm"
+    assert cli_main(_args(data, "warm", 4, 2, work, ("--init-from", str(src_file), "--no-progress"))) == 0
+    _, cfg, step = net_from_checkpoint(work / "warm" / "checkpoint.pt")
+    assert (cfg.style_steps, cfg.hier_steps, step) == (0, 4, 4)
+    assert split_steps(4) == (3, 1)
+
+
 def test_init_from_errors_and_nearest_style(data, tmp_path, monkeypatch):
     """A missing style, and a model of other widths, are clear errors; 'nearest' picks the installed style whose
     stored painting Grams are closest to the new painting's."""

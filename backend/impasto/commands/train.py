@@ -44,7 +44,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint of --name")
     p.add_argument("--init-from", default=None, metavar="STYLE|FILE|nearest",
                    help="start from a trained style's weights instead of random ones ('nearest': the installed "
-                        "style whose painting is closest by Gram distance); the network widths come from it")
+                        "style whose painting is closest by Gram distance); the network widths come from it, and the default "
+                        "schedule is then 400 whole-stack steps (~20 min on 2 CPU cores; --steps N: N such steps)")
     p.add_argument("--work-dir", default=None, help="checkpoints go to WORK_DIR/NAME (default: user data dir)")
     p.add_argument("--output", default=None, help="model file (default: <user data dir>/styles/NAME.safetensors)")
     p.add_argument("--title", default="", help="painting title (stored in the model)")
@@ -66,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
     from ..engines.mt.network import MTConfig
     from ..engines.mt.styles import user_data_dir, user_styles_dir
     from ..engines.mt.train import (TrainConfig, TrainError, _dist_info, cpu_schedule, export_model,
-                                     level_style_weights, split_steps, train)
+                                     level_style_weights, split_steps, train,
+                                     warm_schedule)
     from ..engines.mt.warm_start import model_config
 
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", args.name):
@@ -75,9 +77,10 @@ def run(args: argparse.Namespace) -> int:
     for pth in paths:
         if not Path(pth).is_file():
             raise TrainError(f"painting {pth} does not exist")
-    style_steps, hier_steps = cpu_schedule().values()
+    # from a trained model every level already paints: all steps go to the whole stack (train.warm_schedule)
+    style_steps, hier_steps = (warm_schedule() if args.init_from else cpu_schedule()).values()
     if args.steps is not None:
-        style_steps, hier_steps = split_steps(args.steps)
+        style_steps, hier_steps = (0, args.steps) if args.init_from else split_steps(args.steps)
     if args.style_steps is not None:
         style_steps = args.style_steps
     if args.hier_steps is not None:

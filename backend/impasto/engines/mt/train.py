@@ -107,6 +107,14 @@ def cpu_schedule() -> dict:
     return {"style_steps": TrainConfig.style_steps, "hier_steps": TrainConfig.hier_steps}
 
 
+def warm_schedule() -> dict:
+    """The default schedule from a trained model (``--init-from``): no style phase, 400 hierarchical steps (about
+    20 minutes of 2 idle bf16 cores).  The style phase alone does not move the 1024 output (a scratch run stayed at
+    strength 1.06 through its 1200 style steps), while from a trained model the whole stack reaches the
+    60-minute-from-scratch strength within 10 minutes (docs/mt.md, "Warm starts: measured")."""
+    return {"style_steps": 0, "hier_steps": 400}
+
+
 def split_steps(total: int) -> tuple[int, int]:
     """A total step budget split like the CPU schedule (3 style-subnet steps per hierarchical step)."""
     style = round(total * 3 / 4)
