@@ -44,8 +44,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint of --name")
     p.add_argument("--init-from", default=None, metavar="STYLE|FILE|nearest",
                    help="start from a trained style's weights instead of random ones ('nearest': the installed "
-                        "style whose painting is closest by Gram distance); the network widths come from it, and the default "
-                        "schedule is then 400 whole-stack steps (~20 min on 2 CPU cores; --steps N: N such steps)")
+                        "style whose painting is closest by Gram distance); the network widths come from it, "
+                        "and the default schedule is then 400 whole-stack steps (~20 min on 2 CPU cores; "
+                        "--steps N: N such steps)")
     p.add_argument("--work-dir", default=None, help="checkpoints go to WORK_DIR/NAME (default: user data dir)")
     p.add_argument("--output", default=None, help="model file (default: <user data dir>/styles/NAME.safetensors)")
     p.add_argument("--title", default="", help="painting title (stored in the model)")
